@@ -1,0 +1,153 @@
+"""The composition root: the one place that builds the app and wires every package."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from growth import db as dbmod
+from growth.config import Config
+from growth.errors import register_error_handlers
+from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _nav() -> list[tuple[Any, str, Any, Any]]:
+    from growth.auth.permissions import Permission as P
+
+    return [
+        (P.FUNNEL_VIEW, "dashboards.funnel", _l("转化漏斗"), _l("注册到复投的各步转化")),
+        (P.CHANNELS_VIEW, "acquisition.channels", _l("渠道"), _l("推广渠道、链接与成本")),
+        (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
+        (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
+        (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
+        (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
+    ]
+
+
+NAV = _nav()
+
+
+def _secret_key(app: Flask) -> str:
+    """Return the configured secret key, or one generated once and kept in the instance folder."""
+    if app.config.get("SECRET_KEY"):
+        return app.config["SECRET_KEY"]
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _select_locale() -> str:
+    if "locale" in session:
+        return session["locale"]
+    if current_user and current_user.is_authenticated and current_user.locale:
+        return current_user.locale
+    return "zh_CN"
+
+
+def create_app(config: dict[str, Any] | type | None = None) -> Flask:
+    """Build the Flask app: config, database, extensions, blueprints, CLI."""
+    app = Flask(
+        "growth",
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(Path(__file__).parent / "static"),
+        instance_path=os.environ.get("GROWTH_INSTANCE_PATH") or str(ROOT / "instance"),
+    )
+    app.config.update(Config.from_env())
+    if isinstance(config, type):
+        app.config.from_object(config)
+    elif config:
+        app.config.update(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = _secret_key(app)
+    url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'growth.db'}"
+    app.config["DATABASE_URL"] = url
+
+    dbmod.init_app(app, url)
+    _init_extensions(app)
+    _register_blueprints(app)
+    register_error_handlers(app)
+    _register_template_helpers(app)
+    _register_background_work(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from growth.security import CSP, init_security
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    login_manager.login_message = None
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale,
+                   default_translation_directories=str(Path(__file__).parent / "translations"))
+    bootstrap.init_app(app)
+    talisman.init_app(
+        app,
+        force_https=False,  # TLS ends at the intranet proxy; the embedded default is plain loopback HTTP
+        strict_transport_security=False,
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        content_security_policy=CSP,
+        frame_options="DENY",
+        referrer_policy="strict-origin-when-cross-origin",
+    )
+    init_security(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from growth.audit.views import bp as audit_bp
+    from growth.auth.views import bp as auth_bp
+    from growth.home.views import bp as home_bp
+
+    for bp in (home_bp, auth_bp, audit_bp):
+        app.register_blueprint(bp)
+
+
+def _register_background_work(app: Flask) -> None:
+    if not app.config["BACKGROUND_WORK"]:
+        return
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from growth.auth.permissions import Permission, role_has
+    from growth.money import format_rate, format_yuan
+    from growth.timeutil import SHANGHAI, as_utc
+
+    def can(permission: str) -> bool:
+        return bool(current_user.is_authenticated and role_has(current_user.role, Permission(permission)))
+
+    def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return "" if value is None else as_utc(value).astimezone(SHANGHAI).strftime(fmt)
+
+    def nav_items() -> list[dict[str, str]]:
+        if not current_user.is_authenticated:
+            return []
+        return [
+            {"url": url_for(endpoint), "label": str(label), "hint": str(hint), "prefix": url_for(endpoint)}
+            for permission, endpoint, label, hint in NAV
+            if endpoint in app.view_functions and role_has(current_user.role, permission)
+        ]
+
+    def role_label(role: str) -> str:
+        from growth.auth.views import ROLE_LABELS
+
+        return str(ROLE_LABELS.get(role, role))
+
+    app.jinja_env.globals.update(can=can, nav_items=nav_items, role_label=role_label)
+    app.jinja_env.filters.update(yuan=format_yuan, rate=format_rate, local_time=local_time)
+
+    @app.context_processor
+    def _inject() -> dict[str, Any]:
+        from flask_babel import get_locale
+
+        return {"current_locale": str(get_locale()), "request_path": request.path}

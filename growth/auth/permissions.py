@@ -1,0 +1,80 @@
+"""Roles, permissions and the route decorators that declare them (deny by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class Role(StrEnum):
+    """A staff member's role."""
+
+    ADMIN = "admin"
+    MARKETER = "marketer"
+    APPROVER = "approver"
+    AGENT = "agent"
+    ANALYST = "analyst"
+
+
+class Permission(StrEnum):
+    """What a route needs; roles are granted sets of these."""
+
+    HOME = "home"
+    USERS_MANAGE = "users.manage"
+    AUDIT_VIEW = "audit.view"
+    TOKENS_OWN = "tokens.own"
+    CHANNELS_VIEW = "channels.view"
+    CHANNELS_MANAGE = "channels.manage"
+    COSTS_MANAGE = "costs.manage"
+    INVESTORS_VIEW = "investors.view"
+    INVESTORS_PII = "investors.pii"
+    EVENTS_VIEW = "events.view"
+    EVENTS_REPLAY = "events.replay"
+    FUNNEL_VIEW = "funnel.view"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.MARKETER: frozenset({
+        Permission.HOME, Permission.TOKENS_OWN, Permission.CHANNELS_VIEW, Permission.CHANNELS_MANAGE,
+        Permission.COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
+    }),
+    Role.APPROVER: frozenset({
+        Permission.HOME, Permission.TOKENS_OWN, Permission.CHANNELS_VIEW, Permission.FUNNEL_VIEW,
+    }),
+    Role.AGENT: frozenset({
+        Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
+        Permission.EVENTS_VIEW,
+    }),
+    Role.ANALYST: frozenset({
+        Permission.HOME, Permission.TOKENS_OWN, Permission.CHANNELS_VIEW, Permission.INVESTORS_VIEW,
+        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW,
+    }),
+}
+
+
+def role_has(role: str, permission: Permission) -> bool:
+    """Tell whether a role is granted a permission."""
+    try:
+        return permission in ROLE_PERMISSIONS[Role(role)]
+    except ValueError:
+        return False
+
+
+def require(permission: Permission) -> Callable[[F], F]:
+    """Declare the permission a view needs; the app's request guard enforces it."""
+
+    def mark(view: F) -> F:
+        view.required_permission = permission  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def public(view: F) -> F:
+    """Declare a view open to anonymous users (login page, static assets, signed webhooks)."""
+    view.is_public = True  # type: ignore[attr-defined]
+    return view

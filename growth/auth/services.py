@@ -1,0 +1,225 @@
+"""Staff accounts, sign-in with throttling, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import gettext as _
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from growth.audit.services import record
+from growth.auth.models import ApiToken, LoginAttempt, StaffUser
+from growth.auth.permissions import Role
+from growth.auth.rules import throttled_until
+from growth.errors import Conflict, DomainError, NotFound
+from growth.timeutil import utcnow
+
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+# Verified against when the account does not exist, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+MIN_PASSWORD = 10
+TOKEN_PREFIX = "gro_"
+
+
+def normalize_email(email: str) -> str:
+    """Return the canonical form of a staff email."""
+    return email.strip().lower()
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with Argon2id."""
+    return _hasher.hash(password)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise DomainError(_("密码至少需要 %(n)d 个字符 / Password must be at least %(n)d characters", n=MIN_PASSWORD),
+                          field="password")
+
+
+def _check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise DomainError(_("未知角色：%(role)s / Unknown role: %(role)s", role=role), field="role") from None
+
+
+def create_user(
+    email: str, *, role: str, password: str, name: str = "", session: Session, by: str | None = None
+) -> StaffUser:
+    """Create a staff account."""
+    email = normalize_email(email)
+    if "@" not in email or len(email) > 254:
+        raise DomainError(_("邮箱格式不正确 / Invalid email address"), field="email")
+    _check_role(role)
+    _check_password(password)
+    if session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
+        raise Conflict(_("该邮箱已存在 / This email is already registered"), field="email")
+    user = StaffUser(email=email, role=role, name=name or email.split("@")[0], password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    record("user.created", session=session, target_type="staff_user", target_id=user.id,
+           details={"email": email, "role": role}, actor=by)
+    return user
+
+
+def get_user(user_id: int, *, session: Session) -> StaffUser:
+    """Return a staff account or raise NotFound."""
+    user = session.get(StaffUser, user_id)
+    if user is None:
+        raise NotFound(_("用户不存在 / No such user"))
+    return user
+
+
+def find_user(email: str, *, session: Session) -> StaffUser:
+    """Return the staff account with this email or raise NotFound."""
+    user = session.scalar(select(StaffUser).where(StaffUser.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(_("用户不存在 / No such user: %(email)s", email=email))
+    return user
+
+
+def list_users(*, session: Session) -> list[StaffUser]:
+    """Return every staff account, by email."""
+    return list(session.scalars(select(StaffUser).order_by(StaffUser.email)))
+
+
+def change_role(user: StaffUser, role: str, *, session: Session) -> None:
+    """Give a staff member another role; their sessions end."""
+    old = user.role
+    user.role = _check_role(role).value
+    user.session_version += 1
+    session.flush()
+    record("user.role_changed", session=session, target_type="staff_user", target_id=user.id,
+           details={"email": user.email, "from": old, "to": user.role})
+
+
+def set_active(user: StaffUser, active: bool, *, session: Session) -> None:
+    """Enable or disable a staff account; disabling ends its sessions."""
+    user.active = active
+    user.session_version += 1
+    session.flush()
+    record("user.enabled" if active else "user.disabled", session=session, target_type="staff_user",
+           target_id=user.id, details={"email": user.email})
+
+
+def set_password(user: StaffUser, password: str, *, session: Session) -> None:
+    """Set a new password; other sessions end."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    session.flush()
+    record("user.password_changed", session=session, target_type="staff_user", target_id=user.id,
+           details={"email": user.email})
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """The outcome of a sign-in attempt."""
+
+    user: StaffUser | None
+    retry_after: timedelta | None = None
+
+
+def sign_in(
+    email: str, password: str, *, ip: str, session: Session, now: datetime, max_failures: int, window: timedelta
+) -> SignInResult:
+    """Check credentials with per-account and per-IP throttling; the answer never tells if the account exists."""
+    email = normalize_email(email)[:254]
+    since = now - window
+    failures = session.execute(
+        select(LoginAttempt.email, LoginAttempt.ip, LoginAttempt.at).where(
+            LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False),
+            or_(LoginAttempt.email == email, LoginAttempt.ip == ip),
+        )
+    ).all()
+    by_account = [row.at for row in failures if row.email == email]
+    by_ip = [row.at for row in failures if row.ip == ip]
+    blocked = [
+        t for t in (
+            throttled_until(by_account, now=now, max_failures=max_failures, window=window),
+            throttled_until(by_ip, now=now, max_failures=max_failures, window=window),
+        ) if t is not None
+    ]
+    if blocked:
+        session.add(LoginAttempt(email=email, ip=ip, succeeded=False, at=now))
+        record("auth.login_throttled", session=session, details={"email": email}, actor=email)
+        return SignInResult(None, retry_after=max(blocked) - now)
+
+    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    ok = ok and user is not None and user.active
+    session.add(LoginAttempt(email=email, ip=ip, succeeded=ok, at=now))
+    if not ok:
+        record("auth.login_failed", session=session, details={"email": email}, actor=email)
+        return SignInResult(None)
+    assert user is not None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = now
+    record("auth.login", session=session, target_type="staff_user", target_id=user.id,
+           actor_id=user.id, actor=user.email)
+    return SignInResult(user)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user: StaffUser, name: str, *, session: Session) -> tuple[ApiToken, str]:
+    """Create an API token for a user; return it and the plain token, which is shown only once."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise DomainError(_("请填写令牌名称（最多 100 字） / Give the token a name (at most 100 characters)"),
+                          field="name")
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, prefix=plain[:12], token_hash=_hash_token(plain))
+    session.add(token)
+    session.flush()
+    record("token.created", session=session, target_type="api_token", target_id=token.id,
+           details={"name": name, "user": user.email})
+    return token, plain
+
+
+def list_tokens(*, session: Session, user: StaffUser | None = None) -> list[ApiToken]:
+    """Return API tokens, newest first; only one user's when given."""
+    query = select(ApiToken).order_by(ApiToken.id.desc())
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(session.scalars(query))
+
+
+def revoke_token(token_id: int, *, session: Session, owner: StaffUser | None = None) -> ApiToken:
+    """Revoke a token (only the owner's, when an owner is given)."""
+    token = session.get(ApiToken, token_id)
+    if token is None or (owner is not None and token.user_id != owner.id):
+        raise NotFound(_("令牌不存在 / No such token"))
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+        record("token.revoked", session=session, target_type="api_token", target_id=token.id,
+               details={"name": token.name, "user": token.user.email})
+    return token
+
+
+def user_for_token(plain: str, *, session: Session, now: datetime) -> StaffUser | None:
+    """Return the active user behind a live bearer token, or None."""
+    if not plain.startswith(TOKEN_PREFIX):
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(plain)))
+    if token is None or token.revoked_at is not None or not token.user.active:
+        return None
+    # Touch at most once a minute so reads don't turn every API call into a write.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+    return token.user

@@ -1,0 +1,234 @@
+"""The `growth` command: database, staff accounts, tokens, serving, background work, demo data."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from growth.errors import DomainError
+
+
+def _create_app(**overrides: Any) -> Flask:
+    from growth.app import create_app
+
+    return create_app(overrides or None)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)
+def cli() -> None:
+    """Investor-growth platform: run `growth serve` to start, `growth demo` for demo data."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="growth")
+
+
+def _session_scope(app: Flask | None = None) -> Any:
+    from growth.db import get_db
+
+    return get_db(app).session_scope(write=True)
+
+
+def _fail(err: DomainError) -> None:
+    raise click.ClickException(err.message)
+
+
+# --- database -------------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply the schema migrations."""
+    from growth.migrate import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}: {_redacted(current_app.config['DATABASE_URL'])}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def ensure_schema(app: Flask) -> None:
+    """Create the schema of an empty database (and keep the embedded SQLite one current)."""
+    from growth.migrate import is_current, is_empty, upgrade
+
+    url = app.config["DATABASE_URL"]
+    if is_empty(url) or (url.startswith("sqlite") and not is_current(url)):
+        click.echo(f"migrating {_redacted(url)} …")
+        upgrade(url)
+    elif not is_current(url):
+        click.echo("warning: the database schema is behind; run `growth db upgrade`", err=True)
+
+
+# --- staff accounts -------------------------------------------------------------------------------
+@cli.group()
+def users() -> None:
+    """Manage staff accounts."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["admin", "marketer", "approver", "agent", "analyst"]))
+@click.option("--password", required=True, help="at least 10 characters")
+@click.option("--name", default="")
+@with_appcontext
+def users_create(email: str, role: str, password: str, name: str) -> None:
+    """Create a staff account."""
+    from growth.auth.services import create_user
+
+    try:
+        with _session_scope() as session:
+            user = create_user(email, role=role, password=password, name=name, session=session, by="cli")
+            click.echo(f"created {user.email} ({user.role})")
+    except DomainError as err:
+        _fail(err)
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["admin", "marketer", "approver", "agent", "analyst"]))
+@with_appcontext
+def users_set_role(email: str, role: str) -> None:
+    """Change a staff member's role."""
+    from growth.auth.services import change_role, find_user
+
+    try:
+        with _session_scope() as session:
+            change_role(find_user(email, session=session), role, session=session)
+            click.echo(f"{email}: role {role}")
+    except DomainError as err:
+        _fail(err)
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List staff accounts."""
+    from growth.auth.services import list_users
+
+    with _session_scope() as session:
+        for user in list_users(session=session):
+            click.echo(f"{user.email:40} {user.role:10} {'active' if user.active else 'disabled'}")
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+@cli.group()
+def tokens() -> None:
+    """Manage API tokens."""
+
+
+@tokens.command("create")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True)
+@with_appcontext
+def tokens_create(email: str, name: str) -> None:
+    """Create an API token for a staff member and print it (shown only once)."""
+    from growth.auth.services import create_token, find_user
+
+    try:
+        with _session_scope() as session:
+            _token, plain = create_token(find_user(email, session=session), name, session=session)
+    except DomainError as err:
+        _fail(err)
+    click.echo(plain)
+
+
+@tokens.command("list")
+@click.option("--email", default=None)
+@with_appcontext
+def tokens_list(email: str | None) -> None:
+    """List API tokens (never their secrets)."""
+    from growth.auth.services import find_user, list_tokens
+
+    with _session_scope() as session:
+        user = find_user(email, session=session) if email else None
+        for t in list_tokens(session=session, user=user):
+            state = "revoked" if t.revoked_at else "active"
+            click.echo(f"{t.id:6} {t.user.email:32} {t.name:20} {t.prefix}…  {state}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    """Revoke an API token by id (see `growth tokens list`)."""
+    from growth.auth.services import revoke_token
+
+    try:
+        with _session_scope() as session:
+            revoke_token(token_id, session=session)
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"revoked token {token_id}")
+
+
+# --- serving --------------------------------------------------------------------------------------
+def _run_until_signal(app: Flask, serve: Any) -> None:
+    from growth.background import BackgroundRunner, workers_for
+
+    runner = BackgroundRunner(app, dict(workers_for(app)))
+    runner.start()
+    done = threading.Event()
+
+    def _stop(*_args: Any) -> None:
+        done.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        serve()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        runner.shutdown()
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--secure-cookies/--no-secure-cookies", default=False,
+              help="mark cookies Secure (only when users reach it over HTTPS)")
+@click.option("--no-background", is_flag=True, help="serve web requests only (workers run elsewhere)")
+def serve(host: str, port: int, threads: int, secure_cookies: bool, no_background: bool) -> None:
+    """Run the web app and the background work in one process (the embedded default)."""
+    from waitress import serve as waitress_serve
+
+    app = _create_app(SESSION_COOKIE_SECURE=secure_cookies, PUBLIC_BASE_URL=f"http://{host}:{port}",
+                      BACKGROUND_WORK=not no_background)
+    ensure_schema(app)
+    if no_background:
+        app.extensions["growth.workers"] = {}
+    click.echo(f"growth serving on http://{host}:{port}/  (Ctrl+C to stop)")
+    _run_until_signal(app, lambda: waitress_serve(app, host=host, port=port, threads=threads,
+                                                  max_request_body_size=16 * 1024 * 1024, ident="growth"))
+
+
+@cli.command("worker")
+def worker() -> None:
+    """Run the background work only (event processing, scheduler, delivery), for scale-out."""
+    app = _create_app()
+    ensure_schema(app)
+    names = ", ".join(app.extensions.get("growth.workers", {})) or "none"
+    click.echo(f"growth worker running: {names}  (Ctrl+C to stop)")
+    stop = threading.Event()
+    _run_until_signal(app, lambda: stop.wait())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

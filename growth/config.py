@@ -1,0 +1,73 @@
+"""Configuration from the environment, with a test configuration."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+PREFIX = "GROWTH_"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(PREFIX + name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Settings shared by every environment; values come from GROWTH_* variables."""
+
+    SECRET_KEY: str | None = None
+    DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
+    WEBHOOK_SECRET: str = ""
+    BACKGROUND_WORK = True  # growth serve runs the processor/scheduler/delivery in-process
+
+    # Sessions and cookies: secure by default; `growth serve` relaxes Secure for plain-HTTP loopback.
+    SESSION_COOKIE_NAME = "growth_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    IDLE_TIMEOUT = timedelta(minutes=30)
+
+    # Login throttling: failures per account or per IP in a sliding window, then backoff.
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_WINDOW = timedelta(minutes=15)
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    LANGUAGES = ("zh_CN", "en")
+    BOOTSTRAP_SERVE_LOCAL = True
+    BOOTSTRAP_BOOTSWATCH_THEME = None
+
+    PER_PAGE = 25
+    PROCESSOR_BATCH_SIZE = 2000
+    PROCESSOR_IDLE_SECONDS = 0.5
+    LEADER_LEASE_SECONDS = 15
+    PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+
+    @classmethod
+    def from_env(cls) -> dict[str, Any]:
+        """Collect the settings, overriding defaults with GROWTH_* environment variables."""
+        values = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+        for key in ("SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_BASE_URL"):
+            if os.environ.get(PREFIX + key):
+                values[key] = os.environ[PREFIX + key]
+        values["SESSION_COOKIE_SECURE"] = _env_bool("COOKIE_SECURE", cls.SESSION_COOKIE_SECURE)
+        values["BACKGROUND_WORK"] = _env_bool("BACKGROUND_WORK", cls.BACKGROUND_WORK)
+        return values
+
+
+class TestConfig(Config):
+    """Settings for the test suite: no background threads, a fixed webhook secret."""
+
+    TESTING = True
+    WTF_CSRF_ENABLED = False  # the CSRF tests turn it back on
+    SECRET_KEY = "test-secret-key"
+    WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    BACKGROUND_WORK = False
+    SESSION_COOKIE_SECURE = False
+    SERVER_NAME = None

@@ -1,0 +1,170 @@
+"""Database kernel: declarative Base, engine and sessions, transaction scopes.
+
+House rule: services take `session` and flush; the request, job or processor batch commits once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+# SQLite: which BEGIN to emit; write scopes take the write lock up front (BEGIN IMMEDIATE) so a
+# reader never has to upgrade to a writer and fail with SQLITE_BUSY mid-transaction.
+_sqlite_begin: contextvars.ContextVar[str] = contextvars.ContextVar("sqlite_begin", default="BEGIN")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is broken)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")  # accepted events survive a crash right after 200
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(_sqlite_begin.get())
+
+
+class Database:
+    """An engine and its session factory; one per app, created by the composition root."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+                raise ValueError("use a SQLite file: in-memory databases are not shared between connections")
+        else:
+            kwargs["pool_pre_ping"] = True
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
+        self.url = url
+        self.engine = create_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session_scope(self, *, write: bool = False) -> Iterator[Session]:
+        """Yield a session that commits once at the end or rolls back on error."""
+        token = _sqlite_begin.set("BEGIN IMMEDIATE" if write else "BEGIN")
+        session = self.sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            _sqlite_begin.reset(token)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def standalone_engine(url: str) -> Engine:
+    """Return an engine without pooling, for migrations and one-off admin work."""
+    return create_engine(url, poolclass=NullPool)
+
+
+def get_db(app: Flask | None = None) -> Database:
+    """Return the app's Database."""
+    return (app or current_app).extensions["growth.db"]
+
+
+def request_session() -> Session:
+    """Return the session of the current request, opening it on first use."""
+    session = g.get("_db_session")
+    if session is None:
+        session = get_db().sessionmaker()
+        g._db_session = session
+    return session
+
+
+def mark_rollback() -> None:
+    """Make the current request roll back instead of committing (error responses)."""
+    g._db_rollback = True
+    session = g.get("_db_session")
+    if session is not None:
+        session.rollback()
+
+
+def init_app(app: Flask, url: str) -> Database:
+    """Create the app's Database and the per-request transaction (commit once or roll back)."""
+    db = Database(url)
+    app.extensions["growth.db"] = db
+
+    @app.after_request
+    def _commit(response: Any) -> Any:
+        session = g.pop("_db_session", None)
+        if session is not None:
+            try:
+                if g.pop("_db_rollback", False) or response.status_code >= 500:
+                    session.rollback()
+                else:
+                    session.commit()
+            finally:
+                session.close()
+        return response
+
+    @app.teardown_request
+    def _close(exc: BaseException | None) -> None:
+        session = g.pop("_db_session", None)
+        if session is not None:  # after_request did not run: an unhandled error
+            session.rollback()
+            session.close()
+
+    return db

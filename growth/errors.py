@@ -1,0 +1,75 @@
+"""Domain errors and their one mapping to HTTP."""
+
+from __future__ import annotations
+
+from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from growth.db import mark_rollback
+
+
+class DomainError(Exception):
+    """A refusal the user can act on; the message is shown to them as is."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist."""
+
+    status = 404
+
+
+class Conflict(DomainError):
+    """The change clashes with existing data (a duplicate code, a stale state)."""
+
+    status = 409
+
+
+class Forbidden(DomainError):
+    """The user may not do this."""
+
+    status = 403
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map domain errors and HTTP errors to JSON for the API and friendly pages for people."""
+
+    @app.errorhandler(DomainError)
+    def _domain(err: DomainError):  # type: ignore[no-untyped-def]
+        mark_rollback()
+        if _wants_json():
+            body = {"error": err.message}
+            if err.field:
+                body["field"] = err.field
+            return jsonify(body), err.status
+        if request.method == "POST" and err.status in (400, 409):
+            flash(err.message, "danger")
+            return redirect(request.referrer or request.path)
+        return render_template("errors/error.html", code=err.status, message=err.message), err.status
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):  # type: ignore[no-untyped-def]
+        mark_rollback()
+        code = err.code or 500
+        if _wants_json():
+            return jsonify({"error": err.description or err.name}), code
+        return render_template("errors/error.html", code=code, message=None), code
+
+    @app.errorhandler(Exception)
+    def _crash(err: Exception):  # type: ignore[no-untyped-def]
+        mark_rollback()
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return jsonify({"error": "internal error"}), 500
+        return render_template("errors/error.html", code=500, message=_("请稍后再试。")), 500

@@ -1,0 +1,109 @@
+"""Investors, their investments and fund movements: projections of the event log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from growth.db import Base
+
+MILESTONES = ("registered", "kyc_verified", "card_bound", "first_deposit", "first_investment",
+              "repeat_investment")
+
+
+class Investor(Base):
+    """A platform user as we know them: profile, milestones, attribution, running totals."""
+
+    __tablename__ = "investors"
+    __table_args__ = (Index("ix_investors_registered_at", "registered_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_user_id: Mapped[str] = mapped_column(String(200), unique=True)
+    referral_code: Mapped[str] = mapped_column(String(16), unique=True)
+
+    # Profile; each field keeps the occurred_at it came from, so the latest wins in any arrival order.
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    phone_at: Mapped[datetime | None]
+    name: Mapped[str | None] = mapped_column(String(100))
+    name_at: Mapped[datetime | None]
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_at: Mapped[datetime | None]
+    wechat_openid: Mapped[str | None] = mapped_column(String(128), index=True)
+    wechat_openid_at: Mapped[datetime | None]
+
+    # Milestones: the earliest occurred_at of each kind.
+    registered_at: Mapped[datetime | None]
+    kyc_verified_at: Mapped[datetime | None]
+    card_bound_at: Mapped[datetime | None]
+    first_deposit_at: Mapped[datetime | None]
+    first_investment_at: Mapped[datetime | None]
+    repeat_investment_at: Mapped[datetime | None]
+
+    # Attribution, from the earliest user.registered.
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("acquisition_channels.id"), index=True)
+    click_id: Mapped[str | None] = mapped_column(String(200))
+    channel_code_given: Mapped[str | None] = mapped_column(String(200))
+    referral_code_used: Mapped[str | None] = mapped_column(String(200), index=True)
+    referrer_id: Mapped[int | None] = mapped_column(ForeignKey("investors.id"), index=True)
+    device_id: Mapped[str | None] = mapped_column(String(200))
+    registration_ip: Mapped[str | None] = mapped_column(String(200))
+
+    # Running totals (integer fen).
+    investment_count: Mapped[int] = mapped_column(default=0)
+    investment_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    holdings_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    deposit_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    withdrawal_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_activity_at: Mapped[datetime | None]
+
+    # Marketing consent per channel (None: never stated), latest statement wins.
+    consent: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    investments: Mapped[list[Investment]] = relationship(back_populates="investor", order_by="Investment.started_at")
+
+    def milestone(self, name: str) -> datetime | None:
+        """Return when a milestone was reached."""
+        return getattr(self, f"{name}_at")
+
+
+class Investment(Base):
+    """One investment at the platform, from its created/redeemed/matured events."""
+
+    __tablename__ = "investments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    investment_id: Mapped[str] = mapped_column(String(200), unique=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    product_id: Mapped[str | None] = mapped_column(String(200))
+    product_name: Mapped[str | None] = mapped_column(String(200))
+    term_days: Mapped[int | None]
+    annual_rate_bp: Mapped[int | None]
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime | None]
+    maturity_date: Mapped[date | None] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active / redeemed / matured
+    reward_ids: Mapped[list[str]] = mapped_column(default=list)
+    redeemed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    redeemed_at: Mapped[datetime | None]
+    matured_principal_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    interest_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    matured_at: Mapped[datetime | None]
+
+    investor: Mapped[Investor] = relationship(back_populates="investments")
+
+
+class FundsMovement(Base):
+    """A deposit or withdrawal, once per platform id, so totals never double count."""
+
+    __tablename__ = "funds_movements"
+    __table_args__ = (UniqueConstraint("kind", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # deposit / withdrawal
+    external_id: Mapped[str] = mapped_column(String(200))
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]

@@ -1,0 +1,98 @@
+"""The request guard: who is asking (session or bearer token), idle timeout, deny-by-default permissions."""
+
+from __future__ import annotations
+
+from flask import Flask, abort, current_app, flash, g, jsonify, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+
+from growth.auth.models import StaffUser
+from growth.auth.permissions import Permission, role_has
+from growth.auth.services import user_for_token
+from growth.db import request_session
+from growth.extensions import login_manager
+from growth.timeutil import utcnow
+
+CSP = {
+    "default-src": "'self'",
+    "img-src": ["'self'", "data:"],
+    "style-src": ["'self'", "'unsafe-inline'"],  # Plotly and Bootstrap set inline styles
+    "script-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+@login_manager.user_loader
+def _load_user(ident: str) -> StaffUser | None:
+    try:
+        user_id, version = (int(part) for part in ident.split(":", 1))
+    except ValueError:
+        return None
+    user = request_session().get(StaffUser, user_id)
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+@login_manager.request_loader
+def _load_user_from_token(req) -> StaffUser | None:  # type: ignore[no-untyped-def]
+    header = req.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    user = user_for_token(header[7:].strip(), session=request_session(), now=utcnow())
+    if user is not None:
+        g.token_auth = True
+    return user
+
+
+def view_requirement(app: Flask, endpoint: str | None) -> Permission | str | None:
+    """Return what an endpoint needs: a Permission, "public", or None (undeclared: refused)."""
+    if endpoint is None:
+        return None
+    if endpoint == "static" or endpoint.startswith("bootstrap."):
+        return "public"
+    view = app.view_functions.get(endpoint)
+    if view is None:
+        return None
+    if getattr(view, "is_public", False):
+        return "public"
+    return getattr(view, "required_permission", None)
+
+
+def _refuse_anonymous():  # type: ignore[no-untyped-def]
+    if request.path.startswith("/api/"):
+        return jsonify({"error": "authentication required"}), 401
+    return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+
+
+def init_security(app: Flask) -> None:
+    """Install the guard that runs before every request."""
+
+    @app.before_request
+    def _guard():  # type: ignore[no-untyped-def]
+        if request.endpoint is None:
+            return None  # 404/405 are answered by the router
+        need = view_requirement(app, request.endpoint)
+        if need == "public":
+            return None
+        if request.path.startswith("/api/") and request.method != "GET" and not g.get("token_auth"):
+            # Cookie sessions may only read the API; writes need a bearer token (no CSRF there).
+            if current_user.is_authenticated and not g.get("token_auth"):
+                abort(403)
+        if not current_user.is_authenticated:
+            return _refuse_anonymous()
+        if not g.get("token_auth"):
+            now = int(utcnow().timestamp())
+            last = session.get("_seen")
+            if last is not None and now - last > current_app.config["IDLE_TIMEOUT"].total_seconds():
+                logout_user()
+                session.clear()
+                flash(_("长时间未操作，请重新登录。"), "warning")
+                return _refuse_anonymous()
+            session["_seen"] = now
+        if need is None or not role_has(current_user.role, need):
+            abort(403)
+        return None

@@ -1,0 +1,131 @@
+"""Test harness: every database test runs on SQLite and on PostgreSQL.
+
+`GROWTH_TEST_DATABASES=sqlite` (or `postgresql`) narrows the run; the default is both.
+PostgreSQL tests use one database per xdist worker, created once and truncated after each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from growth.app import create_app
+from growth.config import TestConfig
+from growth.db import Base, get_db
+from tests.factories import PASSWORD, make_user
+from growth.models import import_all_models
+
+PG_ADMIN_URL = os.environ.get("GROWTH_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+KINDS = [k for k in os.environ.get("GROWTH_TEST_DATABASES", "sqlite,postgresql").split(",") if k]
+
+import_all_models()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_kind" in metafunc.fixturenames:
+        kinds = list(KINDS)
+        if metafunc.definition.get_closest_marker("postgres_only"):
+            kinds = [k for k in kinds if k == "postgresql"]
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            kinds = [k for k in kinds if k == "sqlite"]
+        metafunc.parametrize("db_kind", kinds, indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: runs on SQLite only")
+
+
+@pytest.fixture
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _pg_url_for_worker(worker: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/growth_test_{worker}"
+
+
+@pytest.fixture(scope="session")
+def pg_url(worker_id: str) -> Iterator[str]:
+    """A PostgreSQL database of this xdist worker, with the schema created once."""
+    url = _pg_url_for_worker(worker_id)
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = url.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if db_kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("pg_url")
+    yield url
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def app_config() -> dict:
+    """Per-test overrides of the test configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, app_config: dict) -> Iterator[Flask]:
+    os.environ["GROWTH_INSTANCE_PATH"] = str(tmp_path / "instance")
+    config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+    config.update(DATABASE_URL=database_url, **app_config)
+    application = create_app(config)
+    yield application
+    get_db(application).dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """A session for arranging and inspecting data; commit explicitly when the app must see it."""
+    s = get_db(app).sessionmaker()
+    yield s
+    s.rollback()
+    s.close()
+
+
+@pytest.fixture
+def login(app: Flask, client: FlaskClient):
+    """Sign the test client in as a new staff member of a role; return the user."""
+
+    def _login(role: str = "admin", email: str | None = None):
+        with get_db(app).session_scope(write=True) as s:
+            user = make_user(s, role=role, email=email)
+        response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return _login
