@@ -47,14 +47,10 @@ def db_kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _pg_url_for_worker(worker: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/growth_test_{worker}"
-
-
 @pytest.fixture(scope="session")
-def pg_url(worker_id: str) -> Iterator[str]:
-    """A PostgreSQL database of this xdist worker, with the schema created once."""
-    url = _pg_url_for_worker(worker_id)
+def pg_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
+    """A PostgreSQL database of this test run and xdist worker, with the schema created once."""
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/growth_test_{testrun_uid[:10]}_{worker_id}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = url.rsplit("/", 1)[1]
     with admin.connect() as conn:
