@@ -107,15 +107,24 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
+    from growth.events.views import api as events_api
+    from growth.events.views import bp as events_bp
     from growth.home.views import bp as home_bp
+    from growth.investors.views import bp as investors_bp
 
-    for bp in (home_bp, auth_bp, audit_bp):
+    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(events_api)
+    csrf.exempt(events_api)  # signed by the platform; no browser session involved
 
 
 def _register_background_work(app: Flask) -> None:
+    from growth.background import register_worker
+    from growth.events.processor import run_processor
+
     if not app.config["BACKGROUND_WORK"]:
         return
+    register_worker(app, "events-processor", run_processor)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -50,7 +50,11 @@ class RoleForm(FlaskForm):
 
 def _safe_next(target: str | None) -> str:
     """Only follow a local path after sign-in (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Browsers read "/\\evil.example" as "//evil.example" and drop control characters, so refuse both.
+    if (
+        target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+        and not any(ord(c) < 32 or ord(c) == 127 for c in target) and not urlsplit(target).netloc
+    ):
         return target
     return url_for("home.index")
 
@@ -91,6 +95,8 @@ def logout():  # type: ignore[no-untyped-def]
     from growth.audit.services import record
 
     record("auth.logout", session=request_session())
+    # Cookie sessions live in the browser: bumping the version makes a copied cookie useless after sign-out.
+    current_user.session_version += 1
     locale = session.get("locale")
     logout_user()
     session.clear()

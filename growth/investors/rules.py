@@ -58,3 +58,32 @@ def mask_email(email: str | None) -> str:
         return ""
     local, domain = email.split("@", 1)
     return f"{local[:1]}****@{domain}"
+
+
+def newer_value_wins(current: object, current_at: object, value: object, at: object) -> bool:
+    """Tell whether a profile value seen at `at` replaces the current one (latest wins; ties by value).
+
+    Breaking ties by value, not arrival, keeps the result the same in any arrival order.
+    """
+    if current_at is None:
+        return True
+    if at != current_at:
+        return at > current_at  # type: ignore[operator]
+    return current is None or (value is not None and str(value) > str(current))
+
+
+def nth_earliest(times: list, n: int) -> object:
+    """Return the n-th earliest (1-based) of some times, or None when there are fewer."""
+    known = sorted(t for t in times if t is not None)
+    return known[n - 1] if len(known) >= n else None
+
+
+def attribution_kind(*, click_channel: bool, channel_code: str | None, referrer_known: bool) -> str:
+    """Decide where a registration came from: "click", "code", "referral" or "organic" (the spec's order)."""
+    if click_channel:
+        return "click"
+    if channel_code:
+        return "code"
+    if referrer_known:
+        return "referral"
+    return "organic"

@@ -1,0 +1,156 @@
+"""The event processor: reads the log in arrival order, one transaction per batch with its cursor.
+
+Exactly one processor is active per database (a lease row elects it, renewed inside every batch
+so a node that lost it cannot commit); the others stand by and take over when the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import orjson
+from flask import Flask
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from growth.db import get_db
+from growth.events.models import PlatformEvent, ProcessorCursor
+from growth.investors.models import FundsMovement, Investment, Investor
+from growth.investors.projection import Emission, LoggedEvent, Projector
+from growth.locks import claim, new_holder_id, release
+from growth.timeutil import utcnow
+
+log = logging.getLogger("growth.events.processor")
+CURSOR = "projections"
+LEASE = "events-processor"
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did."""
+
+    processed: int = 0
+    position: int = 0
+    emissions: list[Emission] = field(default_factory=list)
+
+
+def _cursor(session: Session, now: datetime) -> ProcessorCursor:
+    cursor = session.get(ProcessorCursor, CURSOR, with_for_update=True)
+    if cursor is None:
+        cursor = ProcessorCursor(name=CURSOR, position=0, updated_at=now)
+        session.add(cursor)
+        session.flush()
+    return cursor
+
+
+def process_batch(*, session: Session, limit: int, now: datetime) -> BatchOutcome:
+    """Project the next `limit` events after the cursor and move the cursor, in the caller's transaction."""
+    cursor = _cursor(session, now)
+    rows = session.execute(
+        select(PlatformEvent.seq, PlatformEvent.event_id, PlatformEvent.type, PlatformEvent.occurred_at,
+               PlatformEvent.user_id, PlatformEvent.payload)
+        .where(PlatformEvent.seq > cursor.position)
+        .order_by(PlatformEvent.seq)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return BatchOutcome(0, cursor.position)
+    loads = orjson.loads
+    events = [LoggedEvent(seq, eid, typ, at, uid, loads(payload)) for seq, eid, typ, at, uid, payload in rows]
+    projector = Projector(session)
+    projector.run(events)
+    cursor.position = rows[-1][0]
+    cursor.updated_at = now
+    session.flush()
+    return BatchOutcome(len(rows), cursor.position, projector.emissions)
+
+
+def send(emissions: list[Emission], sender: object) -> None:
+    """Send the batch's signals (after its commit); a failing receiver never stops the processor."""
+    for emission in emissions:
+        try:
+            emission.signal.send(sender, **emission.kwargs)
+        except Exception:
+            log.exception("signal receiver failed for %s %s", emission.signal.name, emission.kwargs)
+
+
+def drain(app: Flask, *, limit: int | None = None, emit: bool = True,
+          progress: Callable[[int], None] | None = None) -> int:
+    """Process every pending event now (CLI, demo, tests); return how many were processed."""
+    db = get_db(app)
+    limit = limit or app.config["PROCESSOR_BATCH_SIZE"]
+    total = 0
+    while True:
+        with db.session_scope(write=True) as session:
+            outcome = process_batch(session=session, limit=limit, now=utcnow())
+        if emit:
+            send(outcome.emissions, app)
+        total += outcome.processed
+        if progress and outcome.processed:
+            progress(outcome.processed)
+        if outcome.processed < limit:
+            return total
+
+
+def reset_projections(*, session: Session) -> None:
+    """Forget everything derived from the log (investors keep their ids) and rewind the cursor."""
+    session.execute(delete(FundsMovement))
+    session.execute(delete(Investment))
+    session.execute(update(Investor).values(
+        phone=None, phone_at=None, name=None, name_at=None, email=None, email_at=None, wechat_openid=None,
+        wechat_openid_at=None, registered_at=None, kyc_verified_at=None, card_bound_at=None,
+        first_deposit_at=None, first_investment_at=None, repeat_investment_at=None, channel_id=None,
+        click_id=None, channel_code_given=None, referral_code_used=None, referrer_id=None, device_id=None,
+        registration_ip=None, investment_count=0, investment_total_fen=0, holdings_fen=0, deposit_total_fen=0,
+        withdrawal_total_fen=0, last_activity_at=None, consent={},
+    ))
+    session.execute(update(ProcessorCursor).where(ProcessorCursor.name == CURSOR).values(position=0))
+
+
+def wake_event(app: Flask) -> threading.Event:
+    """Return the event that wakes the in-process processor when new events were appended."""
+    return app.extensions.setdefault("growth.events.wake", threading.Event())
+
+
+def run_processor(app: Flask, stop: threading.Event) -> None:
+    """Background worker: stand by for the lease, then process batches until stopped."""
+    db = get_db(app)
+    holder = new_holder_id()
+    ttl = timedelta(seconds=app.config["LEADER_LEASE_SECONDS"])
+    limit = app.config["PROCESSOR_BATCH_SIZE"]
+    idle = app.config["PROCESSOR_IDLE_SECONDS"]
+    wake = wake_event(app)
+    leading = False
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            with db.session_scope(write=True) as session:
+                now = utcnow()
+                if not claim(LEASE, holder, session=session, now=now, ttl=ttl):
+                    outcome = None
+                else:
+                    outcome = process_batch(session=session, limit=limit, now=now)
+            if outcome is None:
+                if leading:
+                    log.warning("processor %s lost the lease; standing by", holder)
+                leading = False
+                stop.wait(ttl.total_seconds() / 3)
+                continue
+            if not leading:
+                log.info("processor %s is now the active processor", holder)
+                leading = True
+            send(outcome.emissions, app)
+            if outcome.processed:
+                log.debug("processed %d events in %.3f s", outcome.processed, time.monotonic() - started)
+            if outcome.processed < limit:
+                wake.wait(idle)
+                wake.clear()
+    finally:
+        if leading:
+            with db.session_scope(write=True) as session:
+                release(LEASE, holder, session=session)

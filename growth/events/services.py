@@ -1,0 +1,174 @@
+"""Ingestion: verify, validate and append platform events to the log; nothing else (it must stay fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from growth.events.models import PlatformEvent, ProcessorCursor
+from growth.events.rules import ValidEvent, split_envelope, validate_event
+
+# Serialises appends on PostgreSQL so that seq order is commit order: the processor's cursor can
+# then never skip an event committed late with a lower seq.
+APPEND_LOCK_KEY = 0x67726F77  # "grow"
+_SQLITE_INSERT = (
+    "INSERT OR IGNORE INTO platform_events (event_id, type, occurred_at, user_id, payload, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_PG_INSERT = (
+    "INSERT INTO platform_events (event_id, type, occurred_at, user_id, payload, received_at) "
+    "SELECT e.*, %(received_at)s FROM unnest(%(ids)s::varchar[], %(types)s::varchar[], "
+    "%(occurred)s::timestamptz[], %(users)s::varchar[], %(payloads)s::text[]) AS e "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+class SignatureError(Exception):
+    """The request is not signed by the platform (bad, missing or stale signature)."""
+
+
+class EnvelopeError(Exception):
+    """The body is not JSON, or neither an event nor {"events": [...]}."""
+
+
+@dataclass
+class IngestResult:
+    """What happened to one request's events."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the response body of the events API."""
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def verifiers(secrets: str) -> list[Webhook]:
+    """Return one verifier per configured secret (space-separated, for rotation)."""
+    return [Webhook(s) for s in secrets.split() if s]
+
+
+def verify_signature(body: bytes, headers: Mapping[str, str], hooks: Sequence[Webhook]) -> None:
+    """Accept the body if any secret's signature matches; raise SignatureError otherwise."""
+    wanted = {k: headers.get(k, "") for k in ("webhook-id", "webhook-timestamp", "webhook-signature")}
+    if not all(wanted.values()):
+        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
+    reason = "no secret configured"
+    for hook in hooks:
+        try:
+            hook.verify(body, wanted, json_parse=False)
+            return
+        except WebhookVerificationError as err:
+            reason = str(err)
+        except (ValueError, TypeError):  # malformed signature list, base64 or a non-UTF-8 body
+            reason = "malformed webhook-signature header"
+    raise SignatureError(reason)
+
+
+def parse_body(body: bytes) -> list[object]:
+    """Return the event objects of a request body, or raise EnvelopeError."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise EnvelopeError("body is not valid JSON") from None
+    events = split_envelope(doc)
+    if events is None:
+        raise EnvelopeError('body must be one event object or {"events": [...]}')
+    return events
+
+
+def validate_all(events: Sequence[object], *, now: datetime) -> tuple[list[ValidEvent], list[dict[str, Any]]]:
+    """Split a batch into valid events and per-index rejections."""
+    valid: list[ValidEvent] = []
+    rejected: list[dict[str, Any]] = []
+    for index, obj in enumerate(events):
+        outcome = validate_event(obj, now)
+        if isinstance(outcome, ValidEvent):
+            valid.append(outcome)
+        else:
+            event_id = obj.get("id") if isinstance(obj, dict) else None
+            rejected.append({"index": index, "id": event_id if isinstance(event_id, str) else None,
+                             "errors": outcome})
+    return valid, rejected
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The exact text SQLAlchemy's SQLite DateTime writes, so comparisons in SQL stay consistent.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetime) -> int:
+    """Append events to the log, ignoring ids already stored; return how many were new."""
+    if not valid:
+        return 0
+    conn = session.connection()
+    dumps = orjson.dumps
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": APPEND_LOCK_KEY})
+        result = conn.exec_driver_sql(_PG_INSERT, {
+            "received_at": now,
+            "ids": [e.event_id for e in valid],
+            "types": [e.type for e in valid],
+            "occurred": [e.occurred_at for e in valid],
+            "users": [e.user_id for e in valid],
+            "payloads": [dumps(e.payload).decode() for e in valid],
+        })
+        return result.rowcount
+    received = _sqlite_time(now)
+    rows = [
+        (e.event_id, e.type, _sqlite_time(e.occurred_at), e.user_id, dumps(e.payload).decode(), received)
+        for e in valid
+    ]
+    return conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
+
+
+def ingest(events: Sequence[object], *, session: Session, now: datetime) -> IngestResult:
+    """Validate a batch and append its valid events; duplicates are counted, not stored."""
+    valid, rejected = validate_all(events, now=now)
+    inserted = append_events(valid, session=session, now=now)
+    return IngestResult(accepted=inserted, duplicates=len(valid) - inserted, rejected=rejected)
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    """How far the processor has got through the log."""
+
+    total: int
+    processed_up_to: int
+    last_seq: int
+
+    @property
+    def pending(self) -> int:
+        """Return roughly how many events wait for processing."""
+        return max(self.last_seq - self.processed_up_to, 0)
+
+
+def log_status(*, session: Session, cursor_name: str = "projections") -> LogStatus:
+    """Return the event log's size and the processor's position."""
+    total, last = session.execute(select(func.count(), func.coalesce(func.max(PlatformEvent.seq), 0))).one()
+    position = session.scalar(select(ProcessorCursor.position).where(ProcessorCursor.name == cursor_name)) or 0
+    return LogStatus(total=total, processed_up_to=position, last_seq=last)
+
+
+def list_events(
+    *, session: Session, type_: str | None = None, user_id: str | None = None, page: int = 1, per_page: int = 50
+) -> tuple[list[PlatformEvent], int]:
+    """Return one page of the event log, newest first, with the total count."""
+    query = select(PlatformEvent)
+    count = select(func.count()).select_from(PlatformEvent)
+    if type_:
+        query, count = query.where(PlatformEvent.type == type_), count.where(PlatformEvent.type == type_)
+    if user_id:
+        query, count = query.where(PlatformEvent.user_id == user_id), count.where(PlatformEvent.user_id == user_id)
+    total = session.scalar(count) or 0
+    rows = session.scalars(query.order_by(PlatformEvent.seq.desc()).offset((page - 1) * per_page).limit(per_page))
+    return list(rows), total

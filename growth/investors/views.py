@@ -1,0 +1,165 @@
+"""Investor pages: the searchable list with CSV export, and one investor's page with audited reveals."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+
+from growth.auth.permissions import Permission, require, role_has
+from growth.db import request_session
+from growth.errors import Forbidden
+from growth.investors import services
+from growth.investors.models import MILESTONES
+
+bp = Blueprint("investors", __name__)
+
+MILESTONE_LABELS = {
+    "registered": _l("注册"),
+    "kyc_verified": _l("实名认证"),
+    "card_bound": _l("绑卡"),
+    "first_deposit": _l("首次充值"),
+    "first_investment": _l("首投"),
+    "repeat_investment": _l("复投"),
+}
+
+INVESTMENT_STATUS_LABELS = {"active": _l("持有中"), "redeemed": _l("已赎回"), "matured": _l("已到期")}
+MOVEMENT_KIND_LABELS = {"deposit": _l("充值"), "withdrawal": _l("提现")}
+
+EXPORT_HEADERS = {
+    "platform_user_id": _l("平台用户ID"),
+    "name": _l("姓名"),
+    "phone": _l("手机号"),
+    "email": _l("邮箱"),
+    "channel": _l("渠道"),
+    "registered_at": _l("注册时间（北京时间）"),
+    "milestones": _l("已达成里程碑"),
+    "investment_count": _l("投资笔数"),
+    "investment_total": _l("累计投资（元）"),
+    "holdings": _l("在投金额（元）"),
+    "deposit_total": _l("累计充值（元）"),
+    "withdrawal_total": _l("累计提现（元）"),
+    "last_activity_at": _l("最近活动（北京时间）"),
+}
+
+EVENTS_PER_PAGE = 20
+MAX_QUERY_LENGTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The list filters as read from the query string."""
+
+    q: str
+    channel_id: int | None
+    milestone: str | None
+    stalled: bool
+
+    def as_args(self) -> dict[str, Any]:
+        """Return the filters as query-string arguments (empty ones left out)."""
+        args: dict[str, Any] = {}
+        if self.q:
+            args["q"] = self.q
+        if self.channel_id is not None:
+            args["channel"] = self.channel_id
+        if self.milestone:
+            args["milestone"] = self.milestone
+        if self.stalled:
+            args["stalled"] = "1"
+        return args
+
+
+def _filters(args: MultiDict[str, str]) -> Filters:
+    milestone = args.get("milestone", "").strip()
+    return Filters(
+        q=args.get("q", "").strip()[:MAX_QUERY_LENGTH],
+        channel_id=args.get("channel", type=int),
+        milestone=milestone if milestone in MILESTONES else None,
+        stalled=args.get("stalled") == "1",
+    )
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+def _may_see_pii() -> bool:
+    return role_has(current_user.role, Permission.INVESTORS_PII)
+
+
+@bp.route("/investors")
+@require(Permission.INVESTORS_VIEW)
+def index():  # type: ignore[no-untyped-def]
+    filters = _filters(request.args)
+    page, per_page = _page(), current_app.config["PER_PAGE"]
+    session = request_session()
+    rows, total = services.search_investors(
+        session=session, q=filters.q, channel_id=filters.channel_id, milestone=filters.milestone,
+        stalled=filters.stalled, page=page, per_page=per_page,
+    )
+    # The list is masked for every role: full contact details are shown only through an audited reveal.
+    contacts = {row.investor.id: services.contact_details(row.investor) for row in rows}
+    return render_template(
+        "investors/index.html", rows=rows, contacts=contacts, total=total, page=page, per_page=per_page,
+        filters=filters, channels=services.channel_choices(session=session), milestones=MILESTONES,
+        milestone_labels=MILESTONE_LABELS, may_see_pii=_may_see_pii(),
+    )
+
+
+@bp.route("/investors/export.csv")
+@require(Permission.INVESTORS_VIEW)
+def export():  # type: ignore[no-untyped-def]
+    filters = _filters(request.args)
+    unmasked = request.args.get("pii") == "1"
+    if unmasked and not _may_see_pii():
+        raise Forbidden("您没有导出完整联系方式的权限 / you may not export full contact details")
+    rows = services.export_investors_csv(
+        session=request_session(), q=filters.q, channel_id=filters.channel_id, milestone=filters.milestone,
+        stalled=filters.stalled, unmasked=unmasked,
+    )
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([str(EXPORT_HEADERS[key]) for key in services.EXPORT_COLUMNS])
+    writer.writerows(rows)
+    # The BOM makes Excel open the UTF-8 file with the right encoding.
+    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=investors.csv"})
+
+
+def _detail(investor_id: int, *, reveal: bool):  # type: ignore[no-untyped-def]
+    session = request_session()
+    profile = services.investor_profile(investor_id, session=session)
+    if reveal:
+        contact = services.reveal_contact_details(profile.investor, session=session)
+    else:
+        contact = services.contact_details(profile.investor)
+    page = _page()
+    events, events_total = services.investor_events(profile.investor, session=session, page=page,
+                                                    per_page=EVENTS_PER_PAGE)
+    payloads = {event.seq: services.pretty_payload(event.payload, masked=not reveal) for event in events}
+    return render_template(
+        "investors/detail.html", profile=profile, investor=profile.investor, contact=contact,
+        revealed=reveal, may_see_pii=_may_see_pii(), events=events, payloads=payloads,
+        events_total=events_total, page=page, per_page=EVENTS_PER_PAGE, milestones=MILESTONES,
+        milestone_labels=MILESTONE_LABELS, status_labels=INVESTMENT_STATUS_LABELS,
+        movement_labels=MOVEMENT_KIND_LABELS,
+    )
+
+
+@bp.route("/investors/<int:investor_id>")
+@require(Permission.INVESTORS_VIEW)
+def detail(investor_id: int):  # type: ignore[no-untyped-def]
+    return _detail(investor_id, reveal=False)
+
+
+@bp.route("/investors/<int:investor_id>/reveal", methods=["POST"])
+@require(Permission.INVESTORS_PII)
+def reveal(investor_id: int):  # type: ignore[no-untyped-def]
+    # Answered with the page itself rather than a redirect: the unmasked view lives for this response only.
+    return _detail(investor_id, reveal=True)
