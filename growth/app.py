@@ -23,7 +23,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
     from growth.auth.permissions import Permission as P
 
     return [
-        (P.FUNNEL_VIEW, "dashboards.funnel", _l("转化漏斗"), _l("注册到复投的各步转化")),
+        (P.FUNNEL_VIEW, "dashboards.funnel_page", _l("转化漏斗"), _l("注册到复投的各步转化")),
         (P.CHANNELS_VIEW, "acquisition.channels", _l("渠道"), _l("推广渠道、链接与成本")),
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
@@ -105,6 +105,8 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from dashboards.views import api as dashboards_api
+    from dashboards.views import bp as dashboards_bp
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
     from growth.events.views import api as events_api
@@ -115,6 +117,8 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp):
         app.register_blueprint(bp)
     app.register_blueprint(events_api)
+    app.register_blueprint(dashboards_api)
+    app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
 
 

@@ -119,7 +119,7 @@ class Projector:
 
         movement_ids = sorted({e.body["data"][_MOVEMENT_ID[e.type]] for e in events if e.type in _MOVEMENT_ID})
         for part in _chunks(movement_ids):
-            self._seen_movements.update(s.execute(
+            self._seen_movements.update((kind, ext) for kind, ext in s.execute(
                 select(FundsMovement.kind, FundsMovement.external_id).where(FundsMovement.external_id.in_(part))
             ))
 
