@@ -107,6 +107,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from dashboards.views import api as dashboards_api
     from dashboards.views import bp as dashboards_bp
+    from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
     from growth.events.views import api as events_api
@@ -114,7 +115,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
 
-    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp):
+    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp):
         app.register_blueprint(bp)
     app.register_blueprint(events_api)
     app.register_blueprint(dashboards_api)

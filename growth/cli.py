@@ -230,5 +230,49 @@ def worker() -> None:
     _run_until_signal(app, lambda: stop.wait())
 
 
+# --- events ---------------------------------------------------------------------------------------
+@cli.group()
+def events() -> None:
+    """Work with the platform event log."""
+
+
+@events.command("replay")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@with_appcontext
+def events_replay(yes: bool) -> None:
+    """Rebuild every projection (investors, investments, attribution) from the event log."""
+    from growth.audit.services import record
+    from growth.events.processor import drain, reset_projections
+    from growth.events.services import log_status
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _session_scope(app) as session:
+        total = log_status(session=session).total
+    if not yes:
+        click.confirm(f"Rebuild all projections from {total:,} events? Background processors should be stopped.",
+                      abort=True)
+    with _session_scope(app) as session:
+        reset_projections(session=session)
+        record("events.replayed", session=session, actor="cli", details={"events": total})
+    with click.progressbar(length=total, label="replaying", show_pos=True) as bar:
+        done = drain(app, emit=False, progress=bar.update)
+    click.echo(f"replayed {done:,} events")
+
+
+@events.command("process")
+@with_appcontext
+def events_process() -> None:
+    """Process every pending event now, then exit."""
+    from growth.events.processor import drain
+    from growth.events.services import log_status
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _session_scope(app) as session:
+        pending = log_status(session=session).pending
+    with click.progressbar(length=pending, label="processing", show_pos=True) as bar:
+        done = drain(app, progress=bar.update)
+    click.echo(f"processed {done:,} events")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

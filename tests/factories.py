@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from growth.auth.models import StaffUser
 from growth.auth.services import create_token, create_user
+from growth.investors.models import Investor
+from growth.investors.rules import referral_code_for
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
@@ -24,3 +27,21 @@ def make_token(session: Session, *, role: str = "analyst") -> str:
     """Create a staff user of a role and return a bearer token for it."""
     user = make_user(session, role=role)
     return create_token(user, "test", session=session)[1]
+
+
+def make_investor(session: Session, **fields: object) -> Investor:
+    """Create an investor row directly (as the processor would have projected it) and flush."""
+    n = next(_seq)
+    platform_user_id = str(fields.pop("platform_user_id", f"u_{n:06d}"))
+    values: dict[str, object] = {
+        "platform_user_id": platform_user_id,
+        "referral_code": referral_code_for(platform_user_id),
+        "phone": f"+86139{n:08d}",
+        "name": f"测试{n}",
+        "registered_at": datetime.now(UTC),
+    }
+    values.update(fields)
+    investor = Investor(**values)
+    session.add(investor)
+    session.flush()
+    return investor

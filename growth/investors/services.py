@@ -133,15 +133,15 @@ def search_investors(
     if total <= (page - 1) * per_page:
         return [], total
     result = session.execute(_list_query(conditions).offset((page - 1) * per_page).limit(per_page))
-    return [InvestorRow(investor, channel) for investor, channel in result.tuples()], total
+    return [InvestorRow(investor, channel) for investor, channel in result], total
 
 
 def channel_choices(*, session: Session) -> list[tuple[int, str]]:
     """Return (id, name) of every acquisition channel, by name, for filter menus."""
     rows = session.execute(
         select(AcquisitionChannel.id, AcquisitionChannel.name).order_by(AcquisitionChannel.name)
-    ).tuples()
-    return list(rows)
+    )
+    return [(channel_id, name) for channel_id, name in rows]
 
 
 def get_investor(investor_id: int, *, session: Session) -> Investor:
@@ -240,7 +240,7 @@ def export_investors_csv(
     """
     conditions = _search_conditions(q, channel_id, milestone, stalled)
     rows: list[list[str]] = []
-    for investor, channel in session.execute(_list_query(conditions)).tuples():
+    for investor, channel in session.execute(_list_query(conditions)):
         contact = contact_details(investor, masked=not unmasked)
         reached = [m for m in MILESTONES if investor.milestone(m) is not None]
         rows.append([
