@@ -2,6 +2,9 @@
 
 Every rule is order-free — milestones are the earliest occurrence, profile fields the latest,
 totals are recomputed from the investments — so replaying the log in any order gives one state.
+
+Rows are handled as plain dicts and written with one executemany per table and batch: the ORM's
+unit of work would issue a statement per investor and cap the processor far below its target.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from growth import signals
@@ -32,13 +35,28 @@ CHUNK = 500  # keeps IN (...) lists well under every database's parameter limit
 REFERRAL_CHANNEL = ("referral", "邀请好友", "referral")
 ORGANIC_CHANNEL = ("organic", "自然流量", "organic")
 PROFILE_FIELDS = ("phone", "name", "email", "wechat_openid")
-_MOVEMENT_ID = {"funds.deposited": "deposit_id", "funds.withdrawn": "withdrawal_id"}
 MILESTONE_EVENTS = {
     "user.registered": "registered",
     "user.kyc_verified": "kyc_verified",
     "user.card_bound": "card_bound",
     "funds.deposited": "first_deposit",
 }
+_MOVEMENT_ID = {"funds.deposited": "deposit_id", "funds.withdrawn": "withdrawal_id"}
+
+_INVESTORS = Investor.__table__
+_INVESTMENTS = Investment.__table__
+_MOVEMENTS = FundsMovement.__table__
+_CHANNELS = AcquisitionChannel.__table__
+_INVESTOR_COLUMNS = tuple(c.key for c in _INVESTORS.columns if c.key not in ("id", "platform_user_id", "referral_code"))
+_INVESTMENT_COLUMNS = tuple(c.key for c in _INVESTMENTS.columns if c.key not in ("id", "investment_id"))
+_UPDATE_INVESTOR = (
+    update(_INVESTORS).where(_INVESTORS.c.id == bindparam("row_id"))
+    .values({c: bindparam(c) for c in _INVESTOR_COLUMNS})
+)
+_UPDATE_INVESTMENT = (
+    update(_INVESTMENTS).where(_INVESTMENTS.c.id == bindparam("row_id"))
+    .values({c: bindparam(c) for c in _INVESTMENT_COLUMNS})
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +84,19 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[i:i + CHUNK]
 
 
-def _earliest(current: datetime | None, at: datetime) -> datetime:
-    return at if current is None or at < current else current
+def new_investor_row(user_id: str) -> dict[str, Any]:
+    """Return the row of an investor we have only just heard of."""
+    row: dict[str, Any] = dict.fromkeys(_INVESTOR_COLUMNS)
+    row.update(platform_user_id=user_id, referral_code=referral_code_for(user_id), consent={}, investment_count=0,
+               investment_total_fen=0, holdings_fen=0, deposit_total_fen=0, withdrawal_total_fen=0)
+    return row
+
+
+def _new_investment_row(investment_id: str, investor_id: int) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(_INVESTMENT_COLUMNS)
+    row.update(id=None, investment_id=investment_id, investor_id=investor_id, status="active", reward_ids=[],
+               redeemed_fen=0, matured_principal_fen=0, interest_fen=0)
+    return row
 
 
 @dataclass
@@ -76,25 +105,24 @@ class Projector:
 
     session: Session
     emissions: list[Emission] = field(default_factory=list)
-    investors: dict[str, Investor] = field(default_factory=dict)
-    investments: dict[str, Investment] = field(default_factory=dict)
-    _before: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    _reattribute: set[str] = field(default_factory=set)
-    _touched_investments: set[str] = field(default_factory=set)
-    _new_investment_ids: set[str] = field(default_factory=set)
-    _status_before: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    _consent_changes: list[tuple[str, str, bool]] = field(default_factory=list)
+    investors: dict[str, dict[str, Any]] = field(default_factory=dict)  # by platform user id
+    investments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by platform investment id
+    movements: list[dict[str, Any]] = field(default_factory=list)
     _seen_movements: set[tuple[str, str]] = field(default_factory=set)
+    _before: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    _investment_before: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    _touched_investments: set[str] = field(default_factory=set)
+    _reattribute: set[str] = field(default_factory=set)
+    _consent_changes: list[tuple[str, str, bool]] = field(default_factory=list)
 
     def run(self, events: Sequence[LoggedEvent]) -> None:
-        """Project the events, flush, and collect the signals to send after commit."""
+        """Project the events, write the rows, and collect the signals to send after commit."""
         self._load(events)
         for event in events:
             self._apply(event)
-        self.session.flush()
         self._recompute_investment_totals()
         self._attribute()
-        self.session.flush()
+        self._write()
         self._collect_emissions()
 
     # --- loading ------------------------------------------------------------------------------
@@ -102,43 +130,49 @@ class Projector:
         s = self.session
         user_ids = sorted({e.user_id for e in events})
         for part in _chunks(user_ids):
-            for inv in s.scalars(select(Investor).where(Investor.platform_user_id.in_(part))):
-                self.investors[inv.platform_user_id] = inv
-        created = [Investor(platform_user_id=uid, referral_code=referral_code_for(uid), consent={},
-                            investment_count=0, investment_total_fen=0, holdings_fen=0, deposit_total_fen=0,
-                            withdrawal_total_fen=0)
-                   for uid in user_ids if uid not in self.investors]
-        if created:
-            s.add_all(created)
-            s.flush()
-            for inv in created:
-                self.investors[inv.platform_user_id] = inv
-            self._find_waiting_referees(created)
-        for inv in self.investors.values():
-            self._before[inv.id] = tuple(inv.milestone(m) for m in MILESTONES)
+            for row in s.execute(select(_INVESTORS).where(_INVESTORS.c.platform_user_id.in_(part))).mappings():
+                self.investors[row["platform_user_id"]] = dict(row)
+        new = [new_investor_row(uid) for uid in user_ids if uid not in self.investors]
+        if new:
+            for part in _chunks(new):
+                ids = s.execute(insert(_INVESTORS).returning(_INVESTORS.c.id, _INVESTORS.c.platform_user_id,
+                                                             sort_by_parameter_order=True), list(part)).all()
+                for row, (row_id, _uid) in zip(part, ids, strict=True):
+                    row["id"] = row_id
+                    self.investors[row["platform_user_id"]] = row
+            self._find_waiting_referees(new)
+        for uid, row in self.investors.items():
+            self._before[uid] = tuple(row[f"{m}_at"] for m in MILESTONES)
 
         movement_ids = sorted({e.body["data"][_MOVEMENT_ID[e.type]] for e in events if e.type in _MOVEMENT_ID})
         for part in _chunks(movement_ids):
-            self._seen_movements.update((kind, ext) for kind, ext in s.execute(
-                select(FundsMovement.kind, FundsMovement.external_id).where(FundsMovement.external_id.in_(part))
-            ))
+            self._seen_movements.update(
+                (kind, ext) for kind, ext in s.execute(
+                    select(_MOVEMENTS.c.kind, _MOVEMENTS.c.external_id).where(_MOVEMENTS.c.external_id.in_(part))))
 
+        # Every investment of every investor in the batch: totals and milestones are recomputed from them.
+        investor_ids = sorted(row["id"] for row in self.investors.values())
         investment_ids = sorted({e.body["data"]["investment_id"] for e in events if e.type.startswith("investment.")})
-        for part in _chunks(investment_ids):
-            for row in s.scalars(select(Investment).where(Investment.investment_id.in_(part))):
-                self.investments[row.investment_id] = row
-                self._status_before[row.investment_id] = (row.started_at, row.status)
+        for part in _chunks(investor_ids):
+            self._take_investments(s.execute(select(_INVESTMENTS).where(_INVESTMENTS.c.investor_id.in_(part))))
+        missing = [i for i in investment_ids if i not in self.investments]
+        for part in _chunks(missing):
+            self._take_investments(s.execute(select(_INVESTMENTS).where(_INVESTMENTS.c.investment_id.in_(part))))
 
-    def _find_waiting_referees(self, created: list[Investor]) -> None:
+    def _take_investments(self, result: Any) -> None:
+        for row in result.mappings():
+            self.investments[row["investment_id"]] = dict(row)
+            self._investment_before[row["investment_id"]] = (row["started_at"], row["status"])
+
+    def _find_waiting_referees(self, new: list[dict[str, Any]]) -> None:
         """Registrations that named a referrer we had not seen yet get attributed again now."""
-        codes = [inv.referral_code for inv in created] + [inv.platform_user_id for inv in created]
+        codes = [r["referral_code"] for r in new] + [r["platform_user_id"] for r in new]
         for part in _chunks(codes):
-            waiting = self.session.scalars(
-                select(Investor).where(Investor.referral_code_used.in_(part), Investor.referrer_id.is_(None))
-            )
-            for inv in waiting:
-                self.investors.setdefault(inv.platform_user_id, inv)
-                self._reattribute.add(inv.platform_user_id)
+            waiting = self.session.execute(select(_INVESTORS).where(
+                _INVESTORS.c.referral_code_used.in_(part), _INVESTORS.c.referrer_id.is_(None))).mappings()
+            for row in waiting:
+                self.investors.setdefault(row["platform_user_id"], dict(row))
+                self._reattribute.add(row["platform_user_id"])
 
     # --- applying -----------------------------------------------------------------------------
     def _apply(self, event: LoggedEvent) -> None:
@@ -154,21 +188,23 @@ class Projector:
                     value = normalize_phone(value)
                 except PhoneFormatError:
                     continue
-            if newer_value_wins(getattr(inv, name), getattr(inv, f"{name}_at"), value, at):
-                setattr(inv, name, value)
-                setattr(inv, f"{name}_at", at)
-        if inv.last_activity_at is None or at > inv.last_activity_at:
-            inv.last_activity_at = at
+            stamp = f"{name}_at"
+            if newer_value_wins(inv[name], inv[stamp], value, at):
+                inv[name] = value
+                inv[stamp] = at
+        if inv["last_activity_at"] is None or at > inv["last_activity_at"]:
+            inv["last_activity_at"] = at
 
         data = event.body.get("data") or {}
         kind = event.type
         milestone = MILESTONE_EVENTS.get(kind)
         if milestone:
-            attr = f"{milestone}_at"
-            current = getattr(inv, attr)
-            if kind == "user.registered" and (current is None or at < current):
-                self._take_registration(inv, data)
-            setattr(inv, attr, _earliest(current, at))
+            key = f"{milestone}_at"
+            current = inv[key]
+            if current is None or at < current:
+                if kind == "user.registered":
+                    self._take_registration(inv, data)
+                inv[key] = at
         if kind == "funds.deposited":
             self._movement(inv, "deposit", data["deposit_id"], data["amount"], at)
         elif kind == "funds.withdrawn":
@@ -178,167 +214,186 @@ class Projector:
         elif kind == "user.consent_changed":
             self._consent(inv, data["channel"], bool(data["granted"]), at)
 
-    def _take_registration(self, inv: Investor, data: dict[str, Any]) -> None:
+    def _take_registration(self, inv: dict[str, Any], data: dict[str, Any]) -> None:
         """The earliest registration decides attribution."""
-        inv.click_id = data.get("click_id")
-        inv.channel_code_given = data.get("channel_code")
-        inv.referral_code_used = data.get("referral_code")
-        inv.device_id = data.get("device_id")
-        inv.registration_ip = data.get("ip")
-        self._reattribute.add(inv.platform_user_id)
+        inv["click_id"] = data.get("click_id")
+        inv["channel_code_given"] = data.get("channel_code")
+        inv["referral_code_used"] = data.get("referral_code")
+        inv["device_id"] = data.get("device_id")
+        inv["registration_ip"] = data.get("ip")
+        self._reattribute.add(inv["platform_user_id"])
 
-    def _movement(self, inv: Investor, kind: str, external_id: str, amount: str, at: datetime) -> None:
+    def _movement(self, inv: dict[str, Any], kind: str, external_id: str, amount: str, at: datetime) -> None:
         key = (kind, external_id)
         if key in self._seen_movements:
             return
         self._seen_movements.add(key)
         fen = parse_yuan(amount)
-        self.session.add(FundsMovement(kind=kind, external_id=external_id, investor_id=inv.id, amount_fen=fen,
-                                       occurred_at=at))
-        if kind == "deposit":
-            inv.deposit_total_fen += fen
-        else:
-            inv.withdrawal_total_fen += fen
+        self.movements.append({"kind": kind, "external_id": external_id, "investor_id": inv["id"],
+                               "amount_fen": fen, "occurred_at": at})
+        total = "deposit_total_fen" if kind == "deposit" else "withdrawal_total_fen"
+        inv[total] += fen
 
-    def _investment(self, inv: Investor, kind: str, data: dict[str, Any], at: datetime) -> None:
+    def _investment(self, inv: dict[str, Any], kind: str, data: dict[str, Any], at: datetime) -> None:
         iid = data["investment_id"]
         row = self.investments.get(iid)
         if row is None:
-            row = Investment(investment_id=iid, investor_id=inv.id, status="active", reward_ids=[],
-                             redeemed_fen=0, matured_principal_fen=0, interest_fen=0)
-            self.session.add(row)
-            self.investments[iid] = row
-            self._status_before[iid] = (None, None)
+            row = self.investments[iid] = _new_investment_row(iid, inv["id"])
+            self._investment_before[iid] = (None, None)
         self._touched_investments.add(iid)
         if kind == "investment.created":
-            if row.started_at is None or at < row.started_at:
+            if row["started_at"] is None or at < row["started_at"]:
                 product = data["product"]
-                row.investor_id = inv.id
-                row.product_id = product["id"]
-                row.product_name = product["name"]
-                row.term_days = product["term_days"]
-                row.annual_rate_bp = parse_rate(product["annual_rate"])
-                row.amount_fen = parse_yuan(data["amount"])
-                row.started_at = at
-                row.maturity_date = (at.astimezone(SHANGHAI) + timedelta(days=product["term_days"])).date()
-                row.reward_ids = list(data.get("reward_ids") or [])
+                row.update(
+                    investor_id=inv["id"], product_id=product["id"], product_name=product["name"],
+                    term_days=product["term_days"], annual_rate_bp=parse_rate(product["annual_rate"]),
+                    amount_fen=parse_yuan(data["amount"]), started_at=at,
+                    maturity_date=(at.astimezone(SHANGHAI) + timedelta(days=product["term_days"])).date(),
+                    reward_ids=list(data.get("reward_ids") or []),
+                )
         elif kind == "investment.redeemed":
-            if row.redeemed_at is None or at < row.redeemed_at:
-                row.redeemed_at = at
-                row.redeemed_fen = parse_yuan(data["amount"])
-        elif kind == "investment.matured" and (row.matured_at is None or at < row.matured_at):
-            row.matured_at = at
-            row.matured_principal_fen = parse_yuan(data["amount"])
+            if row["redeemed_at"] is None or at < row["redeemed_at"]:
+                row["redeemed_at"] = at
+                row["redeemed_fen"] = parse_yuan(data["amount"])
+        elif kind == "investment.matured" and (row["matured_at"] is None or at < row["matured_at"]):
+            row["matured_at"] = at
+            row["matured_principal_fen"] = parse_yuan(data["amount"])
             interest = data.get("interest") or "0"
-            row.interest_fen = 0 if interest.strip("0.") == "" else parse_yuan(interest)
-        row.status = "matured" if row.matured_at else "redeemed" if row.redeemed_at else "active"
+            row["interest_fen"] = 0 if interest.strip("0.") == "" else parse_yuan(interest)
+        row["status"] = "matured" if row["matured_at"] else "redeemed" if row["redeemed_at"] else "active"
 
-    def _consent(self, inv: Investor, channel: str, granted: bool, at: datetime) -> None:
-        consent = dict(inv.consent or {})
+    def _consent(self, inv: dict[str, Any], channel: str, granted: bool, at: datetime) -> None:
+        consent = dict(inv["consent"] or {})
         current = consent.get(channel)
         stamp = at.isoformat()
         # Latest statement wins; on a tie the opt-out wins (the safe reading, and order-free).
         if current is None or stamp > current["at"] or (stamp == current["at"] and not granted):
             consent[channel] = {"granted": granted, "at": stamp}
-            inv.consent = consent
-            self._consent_changes.append((inv.platform_user_id, channel, granted))
+            inv["consent"] = consent
+            self._consent_changes.append((inv["platform_user_id"], channel, granted))
 
     # --- derived state ------------------------------------------------------------------------
     def _recompute_investment_totals(self) -> None:
         """Milestones and totals from investments, recomputed per touched investor (order-free)."""
-        investor_ids = sorted({self.investments[i].investor_id for i in self._touched_investments})
-        if not investor_ids:
+        touched = {self.investments[i]["investor_id"] for i in self._touched_investments}
+        if not touched:
             return
-        rows_by_investor: dict[int, list[Investment]] = {}
-        for part in _chunks(investor_ids):
-            for row in self.session.scalars(select(Investment).where(Investment.investor_id.in_(part))):
-                rows_by_investor.setdefault(row.investor_id, []).append(row)
-        by_id = {inv.id: inv for inv in self.investors.values()}
-        for investor_id, rows in rows_by_investor.items():
-            inv = by_id.get(investor_id) or self.session.get(Investor, investor_id)
-            created = [r for r in rows if r.started_at is not None]
-            starts = [r.started_at for r in created]
-            inv.first_investment_at = nth_earliest(starts, 1)
-            inv.repeat_investment_at = nth_earliest(starts, 2)
-            inv.investment_count = len(created)
-            inv.investment_total_fen = sum(r.amount_fen or 0 for r in created)
-            inv.holdings_fen = sum(
-                max((r.amount_fen or 0) - r.redeemed_fen - r.matured_principal_fen, 0)
-                for r in created if r.status == "active"
+        by_investor: dict[int, list[dict[str, Any]]] = {}
+        for row in self.investments.values():
+            if row["investor_id"] in touched:
+                by_investor.setdefault(row["investor_id"], []).append(row)
+        by_id = {inv["id"]: inv for inv in self.investors.values()}
+        for investor_id, rows in by_investor.items():
+            inv = by_id.get(investor_id)
+            if inv is None:  # an investment moved to another investor by an odd event: load that one too
+                query = select(_INVESTORS).where(_INVESTORS.c.id == investor_id)
+                inv = dict(self.session.execute(query).mappings().one())
+                self.investors[inv["platform_user_id"]] = inv
+                self._before[inv["platform_user_id"]] = tuple(inv[f"{m}_at"] for m in MILESTONES)
+            created = [r for r in rows if r["started_at"] is not None]
+            starts = [r["started_at"] for r in created]
+            inv["first_investment_at"] = nth_earliest(starts, 1)
+            inv["repeat_investment_at"] = nth_earliest(starts, 2)
+            inv["investment_count"] = len(created)
+            inv["investment_total_fen"] = sum(r["amount_fen"] or 0 for r in created)
+            inv["holdings_fen"] = sum(
+                max((r["amount_fen"] or 0) - r["redeemed_fen"] - r["matured_principal_fen"], 0)
+                for r in created if r["status"] == "active"
             )
 
     def _attribute(self) -> None:
         """Decide each (re)registered investor's channel and referrer, in the spec's order."""
         if not self._reattribute:
             return
+        s = self.session
         invs = [self.investors[uid] for uid in sorted(self._reattribute)]
-        click_ids = sorted({i.click_id for i in invs if i.click_id})
+        click_ids = sorted({i["click_id"] for i in invs if i["click_id"]})
         click_channel: dict[str, int] = {}
         for part in _chunks(click_ids):
-            click_channel.update(self.session.execute(
-                select(Click.click_id, Click.channel_id).where(Click.click_id.in_(part))))
-        codes = sorted({i.referral_code_used for i in invs if i.referral_code_used})
+            query = select(Click.click_id, Click.channel_id).where(Click.click_id.in_(part))
+            click_channel.update((cid, ch) for cid, ch in s.execute(query))
+        codes = sorted({i["referral_code_used"] for i in invs if i["referral_code_used"]})
         referrers: dict[str, int] = {}
         for part in _chunks(codes):
-            for rid, rcode, ruid in self.session.execute(
-                select(Investor.id, Investor.referral_code, Investor.platform_user_id).where(
-                    or_(Investor.referral_code.in_(part), Investor.platform_user_id.in_(part)))
+            for rid, rcode, ruid in s.execute(
+                select(_INVESTORS.c.id, _INVESTORS.c.referral_code, _INVESTORS.c.platform_user_id).where(
+                    or_(_INVESTORS.c.referral_code.in_(part), _INVESTORS.c.platform_user_id.in_(part)))
             ):
                 referrers[rcode] = rid
                 referrers[ruid] = rid
-        channels = {c.code: c for c in self.session.scalars(select(AcquisitionChannel))}
+        channels = dict(s.execute(select(_CHANNELS.c.code, _CHANNELS.c.id)).all())
         for inv in invs:
-            referrer_id = referrers.get(inv.referral_code_used or "")
-            if referrer_id == inv.id:
+            referrer_id = referrers.get(inv["referral_code_used"] or "")
+            if referrer_id == inv["id"]:
                 referrer_id = None  # nobody refers themselves
-            inv.referrer_id = referrer_id
-            kind = attribution_kind(click_channel=inv.click_id in click_channel,
-                                    channel_code=inv.channel_code_given, referrer_known=referrer_id is not None)
+            inv["referrer_id"] = referrer_id
+            kind = attribution_kind(click_channel=inv["click_id"] in click_channel,
+                                    channel_code=inv["channel_code_given"], referrer_known=referrer_id is not None)
             if kind == "click":
-                inv.channel_id = click_channel[inv.click_id or ""]
+                inv["channel_id"] = click_channel[inv["click_id"]]
             elif kind == "code":
-                inv.channel_id = self._channel(channels, (inv.channel_code_given or "")[:64], None).id
+                code = inv["channel_code_given"][:64]
+                inv["channel_id"] = self._channel(channels, code, code, "other", auto=True)
             elif kind == "referral":
-                inv.channel_id = self._channel(channels, *REFERRAL_CHANNEL[:1], REFERRAL_CHANNEL).id
+                inv["channel_id"] = self._channel(channels, *REFERRAL_CHANNEL, auto=False)
             else:
-                inv.channel_id = self._channel(channels, *ORGANIC_CHANNEL[:1], ORGANIC_CHANNEL).id
+                inv["channel_id"] = self._channel(channels, *ORGANIC_CHANNEL, auto=False)
 
-    def _channel(self, channels: dict[str, AcquisitionChannel], code: str,
-                 preset: tuple[str, str, str] | None) -> AcquisitionChannel:
-        """Return the channel of a code, creating it (named after the code) so nothing is lost."""
-        channel = channels.get(code)
-        if channel is None:
-            name, kind = (preset[1], preset[2]) if preset else (code, "other")
-            channel = AcquisitionChannel(code=code, name=name, kind=kind, auto_created=preset is None,
-                                         owner="", notes="", active=True)
+    def _channel(self, channels: dict[str, int], code: str, name: str, kind: str, *, auto: bool) -> int:
+        """Return the id of a code's channel, creating it (named after the code) so nothing is lost."""
+        channel_id = channels.get(code)
+        if channel_id is None:
+            channel = AcquisitionChannel(code=code, name=name, kind=kind, auto_created=auto, owner="", notes="",
+                                         active=True)
             self.session.add(channel)
             self.session.flush()
-            channels[code] = channel
-        return channel
+            channel_id = channels[code] = channel.id
+        return channel_id
+
+    # --- writing ------------------------------------------------------------------------------
+    def _write(self) -> None:
+        s = self.session
+        conn = s.connection()
+        if self.investors:
+            conn.execute(_UPDATE_INVESTOR, [{"row_id": r["id"], **{c: r[c] for c in _INVESTOR_COLUMNS}}
+                                            for r in self.investors.values()])
+        touched = [self.investments[i] for i in sorted(self._touched_investments)]
+        new = [r for r in touched if r["id"] is None]
+        old = [r for r in touched if r["id"] is not None]
+        if old:
+            conn.execute(_UPDATE_INVESTMENT, [{"row_id": r["id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}}
+                                              for r in old])
+        for part in _chunks(new):
+            rows = [{"investment_id": r["investment_id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}} for r in part]
+            ids = conn.execute(insert(_INVESTMENTS).returning(_INVESTMENTS.c.id, sort_by_parameter_order=True),
+                               rows).scalars().all()
+            for r, row_id in zip(part, ids, strict=True):
+                r["id"] = row_id
+        if self.movements:
+            conn.execute(insert(_MOVEMENTS), self.movements)
 
     # --- signals ------------------------------------------------------------------------------
     def _collect_emissions(self) -> None:
         out = self.emissions
-        for inv in self.investors.values():
-            before = self._before.get(inv.id)
+        for uid, inv in self.investors.items():
+            before = self._before.get(uid)
             if before is None:
                 continue
             for name, was in zip(MILESTONES, before, strict=True):
-                if was is None and inv.milestone(name) is not None:
+                if was is None and inv[f"{name}_at"] is not None:
                     if name == "registered":
-                        out.append(Emission(signals.investor_registered, {"investor_id": inv.id}))
-                    out.append(Emission(signals.milestone_reached, {"investor_id": inv.id, "milestone": name}))
+                        out.append(Emission(signals.investor_registered, {"investor_id": inv["id"]}))
+                    out.append(Emission(signals.milestone_reached, {"investor_id": inv["id"], "milestone": name}))
         for iid in sorted(self._touched_investments):
             row = self.investments[iid]
-            started_before, status_before = self._status_before.get(iid, (None, None))
-            ids = {"investor_id": row.investor_id, "investment_id": row.id}
-            if started_before is None and row.started_at is not None:
+            started_before, status_before = self._investment_before.get(iid, (None, None))
+            ids = {"investor_id": row["investor_id"], "investment_id": row["id"]}
+            if started_before is None and row["started_at"] is not None:
                 out.append(Emission(signals.investment_created, ids))
-            if status_before != row.status and row.status == "redeemed":
+            if status_before != row["status"] and row["status"] == "redeemed":
                 out.append(Emission(signals.investment_redeemed, ids))
-            if status_before != row.status and row.status == "matured":
+            if status_before != row["status"] and row["status"] == "matured":
                 out.append(Emission(signals.investment_matured, ids))
         for uid, channel, granted in self._consent_changes:
-            out.append(Emission(signals.consent_changed, {"investor_id": self.investors[uid].id,
+            out.append(Emission(signals.consent_changed, {"investor_id": self.investors[uid]["id"],
                                                           "channel": channel, "granted": granted}))
-
