@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -46,6 +47,17 @@ def _secret_key(app: Flask) -> str:
     return path.read_text().strip()
 
 
+def _webhook_secret(app: Flask) -> str:
+    """Return the configured webhook secret(s), or one generated once into the instance folder."""
+    if app.config.get("WEBHOOK_SECRET"):
+        return app.config["WEBHOOK_SECRET"]
+    path = Path(app.instance_path) / "webhook_secret"
+    if not path.exists():
+        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def _select_locale() -> str:
     if "locale" in session:
         return session["locale"]
@@ -69,6 +81,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         app.config.update(config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = _secret_key(app)
+    app.config["WEBHOOK_SECRET"] = _webhook_secret(app)
     url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'growth.db'}"
     app.config["DATABASE_URL"] = url
 

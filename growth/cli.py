@@ -230,6 +230,35 @@ def worker() -> None:
     _run_until_signal(app, lambda: stop.wait())
 
 
+# --- demo data ------------------------------------------------------------------------------------
+@cli.command("demo")
+@click.option("--investors", default=2000, show_default=True, type=click.IntRange(1, 200_000))
+@click.option("--seed", default=2026, show_default=True, type=int)
+@with_appcontext
+def demo(investors: int, seed: int) -> None:
+    """Load demo staff, channels, links, costs and events (sent through the real events API)."""
+    from growth.demo import load_demo
+    from growth.demodata import DEMO_STAFF
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    ensure_schema(app)
+    with click.progressbar(length=1, label="sending demo events", show_pos=True) as bar:
+
+        def advance(sent: int, total: int) -> None:
+            bar.length = total  # known once the events are generated
+            bar.update(sent)
+
+        summary = load_demo(app, investors=investors, seed=seed, progress=advance)
+    if summary.already_loaded:
+        click.echo("demo events were loaded before; staff, channels and costs are up to date")
+    else:
+        click.echo(f"sent {summary.events_sent:,} events ({summary.events_accepted:,} accepted), "
+                   f"processed {summary.events_processed:,}")
+    click.echo("\nsign in at /login with one of these demo accounts:")
+    for member in DEMO_STAFF:
+        click.echo(f"  {member.role:9} {member.email:32} {member.password}")
+
+
 # --- events ---------------------------------------------------------------------------------------
 @cli.group()
 def events() -> None:
