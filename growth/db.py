@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -129,8 +129,17 @@ def request_session() -> Session:
     """Return the session of the current request, opening it on first use."""
     session = g.get("_db_session")
     if session is None:
-        session = get_db().sessionmaker()
+        db = get_db()
+        session = db.sessionmaker()
         g._db_session = session
+        if db.dialect == "sqlite" and has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS"):
+            # A write request takes the write lock up front: a deferred transaction that has read cannot
+            # upgrade once another connection (the background processor) committed meanwhile (SQLITE_BUSY).
+            token = _sqlite_begin.set("BEGIN IMMEDIATE")
+            try:
+                session.connection()
+            finally:
+                _sqlite_begin.reset(token)
     return session
 
 
