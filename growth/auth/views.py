@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -81,9 +82,9 @@ def login():  # type: ignore[no-untyped-def]
             session["_seen"] = int(utcnow().timestamp())
             return redirect(_safe_next(request.args.get("next")))
         if result.retry_after is not None:
-            minutes = max(1, int(result.retry_after.total_seconds() + 59) // 60)
-            flash(_("尝试次数过多，请 %(n)d 分钟后再试。", n=minutes), "danger")
-            return render_template("auth/login.html", form=form), 429
+            seconds = max(1, math.ceil(result.retry_after.total_seconds()))
+            flash(_("尝试次数过多，请 %(n)d 分钟后再试。", n=math.ceil(seconds / 60)), "danger")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(seconds)}
         flash(_("邮箱或密码不正确。"), "danger")
         return render_template("auth/login.html", form=form), 200
     return render_template("auth/login.html", form=form)
@@ -110,9 +111,7 @@ def logout():  # type: ignore[no-untyped-def]
 @public
 def set_language(code: str):  # type: ignore[no-untyped-def]
     if code in current_app.config["LANGUAGES"]:
-        session["locale"] = code
-        if current_user.is_authenticated:
-            current_user.locale = code
+        session["locale"] = code  # kept in the cookie only: a GET never writes the database
     return redirect(_safe_next(request.args.get("next")))
 
 
