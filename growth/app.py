@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request, session, url_for
+from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -59,6 +59,8 @@ def _webhook_secret(app: Flask) -> str:
 
 
 def _select_locale() -> str:
+    if not has_request_context():  # CLI commands and background jobs translate too
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if "locale" in session:
         return session["locale"]
     if current_user and current_user.is_authenticated and current_user.locale:

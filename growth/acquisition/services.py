@@ -1,0 +1,584 @@
+"""Acquisition channels, tracking links, clicks, QR codes and daily costs.
+
+Services take `session=` and flush; the caller commits. Every change by a person is audited.
+
+Decisions worth knowing:
+- A channel's code and a link's short code never change once created: they are printed on posters and
+  sent back by the platform on user.registered, so renaming them would silently break attribution.
+- A visit through an inactive link, or a link of an inactive channel, is still redirected (an old
+  poster must never strand a visitor) and still carries channel_code and the utm_* parameters, so the
+  registration is attributed to the channel it truly came from. But no click is stored and no click_id
+  is sent: a stopped link stops collecting data (stats of a stopped link stay frozen, and bots
+  hammering a dead URL do not grow the table).
+- Costs are set, not added: one row per (channel, business day), written with an upsert on that unique
+  key, so entering or importing the same figure twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import segno
+from flask_babel import gettext as _
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from growth.acquisition import rules
+from growth.acquisition.models import AcquisitionChannel, ChannelCost, Click, TrackingLink
+from growth.audit.services import record
+from growth.errors import Conflict, DomainError, NotFound
+from growth.investors.models import Investor
+from growth.timeutil import local_date
+
+STATS_DAYS = 30
+_CODE_ATTEMPTS = 8
+
+
+def _refuse(err: rules.RuleError, field_name: str) -> DomainError:
+    return DomainError(str(err), field=field_name)
+
+
+# ---------------------------------------------------------------- channels
+
+
+def get_channel(channel_id: int, *, session: Session) -> AcquisitionChannel:
+    """Return a channel or raise NotFound."""
+    channel = session.get(AcquisitionChannel, channel_id)
+    if channel is None:
+        raise NotFound(_("渠道不存在 / No such channel"))
+    return channel
+
+
+def find_channel(code: str, *, session: Session) -> AcquisitionChannel | None:
+    """Return the channel with this code, or None."""
+    return session.scalar(select(AcquisitionChannel).where(AcquisitionChannel.code == code))
+
+
+def _clean_text(value: str | None, limit: int, label: str, field_name: str, *, required: bool = False) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise DomainError(_("请填写%(label)s / %(field)s is required", label=label, field=field_name), field=field_name)
+    if len(value) > limit:
+        raise DomainError(_("%(label)s最多 %(n)d 个字符 / %(field)s must be at most %(n)d characters",
+                            label=label, field=field_name, n=limit), field=field_name)
+    return value
+
+
+def _check_kind(kind: str) -> str:
+    try:
+        return rules.validate_kind(kind)
+    except rules.RuleError as err:
+        raise _refuse(err, "kind") from None
+
+
+def create_channel(
+    *, code: str, name: str, kind: str = "other", owner: str = "", notes: str = "", session: Session,
+    by: str | None = None,
+) -> AcquisitionChannel:
+    """Create a channel; its code must be new (Conflict otherwise)."""
+    try:
+        code = rules.validate_channel_code(code)
+    except rules.RuleError as err:
+        raise _refuse(err, "code") from None
+    name = _clean_text(name, 100, "渠道名称", "name", required=True)
+    owner = _clean_text(owner, 100, "负责人", "owner")
+    notes = _clean_text(notes, 2000, "备注", "notes")
+    kind = _check_kind(kind)
+    if session.scalar(select(AcquisitionChannel.id).where(AcquisitionChannel.code == code)) is not None:
+        raise Conflict(_("渠道代码已存在：%(code)s / Channel code already exists: %(code)s", code=code), field="code")
+    channel = AcquisitionChannel(code=code, name=name, kind=kind, owner=owner, notes=notes, active=True)
+    session.add(channel)
+    session.flush()
+    record("channel.created", session=session, target_type="channel", target_id=channel.id, actor=by,
+           details={"code": code, "name": name, "kind": kind})
+    return channel
+
+
+def update_channel(
+    channel: AcquisitionChannel, *, name: str, kind: str, owner: str = "", notes: str = "", session: Session,
+    by: str | None = None,
+) -> AcquisitionChannel:
+    """Change a channel's name, kind, owner and notes (never its code)."""
+    values = {
+        "name": _clean_text(name, 100, "渠道名称", "name", required=True),
+        "kind": _check_kind(kind),
+        "owner": _clean_text(owner, 100, "负责人", "owner"),
+        "notes": _clean_text(notes, 2000, "备注", "notes"),
+    }
+    changes = {k: [getattr(channel, k), v] for k, v in values.items() if getattr(channel, k) != v}
+    for key, (_old, new) in changes.items():
+        setattr(channel, key, new)
+    # A person has now reviewed a channel the processor created from an unknown code.
+    if channel.auto_created:
+        channel.auto_created = False
+        changes["auto_created"] = [True, False]
+    session.flush()
+    if changes:
+        record("channel.updated", session=session, target_type="channel", target_id=channel.id, actor=by,
+               details={"code": channel.code, "changes": changes})
+    return channel
+
+
+def set_channel_active(channel: AcquisitionChannel, active: bool, *, session: Session, by: str | None = None) -> None:
+    """Deactivate or reactivate a channel (its links keep redirecting but stop logging clicks)."""
+    if channel.active == active:
+        return
+    channel.active = active
+    session.flush()
+    record("channel.reactivated" if active else "channel.deactivated", session=session, target_type="channel",
+           target_id=channel.id, actor=by, details={"code": channel.code})
+
+
+def deactivate_channel(channel: AcquisitionChannel, *, session: Session, by: str | None = None) -> None:
+    """Deactivate a channel."""
+    set_channel_active(channel, False, session=session, by=by)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    """A line of the channel list: the channel and its numbers."""
+
+    channel: AcquisitionChannel
+    links: int
+    active_links: int
+    clicks_30d: int
+    registrations: int
+    cost_30d_fen: int
+
+
+def stats_window(now: datetime) -> tuple[datetime, date, date]:
+    """Return the click window start and the first and last business days of the cost window."""
+    today = local_date(now)
+    return now - timedelta(days=STATS_DAYS), today - timedelta(days=STATS_DAYS - 1), today
+
+
+def _stats_query(now: datetime) -> Select[Any]:
+    since, first_day, last_day = stats_window(now)
+    links = (
+        select(TrackingLink.channel_id.label("cid"), func.count().label("n"),
+               func.sum(case((TrackingLink.active.is_(True), 1), else_=0)).label("active_n"))
+        .group_by(TrackingLink.channel_id).subquery()
+    )
+    clicks = (
+        select(Click.channel_id.label("cid"), func.count().label("n"))
+        .where(Click.at >= since, Click.at <= now).group_by(Click.channel_id).subquery()
+    )
+    regs = (
+        select(Investor.channel_id.label("cid"), func.count().label("n"))
+        .where(Investor.channel_id.is_not(None)).group_by(Investor.channel_id).subquery()
+    )
+    costs = (
+        select(ChannelCost.channel_id.label("cid"), func.sum(ChannelCost.amount_fen).label("fen"))
+        .where(ChannelCost.day >= first_day, ChannelCost.day <= last_day)
+        .group_by(ChannelCost.channel_id).subquery()
+    )
+    return (
+        select(
+            AcquisitionChannel,
+            func.coalesce(links.c.n, 0), func.coalesce(links.c.active_n, 0), func.coalesce(clicks.c.n, 0),
+            func.coalesce(regs.c.n, 0), func.coalesce(costs.c.fen, 0),
+        )
+        .outerjoin(links, links.c.cid == AcquisitionChannel.id)
+        .outerjoin(clicks, clicks.c.cid == AcquisitionChannel.id)
+        .outerjoin(regs, regs.c.cid == AcquisitionChannel.id)
+        .outerjoin(costs, costs.c.cid == AcquisitionChannel.id)
+    )
+
+
+def list_channels(
+    *, session: Session, now: datetime, active: bool | None = None, kind: str | None = None, q: str | None = None,
+) -> list[ChannelStats]:
+    """Return channels with links, clicks (30 days), registrations (all time) and cost (30 business days).
+
+    One query whatever the number of channels.
+    """
+    query = _stats_query(now)
+    if active is not None:
+        query = query.where(AcquisitionChannel.active.is_(active))
+    if kind:
+        query = query.where(AcquisitionChannel.kind == kind)
+    if q and q.strip():
+        pattern = f"%{q.strip().lower()}%"
+        query = query.where(or_(func.lower(AcquisitionChannel.code).like(pattern),
+                                func.lower(AcquisitionChannel.name).like(pattern)))
+    query = query.order_by(AcquisitionChannel.active.desc(), AcquisitionChannel.code)
+    return [ChannelStats(c, int(n), int(a), int(k), int(r), int(f)) for c, n, a, k, r, f in session.execute(query)]
+
+
+def channel_stats(channel: AcquisitionChannel, *, session: Session, now: datetime) -> ChannelStats:
+    """Return the list-page numbers of one channel."""
+    row = session.execute(_stats_query(now).where(AcquisitionChannel.id == channel.id)).one()
+    return ChannelStats(row[0], *(int(v) for v in row[1:]))
+
+
+# ---------------------------------------------------------------- tracking links
+
+
+def get_link(link_id: int, *, session: Session) -> TrackingLink:
+    """Return a tracking link or raise NotFound."""
+    link = session.get(TrackingLink, link_id)
+    if link is None:
+        raise NotFound(_("推广链接不存在 / No such tracking link"))
+    return link
+
+
+def _link_values(name: str, landing_url: str, utm: Mapping[str, str] | None) -> dict[str, str]:
+    values = {"name": _clean_text(name, 100, "链接名称", "name", required=True)}
+    try:
+        values["landing_url"] = rules.validate_landing_url(landing_url)
+    except rules.RuleError as err:
+        raise _refuse(err, "landing_url") from None
+    for key in rules.UTM_FIELDS:
+        values[key] = _clean_text((utm or {}).get(key), 100, key, key)
+    return values
+
+
+def _new_code(session: Session, code: str | None) -> str:
+    if code and code.strip():
+        try:
+            code = rules.validate_link_code(code)
+        except rules.RuleError as err:
+            raise _refuse(err, "code") from None
+        if session.scalar(select(TrackingLink.id).where(TrackingLink.code == code)) is not None:
+            raise Conflict(_("短链代码已被使用：%(code)s / Short code already in use: %(code)s", code=code),
+                           field="code")
+        return code
+    for _attempt in range(_CODE_ATTEMPTS):
+        candidate = rules.new_link_code()
+        if session.scalar(select(TrackingLink.id).where(TrackingLink.code == candidate)) is None:
+            return candidate
+    raise Conflict(_("无法生成短链代码，请重试 / Could not generate a short code; please retry"))
+
+
+def create_link(
+    channel: AcquisitionChannel, *, name: str, landing_url: str, utm: Mapping[str, str] | None = None,
+    code: str | None = None, session: Session, by: str | None = None,
+) -> TrackingLink:
+    """Create a tracking link of an active channel; the short code is generated unless one is chosen."""
+    if not channel.active:
+        raise DomainError(_("渠道已停用，不能新建链接 / The channel is inactive; no new links"))
+    values = _link_values(name, landing_url, utm)
+    link = TrackingLink(channel_id=channel.id, code=_new_code(session, code), created_by=by or "", active=True,
+                        **values)
+    session.add(link)
+    session.flush()
+    record("link.created", session=session, target_type="tracking_link", target_id=link.id, actor=by,
+           details={"channel": channel.code, "code": link.code, "name": link.name, "landing_url": link.landing_url})
+    return link
+
+
+def update_link(
+    link: TrackingLink, *, name: str, landing_url: str, utm: Mapping[str, str] | None = None, session: Session,
+    by: str | None = None,
+) -> TrackingLink:
+    """Change a link's name, landing URL and UTM parameters (never its short code)."""
+    values = _link_values(name, landing_url, utm)
+    changes = {k: [getattr(link, k), v] for k, v in values.items() if getattr(link, k) != v}
+    for key, (_old, new) in changes.items():
+        setattr(link, key, new)
+    session.flush()
+    if changes:
+        record("link.updated", session=session, target_type="tracking_link", target_id=link.id, actor=by,
+               details={"code": link.code, "changes": changes})
+    return link
+
+
+def set_link_active(link: TrackingLink, active: bool, *, session: Session, by: str | None = None) -> None:
+    """Deactivate or reactivate a link."""
+    if link.active == active:
+        return
+    link.active = active
+    session.flush()
+    record("link.reactivated" if active else "link.deactivated", session=session, target_type="tracking_link",
+           target_id=link.id, actor=by, details={"code": link.code})
+
+
+def deactivate_link(link: TrackingLink, *, session: Session, by: str | None = None) -> None:
+    """Deactivate a link."""
+    set_link_active(link, False, session=session, by=by)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    """A line of a channel's links table."""
+
+    link: TrackingLink
+    clicks_30d: int
+    clicks_total: int
+
+
+def list_links(channel: AcquisitionChannel, *, session: Session, now: datetime) -> list[LinkStats]:
+    """Return a channel's links with their click counts, newest first (one query)."""
+    since = now - timedelta(days=STATS_DAYS)
+    counts = (
+        select(Click.link_id.label("lid"), func.count().label("total"),
+               func.sum(case((and_(Click.at >= since, Click.at <= now), 1), else_=0)).label("recent"))
+        .where(Click.channel_id == channel.id).group_by(Click.link_id).subquery()
+    )
+    rows = session.execute(
+        select(TrackingLink, func.coalesce(counts.c.recent, 0), func.coalesce(counts.c.total, 0))
+        .outerjoin(counts, counts.c.lid == TrackingLink.id)
+        .where(TrackingLink.channel_id == channel.id)
+        .order_by(TrackingLink.active.desc(), TrackingLink.id.desc())
+    )
+    return [LinkStats(link, int(recent), int(total)) for link, recent, total in rows]
+
+
+def landing_url_for(link: TrackingLink, channel: AcquisitionChannel, click_id: str | None) -> str:
+    """Return where a visit through the link goes, carrying click_id, channel_code and utm_*."""
+    utm = {key: getattr(link, key) for key in rules.UTM_FIELDS}
+    return rules.build_landing_url(link.landing_url,
+                                   rules.tracking_params(click_id=click_id, channel_code=channel.code, utm=utm))
+
+
+def record_click(
+    link_code: str, *, ip: str | None, user_agent: str | None, referrer: str | None, session: Session, now: datetime,
+) -> tuple[Click | None, str]:
+    """Log a visit through /t/<code> and return (click, where to redirect).
+
+    Unknown code: NotFound. Inactive link or channel: no click (None) but still a redirect URL.
+    """
+    found = session.execute(
+        select(TrackingLink, AcquisitionChannel)
+        .join(AcquisitionChannel, AcquisitionChannel.id == TrackingLink.channel_id)
+        .where(TrackingLink.code == link_code)
+    ).first()
+    if found is None:
+        raise NotFound(_("链接不存在或已失效 / This link does not exist"))
+    link, channel = found
+    if not (link.active and channel.active):
+        return None, landing_url_for(link, channel, None)
+    click = Click(
+        click_id=rules.new_click_id(), link_id=link.id, channel_id=channel.id, at=now,
+        ip=(ip or "")[:64], user_agent=(user_agent or "")[:500], referrer=(referrer or "")[:1000],
+    )
+    session.add(click)
+    session.flush()
+    return click, landing_url_for(link, channel, click.click_id)
+
+
+def list_clicks(
+    channel: AcquisitionChannel, *, session: Session, page: int = 1, per_page: int = 25,
+) -> tuple[list[tuple[Click, TrackingLink]], int]:
+    """Return one page of a channel's clicks, newest first, with their links, and the total."""
+    total = session.scalar(select(func.count()).select_from(Click).where(Click.channel_id == channel.id)) or 0
+    rows = session.execute(
+        select(Click, TrackingLink).join(TrackingLink, TrackingLink.id == Click.link_id)
+        .where(Click.channel_id == channel.id)
+        .order_by(Click.at.desc(), Click.id.desc())
+        .offset((max(page, 1) - 1) * per_page).limit(per_page)
+    )
+    return list(rows), total
+
+
+def link_short_url(link: TrackingLink, base_url: str) -> str:
+    """Return the absolute short URL of a link (base: PUBLIC_BASE_URL)."""
+    return rules.short_url(base_url, link.code)
+
+
+def _qr(link: TrackingLink, base_url: str) -> segno.QRCode:
+    # Level M survives a scuffed poster; a short URL keeps the code small enough to scan from afar.
+    return segno.make(link_short_url(link, base_url), error="m", micro=False)
+
+
+def qr_png(link: TrackingLink, *, base_url: str, scale: int = 10) -> bytes:
+    """Return the PNG of the QR code of a link's short URL."""
+    buf = io.BytesIO()
+    _qr(link, base_url).save(buf, kind="png", scale=scale, border=4)
+    return buf.getvalue()
+
+
+def qr_svg(link: TrackingLink, *, base_url: str, scale: int = 10) -> bytes:
+    """Return the SVG of the QR code of a link's short URL (for print)."""
+    buf = io.BytesIO()
+    _qr(link, base_url).save(buf, kind="svg", scale=scale, border=4, title=link.name)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- costs
+
+
+def _cost_insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace daily costs on their (channel_id, day) key, race-free on both databases."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(ChannelCost)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["channel_id", "day"],
+        set_={"amount_fen": stmt.excluded.amount_fen, "note": stmt.excluded.note,
+              "entered_by": stmt.excluded.entered_by, "updated_at": stmt.excluded.updated_at},
+    )
+    session.execute(stmt, rows)
+    # Core wrote past the ORM: loaded ChannelCost objects must be read again.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, ChannelCost):
+            session.expire(obj)
+
+
+def set_cost(
+    channel: AcquisitionChannel, *, day: date, amount_fen: int, note: str = "", session: Session, now: datetime,
+    by: str | None = None,
+) -> ChannelCost:
+    """Set what a channel cost on a business day (replacing any earlier figure for that day)."""
+    problems = rules.cost_errors(day, amount_fen, now)
+    if problems:
+        field_name, message = problems[0]
+        raise DomainError(message, field=field_name)
+    try:
+        note = rules.validate_note(note)
+    except rules.RuleError as err:
+        raise _refuse(err, "note") from None
+    old = session.execute(
+        select(ChannelCost.amount_fen, ChannelCost.note)
+        .where(ChannelCost.channel_id == channel.id, ChannelCost.day == day)
+    ).first()
+    if old is None or (old.amount_fen, old.note) != (amount_fen, note):
+        _cost_insert(session, [{"channel_id": channel.id, "day": day, "amount_fen": amount_fen, "note": note,
+                                "entered_by": by or "", "updated_at": now}])
+        record("cost.set", session=session, target_type="channel", target_id=channel.id, actor=by,
+               details={"code": channel.code, "day": day.isoformat(), "amount_fen": amount_fen, "note": note,
+                        "previous_fen": None if old is None else old.amount_fen})
+    cost = session.scalar(select(ChannelCost).where(ChannelCost.channel_id == channel.id, ChannelCost.day == day)
+                          .execution_options(populate_existing=True))
+    assert cost is not None
+    return cost
+
+
+def delete_cost(cost_id: int, *, session: Session, by: str | None = None) -> AcquisitionChannel:
+    """Delete a daily cost entry; return its channel."""
+    cost = session.get(ChannelCost, cost_id)
+    if cost is None:
+        raise NotFound(_("成本记录不存在 / No such cost entry"))
+    channel = get_channel(cost.channel_id, session=session)
+    details = {"code": channel.code, "day": cost.day.isoformat(), "amount_fen": cost.amount_fen}
+    session.delete(cost)
+    session.flush()
+    record("cost.deleted", session=session, target_type="channel", target_id=channel.id, actor=by, details=details)
+    return channel
+
+
+def list_costs(
+    channel: AcquisitionChannel, *, session: Session, page: int = 1, per_page: int = 31,
+) -> tuple[list[ChannelCost], int]:
+    """Return one page of a channel's daily costs, latest day first, and the total count."""
+    total = session.scalar(
+        select(func.count()).select_from(ChannelCost).where(ChannelCost.channel_id == channel.id)) or 0
+    rows = session.scalars(
+        select(ChannelCost).where(ChannelCost.channel_id == channel.id).order_by(ChannelCost.day.desc())
+        .offset((max(page, 1) - 1) * per_page).limit(per_page)
+    )
+    return list(rows), total
+
+
+def export_costs(
+    *, session: Session, channel: AcquisitionChannel | None = None, start: date | None = None,
+    end: date | None = None, by: str | None = None,
+) -> list[list[str]]:
+    """Return daily costs as CSV rows in the import format (header first); the export is audited."""
+    query = (select(ChannelCost.day, AcquisitionChannel.code, ChannelCost.amount_fen, ChannelCost.note)
+             .join(AcquisitionChannel, AcquisitionChannel.id == ChannelCost.channel_id))
+    if channel is not None:
+        query = query.where(ChannelCost.channel_id == channel.id)
+    if start is not None:
+        query = query.where(ChannelCost.day >= start)
+    if end is not None:
+        query = query.where(ChannelCost.day <= end)
+    rows = rules.cost_csv_rows(session.execute(query.order_by(ChannelCost.day, AcquisitionChannel.code)))
+    record("costs.exported", session=session, target_type="channel", target_id=channel.id if channel else None,
+           actor=by, details={"rows": len(rows) - 1, "code": channel.code if channel else None})
+    return rows
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What a cost-sheet import did: rows stored (new, changed, already equal) and rows refused."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[rules.RowError] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Return how many rows of the file are now in the database as given."""
+        return self.created + self.updated + self.unchanged
+
+
+def import_costs(
+    data: bytes | str, *, filename: str = "", session: Session, now: datetime, by: str | None = None,
+) -> ImportResult:
+    """Import a cost sheet: valid rows are upserted, invalid ones reported by row number.
+
+    Importing the same file again changes nothing (rows already equal are left alone).
+    """
+    sheet = rules.parse_cost_csv(data, now=now)
+    result = ImportResult(errors=list(sheet.errors))
+    codes = {row.channel_code for row in sheet.rows}
+    channels: dict[str, AcquisitionChannel] = {}
+    by_lower: dict[str, AcquisitionChannel] = {}
+    if codes:
+        lowered = {c.lower() for c in codes}
+        for channel in session.scalars(select(AcquisitionChannel).where(
+                or_(AcquisitionChannel.code.in_(codes), func.lower(AcquisitionChannel.code).in_(lowered)))):
+            channels[channel.code] = channel
+            by_lower.setdefault(channel.code.lower(), channel)
+    accepted: list[tuple[rules.CostRow, AcquisitionChannel]] = []
+    for row in sheet.rows:
+        # Exact code first; Excel users sometimes type BAIDU_SEM for baidu_sem.
+        channel = channels.get(row.channel_code) or by_lower.get(row.channel_code.lower())
+        if channel is None:
+            result.errors.append(rules.RowError(
+                row.row, "channel_code",
+                _("未知的渠道代码：%(code)s（请先创建渠道） / "
+                  "Unknown channel code: %(code)s (create the channel first)", code=row.channel_code)))
+            continue
+        accepted.append((row, channel))
+
+    # The same channel and day may still appear twice when two spellings map to one channel.
+    unique: dict[tuple[int, date], rules.CostRow] = {}
+    for row, channel in accepted:
+        key = (channel.id, row.day)
+        if key in unique:
+            result.errors.append(rules.RowError(row.row, None, _(
+                "与第 %(n)d 行的渠道和日期重复 / Same channel and date as row %(n)d", n=unique[key].row)))
+            continue
+        unique[key] = row
+
+    existing: dict[tuple[int, date], tuple[int, str]] = {}
+    if unique:
+        days = [d for _c, d in unique]
+        ids = {c for c, _d in unique}
+        for cid, day, fen, note in session.execute(
+            select(ChannelCost.channel_id, ChannelCost.day, ChannelCost.amount_fen, ChannelCost.note)
+            .where(ChannelCost.channel_id.in_(ids), ChannelCost.day >= min(days), ChannelCost.day <= max(days))
+        ):
+            existing[(cid, day)] = (fen, note)
+
+    writes: list[dict[str, Any]] = []
+    for (cid, day), row in unique.items():
+        before = existing.get((cid, day))
+        if before == (row.amount_fen, row.note):
+            result.unchanged += 1
+            continue
+        if before is None:
+            result.created += 1
+        else:
+            result.updated += 1
+        writes.append({"channel_id": cid, "day": day, "amount_fen": row.amount_fen, "note": row.note,
+                       "entered_by": by or "", "updated_at": now})
+    for start in range(0, len(writes), 500):
+        _cost_insert(session, writes[start:start + 500])
+    session.flush()
+    result.errors.sort(key=lambda e: (e.row, e.field or ""))
+    record("costs.imported", session=session, target_type="channel_costs", actor=by, details={
+        "filename": filename[:200], "created": result.created, "updated": result.updated,
+        "unchanged": result.unchanged, "errors": len(result.errors),
+        "channels": sorted({channel.code for _row, channel in accepted}),
+    })
+    return result
