@@ -66,8 +66,8 @@ class TestConfig(Config):
 
     TESTING = True
     WTF_CSRF_ENABLED = False  # the CSRF tests turn it back on
-    SECRET_KEY = "test-secret-key"
-    WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    SECRET_KEY = "test-secret-key"  # noqa: S105 (test only)
+    WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (test only)
     BACKGROUND_WORK = False
     SESSION_COOKIE_SECURE = False
     SERVER_NAME = None

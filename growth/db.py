@@ -6,10 +6,10 @@ House rule: services take `session` and flush; the request, job or processor bat
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+F = TypeVar("F", bound=Callable[..., object])
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -125,6 +127,19 @@ def get_db(app: Flask | None = None) -> Database:
     return (app or current_app).extensions["growth.db"]
 
 
+def writes(view: F) -> F:
+    """Declare that a GET view writes (an audited export, a logged click), so it takes the write lock."""
+    view.writes_on_get = True  # type: ignore[attr-defined]
+    return view
+
+
+def _request_writes() -> bool:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "writes_on_get", False))
+
+
 def request_session() -> Session:
     """Return the session of the current request, opening it on first use."""
     session = g.get("_db_session")
@@ -132,7 +147,7 @@ def request_session() -> Session:
         db = get_db()
         session = db.sessionmaker()
         g._db_session = session
-        if db.dialect == "sqlite" and has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS"):
+        if db.dialect == "sqlite" and has_request_context() and _request_writes():
             # A write request takes the write lock up front: a deferred transaction that has read cannot
             # upgrade once another connection (the background processor) committed meanwhile (SQLITE_BUSY).
             token = _sqlite_begin.set("BEGIN IMMEDIATE")

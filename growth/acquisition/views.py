@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from growth.acquisition import rules, services
 from growth.acquisition.models import AcquisitionChannel
 from growth.auth.permissions import Permission, public, require, role_has
-from growth.db import get_db, mark_rollback, request_session
+from growth.db import get_db, mark_rollback, request_session, writes
 from growth.errors import DomainError, NotFound
 from growth.money import fen_to_api
 from growth.timeutil import local_date, utcnow
@@ -188,6 +188,7 @@ def create_channel():  # type: ignore[no-untyped-def]
 
 @bp.route("/channels/export.csv")
 @require(Permission.CHANNELS_VIEW)
+@writes
 def export_channels():  # type: ignore[no-untyped-def]
     active, kind, q = _list_filters()
     rows = services.list_channels(session=request_session(), now=utcnow(), active=active, kind=kind, q=q)
@@ -424,6 +425,7 @@ def cost_template():  # type: ignore[no-untyped-def]
 
 @bp.route("/channels/costs.csv")
 @require(Permission.CHANNELS_VIEW)
+@writes
 def export_costs():  # type: ignore[no-untyped-def]
     start = _date_arg("start")
     end = _date_arg("end")
@@ -433,6 +435,7 @@ def export_costs():  # type: ignore[no-untyped-def]
 
 @bp.route("/channels/<int:channel_id>/costs.csv")
 @require(Permission.CHANNELS_VIEW)
+@writes
 def export_channel_costs(channel_id: int):  # type: ignore[no-untyped-def]
     channel = services.get_channel(channel_id, session=request_session())
     rows = services.export_costs(session=request_session(), channel=channel, by=_by())

@@ -13,7 +13,7 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from growth.auth.permissions import Permission, require, role_has
-from growth.db import request_session
+from growth.db import request_session, writes
 from growth.errors import Forbidden
 from growth.investors import services
 from growth.investors.models import MILESTONES
@@ -114,6 +114,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/investors/export.csv")
 @require(Permission.INVESTORS_VIEW)
+@writes
 def export():  # type: ignore[no-untyped-def]
     filters = _filters(request.args)
     unmasked = request.args.get("pii") == "1"
