@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from growth import db as dbmod
 from growth.config import Config
@@ -87,6 +88,9 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'growth.db'}"
     app.config["DATABASE_URL"] = url
 
+    if app.config["PROXY_COUNT"]:
+        n = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
     _init_extensions(app)
     _register_blueprints(app)

@@ -48,6 +48,7 @@ class Config:
     PROCESSOR_IDLE_SECONDS = 0.5
     LEADER_LEASE_SECONDS = 15
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
@@ -58,6 +59,7 @@ class Config:
                 values[key] = os.environ[PREFIX + key]
         values["SESSION_COOKIE_SECURE"] = _env_bool("COOKIE_SECURE", cls.SESSION_COOKIE_SECURE)
         values["BACKGROUND_WORK"] = _env_bool("BACKGROUND_WORK", cls.BACKGROUND_WORK)
+        values["PROXY_COUNT"] = int(os.environ.get(PREFIX + "PROXY_COUNT", cls.PROXY_COUNT))
         return values
 
 
