@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from datetime import date
 
 import plotly
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
-from flask_babel import lazy_gettext as _l
 
 from dashboards import charts, queries
 from dashboards.metrics import FUNNEL_STEPS, conversion_rates, funnel
 from growth.auth.permissions import Permission, public, require
 from growth.db import request_session
 from growth.errors import DomainError
+from growth.exports import csv_response
+from growth.investors.views import MILESTONE_LABELS
 from growth.timeutil import local_date, utcnow
 
 api = Blueprint("dashboards_api", __name__, url_prefix="/api/v1")
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards")
 
-STEP_LABELS = {
-    "registered": _l("注册"), "kyc_verified": _l("实名认证"), "card_bound": _l("绑卡"),
-    "first_deposit": _l("首次充值"), "first_investment": _l("首投"), "repeat_investment": _l("复投"),
-}
 GROUP_BY = ("none", "channel", "week")
 PLOTLY_JS = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
 
@@ -84,7 +79,7 @@ def funnel_page():  # type: ignore[no-untyped-def]
     except DomainError as err:
         q, error = _funnel_query({}), err.message
     data = _compute(q)
-    labels = [str(STEP_LABELS[s]) for s in FUNNEL_STEPS]
+    labels = [str(MILESTONE_LABELS[s]) for s in FUNNEL_STEPS]
     total = data["total"]["counts"]
     if request.args.get("format") == "csv":
         return _funnel_csv(labels, data)
@@ -101,14 +96,9 @@ def funnel_page():  # type: ignore[no-untyped-def]
 
 
 def _funnel_csv(labels: list[str], data: dict) -> Response:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["key", "label", *labels])
-    writer.writerow(["total", "total", *data["total"]["counts"]])
-    for g in data["groups"]:
-        writer.writerow([g["key"], g["label"], *g["counts"]])
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=funnel.csv"})
+    rows = [["key", "label", *labels], ["total", "total", *data["total"]["counts"]]]
+    rows += [[g["key"], g["label"], *g["counts"]] for g in data["groups"]]
+    return csv_response(rows, "funnel.csv")
 
 
 @bp.route("/assets/plotly.min.js")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable
 from datetime import date
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
@@ -21,6 +18,7 @@ from growth.acquisition.models import AcquisitionChannel
 from growth.auth.permissions import Permission, public, require, role_has
 from growth.db import get_db, mark_rollback, request_session, writes
 from growth.errors import DomainError, NotFound
+from growth.exports import csv_response
 from growth.money import fen_to_api
 from growth.timeutil import local_date, utcnow
 
@@ -124,14 +122,6 @@ def _base_url() -> str:
     return current_app.config["PUBLIC_BASE_URL"]
 
 
-def _csv_response(rows: Iterable[Iterable[object]], filename: str) -> Response:
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    # The BOM makes Excel open UTF-8 Chinese text correctly.
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={filename}"})
-
-
 def _list_filters() -> tuple[bool | None, str | None, str]:
     status = request.args.get("status", "")
     active = {"active": True, "inactive": False}.get(status)
@@ -197,7 +187,7 @@ def export_channels():  # type: ignore[no-untyped-def]
     out.extend([r.channel.code, r.channel.name, r.channel.kind, int(r.channel.active), r.links, r.active_links,
                 r.clicks_30d, r.registrations, fen_to_api(r.cost_30d_fen)]
                for r in rows)
-    return _csv_response(out, "channels.csv")
+    return csv_response(out, "channels.csv")
 
 
 def _render_detail(channel: AcquisitionChannel, *, edit_form: ChannelEditForm | None = None,
@@ -420,7 +410,7 @@ def import_costs():  # type: ignore[no-untyped-def]
 def cost_template():  # type: ignore[no-untyped-def]
     today = local_date(utcnow())
     sample = [(today, "baidu_sem", 123456, "示例，导入前请删除")]
-    return _csv_response(rules.cost_csv_rows(sample), "costs-template.csv")
+    return csv_response(rules.cost_csv_rows(sample), "costs-template.csv")
 
 
 @bp.route("/channels/costs.csv")
@@ -430,7 +420,7 @@ def export_costs():  # type: ignore[no-untyped-def]
     start = _date_arg("start")
     end = _date_arg("end")
     rows = services.export_costs(session=request_session(), start=start, end=end, by=_by())
-    return _csv_response(rows, "costs.csv")
+    return csv_response(rows, "costs.csv")
 
 
 @bp.route("/channels/<int:channel_id>/costs.csv")
@@ -439,7 +429,7 @@ def export_costs():  # type: ignore[no-untyped-def]
 def export_channel_costs(channel_id: int):  # type: ignore[no-untyped-def]
     channel = services.get_channel(channel_id, session=request_session())
     rows = services.export_costs(session=request_session(), channel=channel, by=_by())
-    return _csv_response(rows, f"costs-{channel.code}.csv")
+    return csv_response(rows, f"costs-{channel.code}.csv")
 
 
 def _date_arg(name: str) -> date | None:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, render_template, request
 
 from growth.audit.services import list_entries, record
 from growth.auth.permissions import Permission, require
 from growth.db import request_session, writes
+from growth.exports import csv_response
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
-
-
-def _cell(value: str) -> str:
-    """Defuse a text cell a spreadsheet would run as a formula (anyone can type "=..." as a login email)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.route("/")
@@ -38,14 +32,8 @@ def export():  # type: ignore[no-untyped-def]
     action = request.args.get("action", "").strip() or None
     actor = request.args.get("actor", "").strip() or None
     entries, _total = list_entries(session=request_session(), action=action, actor=actor, page=1, per_page=100_000)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["id", "at_utc", "actor", "action", "target_type", "target_id", "ip", "details"])
-    for e in entries:
-        writer.writerow([e.id, e.at.isoformat(), *(_cell(v) for v in (
-            e.actor, e.action, e.target_type or "", e.target_id or "", e.ip or "",
-            json.dumps(e.details, ensure_ascii=False, sort_keys=True),
-        ))])
+    rows = [["id", "at_utc", "actor", "action", "target_type", "target_id", "ip", "details"]]
+    rows += [[e.id, e.at.isoformat(), e.actor, e.action, e.target_type or "", e.target_id or "", e.ip or "",
+              json.dumps(e.details, ensure_ascii=False, sort_keys=True)] for e in entries]
     record("audit.exported", session=request_session(), details={"rows": len(entries)})
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=audit.csv"})
+    return csv_response(rows, "audit.csv")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
@@ -15,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 from growth.auth.permissions import Permission, require, role_has
 from growth.db import request_session, writes
 from growth.errors import Forbidden
+from growth.exports import csv_response
 from growth.investors import services
 from growth.investors.models import MILESTONES
 
@@ -124,13 +123,8 @@ def export():  # type: ignore[no-untyped-def]
         session=request_session(), q=filters.q, channel_id=filters.channel_id, milestone=filters.milestone,
         stalled=filters.stalled, unmasked=unmasked,
     )
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow([str(EXPORT_HEADERS[key]) for key in services.EXPORT_COLUMNS])
-    writer.writerows(rows)
-    # The BOM makes Excel open the UTF-8 file with the right encoding.
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=investors.csv"})
+    header = [str(EXPORT_HEADERS[key]) for key in services.EXPORT_COLUMNS]
+    return csv_response([header, *rows], "investors.csv")
 
 
 def _detail(investor_id: int, *, reveal: bool):  # type: ignore[no-untyped-def]
