@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, flash, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from growth.db import mark_rollback
@@ -64,7 +65,10 @@ def register_error_handlers(app: Flask) -> None:
         code = err.code or 500
         if _wants_json():
             return jsonify({"error": err.description or err.name}), code
-        return render_template("errors/error.html", code=code, message=None), code
+        message = None
+        if isinstance(err, CSRFError):  # usually a form left open too long or opened before sign-in
+            message = _("页面已过期，请刷新后重试。 / The page has expired; reload it and try again.")
+        return render_template("errors/error.html", code=code, message=message), code
 
     @app.errorhandler(Exception)
     def _crash(err: Exception):  # type: ignore[no-untyped-def]

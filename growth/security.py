@@ -10,7 +10,7 @@ from growth.auth.models import StaffUser
 from growth.auth.permissions import Permission, role_has
 from growth.auth.services import user_for_token
 from growth.db import request_session
-from growth.extensions import login_manager
+from growth.extensions import csrf, login_manager
 from growth.timeutil import utcnow
 
 CSP = {
@@ -70,20 +70,23 @@ def _refuse_anonymous():  # type: ignore[no-untyped-def]
 
 def init_security(app: Flask) -> None:
     """Install the guard that runs before every request."""
+    # CSRF protects cookie sessions. /api/ refuses cookie-session writes (below) and takes bearer tokens,
+    # which a browser never sends on its own, so the guard checks CSRF everywhere but there.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
     @app.before_request
     def _guard():  # type: ignore[no-untyped-def]
         if request.endpoint is None:
             return None  # 404/405 are answered by the router
+        if app.config["WTF_CSRF_ENABLED"] and not request.path.startswith("/api/"):
+            csrf.protect(apply_exemptions=True)  # still honours @csrf.exempt
         need = view_requirement(app, request.endpoint)
         if need == "public":
             return None
-        if request.path.startswith("/api/") and request.method != "GET" and not g.get("token_auth"):
-            # Cookie sessions may only read the API; writes need a bearer token (no CSRF there).
-            if current_user.is_authenticated and not g.get("token_auth"):
-                abort(403)
-        if not current_user.is_authenticated:
+        if not current_user.is_authenticated:  # loads the user: from the session, else a bearer token
             return _refuse_anonymous()
+        if request.path.startswith("/api/") and request.method not in ("GET", "HEAD") and not g.get("token_auth"):
+            abort(403)  # cookie sessions may only read the API; writes need a bearer token (no CSRF there)
         if not g.get("token_auth"):
             now = int(utcnow().timestamp())
             last = session.get("_seen")
