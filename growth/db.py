@@ -136,6 +136,8 @@ def writes(view: F) -> F:
 def _request_writes() -> bool:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         return True
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return True  # token use is stamped (last_used_at) in the request's transaction
     view = current_app.view_functions.get(request.endpoint or "")
     return bool(getattr(view, "writes_on_get", False))
 
