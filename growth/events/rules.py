@@ -45,6 +45,8 @@ _NAIVE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{
 _ZERO_MONEY = re.compile(r"0(?:\.0{1,2})?")
 _MONEY_FORMAT = 'must be a decimal string such as "1000.00"'
 _RATE_FORMAT = 'must be a decimal fraction string such as "0.0850"'
+# PostgreSQL text cannot hold NUL; refusing it here keeps the log and every projection of it storable.
+_NUL = "must not contain the NUL character (\\u0000)"
 # A list field reports at most this many bad items, so a hostile body cannot blow up the response.
 _MAX_ITEM_ERRORS = 10
 
@@ -174,6 +176,8 @@ def _user(user: object, errors: list[str]) -> str | None:
             errors.append(f"user.email: at most {MAX_EMAIL_LENGTH} characters")
         elif email.count("@") != 1 or email[0] == "@" or email[-1] == "@":
             errors.append("user.email: must be an email address such as z@example.com")
+        elif "\x00" in email:
+            errors.append(f"user.email: {_NUL}")
 
     _optional_string(user.get("wechat_openid"), "user.wechat_openid", MAX_OPENID_LENGTH, errors)
     return user_id
@@ -296,6 +300,9 @@ def _text(value: object, path: str, max_length: int, errors: list[str]) -> str |
     if len(value) > max_length:
         errors.append(f"{path}: at most {max_length} characters")
         return None
+    if "\x00" in value:
+        errors.append(f"{path}: {_NUL}")
+        return None
     return value
 
 
@@ -306,6 +313,8 @@ def _optional_string(value: object, path: str, max_length: int, errors: list[str
         errors.append(f"{path}: must be a string")
     elif len(value) > max_length:
         errors.append(f"{path}: at most {max_length} characters")
+    elif "\x00" in value:
+        errors.append(f"{path}: {_NUL}")
 
 
 def _money(value: object, path: str, errors: list[str], zero_allowed: bool = False) -> None:

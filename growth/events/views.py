@@ -1,36 +1,45 @@
-"""The signed events API (the platform's door) and the event log page for staff."""
+"""The signed events API (the platform's door), its OpenAPI description and docs, and the event log page."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import orjson
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
 
 from growth.auth.permissions import Permission, public, require
 from growth.db import request_session
 from growth.events import services
+from growth.events.openapi import build_openapi, build_openapi_30
 from growth.events.processor import wake_event
 from growth.events.rules import EVENT_TYPES, MAX_BODY_BYTES, MAX_EVENTS
 from growth.timeutil import utcnow
 
-api = Blueprint("events_api", __name__, url_prefix="/api/v1")
+# Prefix /api (not /api/v1) so the docs page can live at /api/docs beside the versioned API.
+api = Blueprint("events_api", __name__, url_prefix="/api")
 bp = Blueprint("events", __name__, url_prefix="/events")
+
+# The Swagger UI files the docs page loads; nothing else of the bundle is served.
+SWAGGER_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+                            "favicon-32x32.png", "favicon-16x16.png"})
 
 
 def _json(body: dict, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def _hooks() -> list:
-    """Verifiers for the configured secrets, built once per app (and again if the setting changes)."""
+def _signing_keys() -> list[bytes]:
+    """Return the keys of the configured secrets, parsed once per app (and again if the setting changes)."""
     secret = current_app.config.get("WEBHOOK_SECRET") or ""
     cached = current_app.extensions.get("growth.webhooks")
     if cached is None or cached[0] != secret:
-        cached = (secret, services.verifiers(secret))
+        cached = (secret, services.signing_keys(secret))
         current_app.extensions["growth.webhooks"] = cached
     return cached[1]
 
 
-@api.route("/events", methods=["POST"])
+@api.route("/v1/events", methods=["POST"])
 @public  # authenticated by the Standard Webhooks signature, not by a staff session
 def receive_events() -> Response:
     """Verify, validate and append a batch of platform events."""
@@ -42,7 +51,7 @@ def receive_events() -> Response:
     if len(body) > MAX_BODY_BYTES:
         return _json({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
     try:
-        services.verify_signature(body, request.headers, _hooks())
+        services.verify_signature(body, request.headers, _signing_keys(), now=utcnow())
     except services.SignatureError as err:
         return _json({"error": f"signature check failed: {err}"}, 401)
     try:
@@ -56,6 +65,41 @@ def receive_events() -> Response:
     if result.accepted:
         response.call_on_close(wake_event(current_app).set)  # after the commit: process them now
     return response
+
+
+@cache
+def _openapi_bytes(version: str) -> bytes:
+    return orjson.dumps(build_openapi_30() if version == "3.0" else build_openapi())
+
+
+@api.route("/v1/openapi.json")
+@public  # the contract is no secret: the platform's developers read it
+def openapi_json() -> Response:
+    """Serve the OpenAPI 3.1 description of the API."""
+    return Response(_openapi_bytes("3.1"), mimetype="application/json")
+
+
+@api.route("/docs/openapi-3.0.json")
+@public
+def openapi_json_30() -> Response:
+    """Serve the description spelled as OpenAPI 3.0, which the bundled Swagger UI 4 can render."""
+    return Response(_openapi_bytes("3.0"), mimetype="application/json")
+
+
+@api.route("/docs")
+@public  # shows only the public description above; trying requests out still needs a signature or token
+def api_docs() -> str:
+    """Render the Swagger UI page for the API description."""
+    return render_template("events/api_docs.html")
+
+
+@api.route("/docs/assets/<path:filename>")
+@public
+def swagger_asset(filename: str) -> Response:
+    """Serve a Swagger UI asset from the swagger_ui_bundle package (never a CDN: the intranet has none)."""
+    if filename not in SWAGGER_ASSETS:
+        return _json({"error": "not found"}, 404)
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
 @bp.route("/")
