@@ -31,6 +31,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
         (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
+        (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明")),
     ]
 
 
