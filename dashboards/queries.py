@@ -13,11 +13,14 @@ from growth.acquisition.models import AcquisitionChannel
 from growth.investors.models import Investor
 from growth.timeutil import local_day_bounds
 
+FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
+
 
 def funnel_cohort(*, session: Session, start: date, end: date) -> Iterator[CohortMember]:
     """Yield the investors whose registration (Asia/Shanghai date) lies in [start, end]."""
-    lo, _ = local_day_bounds(start)
-    _, hi = local_day_bounds(end)
+    # The calendar's first and last days have no UTC bounds in Python (OverflowError); nobody registered then.
+    lo, _ = local_day_bounds(max(start, FIRST_DAY))
+    _, hi = local_day_bounds(min(end, LAST_DAY))
     query = (
         select(Investor.registered_at, Investor.kyc_verified_at, Investor.card_bound_at, Investor.first_deposit_at,
                Investor.first_investment_at, Investor.repeat_investment_at, AcquisitionChannel.code,

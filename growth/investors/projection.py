@@ -57,6 +57,10 @@ _UPDATE_INVESTMENT = (
     update(_INVESTMENTS).where(_INVESTMENTS.c.id == bindparam("row_id"))
     .values({c: bindparam(c) for c in _INVESTMENT_COLUMNS})
 )
+_UPDATE_MOVEMENT = (
+    update(_MOVEMENTS).where(_MOVEMENTS.c.id == bindparam("row_id"))
+    .values({c: bindparam(c) for c in ("investor_id", "amount_fen", "occurred_at")})
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,15 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[i:i + CHUNK]
 
 
+_REGISTRATION_FIELDS = (("click_id", "click_id"), ("channel_code", "channel_code_given"),
+                        ("referral_code", "referral_code_used"), ("device_id", "device_id"), ("ip", "registration_ip"))
+
+
+def _registration_key(values: dict[str, Any], *, stored: bool = False) -> tuple[str, ...]:
+    """Return a registration's data as a sortable key (from event data, or as stored on the investor row)."""
+    return tuple(str(values.get(column if stored else name) or "") for name, column in _REGISTRATION_FIELDS)
+
+
 def new_investor_row(user_id: str) -> dict[str, Any]:
     """Return the row of an investor we have only just heard of."""
     row: dict[str, Any] = dict.fromkeys(_INVESTOR_COLUMNS)
@@ -107,8 +120,9 @@ class Projector:
     emissions: list[Emission] = field(default_factory=list)
     investors: dict[str, dict[str, Any]] = field(default_factory=dict)  # by platform user id
     investments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by platform investment id
-    movements: list[dict[str, Any]] = field(default_factory=list)
-    _seen_movements: set[tuple[str, str]] = field(default_factory=set)
+    movements: list[dict[str, Any]] = field(default_factory=list)  # new rows, inserted by _write
+    _movement_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # by (kind, external id)
+    _changed_movements: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _before: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _investment_before: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     _touched_investments: set[str] = field(default_factory=set)
@@ -146,9 +160,8 @@ class Projector:
 
         movement_ids = sorted({e.body["data"][_MOVEMENT_ID[e.type]] for e in events if e.type in _MOVEMENT_ID})
         for part in _chunks(movement_ids):
-            self._seen_movements.update(
-                (kind, ext) for kind, ext in s.execute(
-                    select(_MOVEMENTS.c.kind, _MOVEMENTS.c.external_id).where(_MOVEMENTS.c.external_id.in_(part))))
+            for row in s.execute(select(_MOVEMENTS).where(_MOVEMENTS.c.external_id.in_(part))).mappings():
+                self._movement_rows[(row["kind"], row["external_id"])] = dict(row)
 
         # Every investment of every investor in the batch: totals and milestones are recomputed from them.
         investor_ids = sorted(row["id"] for row in self.investors.values())
@@ -201,9 +214,11 @@ class Projector:
         if milestone:
             key = f"{milestone}_at"
             current = inv[key]
+            # On a tie the registration data decides, not the arrival order (order-free attribution).
+            if kind == "user.registered" and (current is None or at < current or (
+                    at == current and _registration_key(data) < _registration_key(inv, stored=True))):
+                self._take_registration(inv, data)
             if current is None or at < current:
-                if kind == "user.registered":
-                    self._take_registration(inv, data)
                 inv[key] = at
         if kind == "funds.deposited":
             self._movement(inv, "deposit", data["deposit_id"], data["amount"], at)
@@ -224,15 +239,26 @@ class Projector:
         self._reattribute.add(inv["platform_user_id"])
 
     def _movement(self, inv: dict[str, Any], kind: str, external_id: str, amount: str, at: datetime) -> None:
+        """Keep one row per deposit/withdrawal id, so totals never double count; the earliest delivery wins."""
         key = (kind, external_id)
-        if key in self._seen_movements:
-            return
-        self._seen_movements.add(key)
         fen = parse_yuan(amount)
-        self.movements.append({"kind": kind, "external_id": external_id, "investor_id": inv["id"],
-                               "amount_fen": fen, "occurred_at": at})
         total = "deposit_total_fen" if kind == "deposit" else "withdrawal_total_fen"
+        row = self._movement_rows.get(key)
+        if row is None:
+            row = {"kind": kind, "external_id": external_id, "investor_id": inv["id"], "amount_fen": fen,
+                   "occurred_at": at}
+            self._movement_rows[key] = row
+            self.movements.append(row)
+            inv[total] += fen
+            return
+        if (at, fen) >= (row["occurred_at"], row["amount_fen"]):
+            return
+        # An earlier delivery arrived late: it replaces the one we kept, so the row does not depend on arrival order.
+        self._investor_by_id(row["investor_id"])[total] -= row["amount_fen"]
         inv[total] += fen
+        row.update(investor_id=inv["id"], amount_fen=fen, occurred_at=at)
+        if row.get("id") is not None:
+            self._changed_movements[key] = row
 
     def _investment(self, inv: dict[str, Any], kind: str, data: dict[str, Any], at: datetime) -> None:
         iid = data["investment_id"]
@@ -271,6 +297,16 @@ class Projector:
             consent[channel] = {"granted": granted, "at": stamp}
             inv["consent"] = consent
             self._consent_changes.append((inv["platform_user_id"], channel, granted))
+
+    def _investor_by_id(self, investor_id: int) -> dict[str, Any]:
+        """Return a loaded investor row by database id, loading it when no event of the batch named it."""
+        for inv in self.investors.values():
+            if inv["id"] == investor_id:
+                return inv
+        inv = dict(self.session.execute(select(_INVESTORS).where(_INVESTORS.c.id == investor_id)).mappings().one())
+        self.investors[inv["platform_user_id"]] = inv
+        self._before[inv["platform_user_id"]] = tuple(inv[f"{m}_at"] for m in MILESTONES)
+        return inv
 
     # --- derived state ------------------------------------------------------------------------
     def _recompute_investment_totals(self) -> None:
@@ -371,6 +407,10 @@ class Projector:
                 r["id"] = row_id
         if self.movements:
             conn.execute(insert(_MOVEMENTS), self.movements)
+        if self._changed_movements:
+            conn.execute(_UPDATE_MOVEMENT, [
+                {"row_id": r["id"], "investor_id": r["investor_id"], "amount_fen": r["amount_fen"],
+                 "occurred_at": r["occurred_at"]} for r in self._changed_movements.values()])
 
     # --- signals ------------------------------------------------------------------------------
     def _collect_emissions(self) -> None:
