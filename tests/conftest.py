@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from growth.app import create_app
 from growth.config import TestConfig
 from growth.db import Base, get_db
-from tests.factories import PASSWORD, make_user
 from growth.models import import_all_models
+from tests.factories import PASSWORD, make_user
 
 PG_ADMIN_URL = os.environ.get("GROWTH_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 KINDS = [k for k in os.environ.get("GROWTH_TEST_DATABASES", "sqlite,postgresql").split(",") if k]

@@ -16,7 +16,9 @@ PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
 
 
-def make_user(session: Session, *, role: str = "admin", email: str | None = None, password: str = PASSWORD) -> StaffUser:
+def make_user(
+    session: Session, *, role: str = "admin", email: str | None = None, password: str = PASSWORD
+) -> StaffUser:
     """Create a staff user with a known password."""
     n = next(_seq)
     return create_user(email or f"{role}{n}@example.com", role=role, password=password, name=f"{role} {n}",

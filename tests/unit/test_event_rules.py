@@ -97,14 +97,14 @@ def with_user(**fields: object) -> dict:
 
 
 def test_the_nine_event_types_of_the_contract_are_known_and_each_has_a_data_check() -> None:
-    assert EVENT_TYPES == set(DATA_BY_TYPE)
+    assert set(DATA_BY_TYPE) == EVENT_TYPES
     assert _DATA_CHECKS.keys() == EVENT_TYPES
 
 
 def test_the_limits_match_the_contract() -> None:
     assert MAX_EVENTS == 5000
     assert MAX_BODY_BYTES == 5 * 1024 * 1024
-    assert FUTURE_TOLERANCE == timedelta(minutes=5)
+    assert timedelta(minutes=5) == FUTURE_TOLERANCE
 
 
 # --- valid events ------------------------------------------------------------------------------
