@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -16,6 +14,8 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.events.rules import ValidEvent, split_envelope, validate_event
@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 SIGNATURE_TOLERANCE = timedelta(minutes=5)
-_SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() would also take "١٢" or "1_0"
 
 # Serialises appends on PostgreSQL so that seq order is commit order: the processor's cursor can
@@ -63,69 +62,72 @@ class IngestResult:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-def signing_keys(secrets: str) -> list[bytes]:
-    """Return the HMAC key of each configured `whsec_<base64>` secret (space-separated, for rotation)."""
-    keys = []
+def verifiers(secrets: str) -> list[Webhook]:
+    """Return a verifier per configured `whsec_<base64>` secret (space-separated, for rotation)."""
+    hooks = []
     for secret in secrets.split():
-        text = secret.removeprefix(_SECRET_PREFIX)
         try:
-            # Decoded exactly as the standardwebhooks library does (padding optional), so both sign alike.
-            key = base64.b64decode(text + "==")
-        except (binascii.Error, ValueError):
+            hooks.append(Webhook(secret))
+        except (binascii.Error, ValueError, EmptyWebhookSecretError):
             logger.error("GROWTH_WEBHOOK_SECRET: ignoring a secret that is not whsec_<base64>")
-            continue
-        if key:
-            keys.append(key)
-    return keys
+    return hooks
 
 
-def _header_bytes(value: str) -> list[bytes]:
-    """Return the byte spellings a header value may have been signed as (UTF-8 like the library, or the wire)."""
-    spellings = [value.encode("utf-8", "surrogatepass")]
-    try:
-        wire = value.encode("latin-1")  # the WSGI server decoded the header bytes as Latin-1
-    except UnicodeEncodeError:
-        return spellings
-    return spellings if wire == spellings[0] else [*spellings, wire]
+def _well_formed_signatures(header: str) -> str:
+    """Keep the "v1,<base64>" entries of a signature list.
 
-
-def verify_signature(body: bytes, headers: Mapping[str, str], keys: Sequence[bytes], *, now: datetime) -> None:
-    """Accept the raw body if its Standard Webhooks signature matches any key; raise SignatureError otherwise."""
-    lowered: dict[str, str] = {}
-    for name, value in headers.items():
-        lowered.setdefault(name.lower(), value)  # a repeated header: the first one counts, as in Werkzeug
-    missing = [name for name in SIGNATURE_HEADERS if not lowered.get(name)]
-    if missing:
-        raise SignatureError("missing header " + ", ".join(missing))
-    msg_id, timestamp, signatures = (lowered[name] for name in SIGNATURE_HEADERS)
-    if _UNIX_SECONDS.fullmatch(timestamp) is None:
-        raise SignatureError("webhook-timestamp must be unix seconds")
-    skew = int(timestamp) - now.timestamp()
-    if skew < -SIGNATURE_TOLERANCE.total_seconds():
-        raise SignatureError("webhook-timestamp is more than 5 minutes old")
-    if skew > SIGNATURE_TOLERANCE.total_seconds():
-        raise SignatureError("webhook-timestamp is more than 5 minutes in the future")
-    if not keys:
-        raise SignatureError("no webhook secret is configured")
-    # The signed content is "{webhook-id}.{webhook-timestamp}.{raw body}": the body's bytes as received.
-    expected = [
-        hmac.new(key, prefix + b"." + timestamp.encode("ascii") + b"." + body, hashlib.sha256).digest()
-        for prefix in _header_bytes(msg_id)
-        for key in keys
-    ]
-    # A list of "v1,<base64>" separated by spaces; an entry of another version or a malformed one is
-    # skipped rather than fatal, so a good signature later in the list still counts.
-    for entry in signatures.split():
+    The library stops at the first entry it cannot decode; the spec allows a list, so a good
+    signature after a malformed or unknown-version one must still count.
+    """
+    kept = []
+    for entry in header.split():
         version, comma, encoded = entry.partition(",")
         if version != "v1" or not comma:
             continue
         try:
-            given = base64.b64decode(encoded, validate=True)
+            base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             continue
-        if any(hmac.compare_digest(digest, given) for digest in expected):
+        kept.append(entry)
+    return " ".join(kept)
+
+
+def verify_signature(body: bytes, headers: Mapping[str, str], hooks: Sequence[Webhook], *, now: datetime) -> None:
+    """Accept the body if its Standard Webhooks signature matches any secret; raise SignatureError otherwise.
+
+    The official library checks the HMAC of "{webhook-id}.{webhook-timestamp}.{body}" and the
+    timestamp; we check the headers first so that every refusal says precisely what was wrong.
+    """
+    values = {name: headers.get(name, "") for name in SIGNATURE_HEADERS}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise SignatureError("missing header " + ", ".join(missing))
+    timestamp = values["webhook-timestamp"]
+    if _UNIX_SECONDS.fullmatch(timestamp) is None:
+        raise SignatureError("webhook-timestamp must be unix seconds")
+    skew = int(timestamp) - now.timestamp()
+    if abs(skew) > SIGNATURE_TOLERANCE.total_seconds():
+        raise SignatureError(f"webhook-timestamp is more than 5 minutes {'old' if skew < 0 else 'in the future'}")
+    if not hooks:
+        raise SignatureError("no webhook secret is configured")
+    values["webhook-signature"] = _well_formed_signatures(values["webhook-signature"])
+    if not values["webhook-signature"]:
+        raise SignatureError("no well-formed v1 signature")
+    for hook in hooks:
+        try:
+            hook.verify(body, values, json_parse=False)
             return
+        except WebhookVerificationError:
+            continue
     raise SignatureError("no matching v1 signature")
+
+
+def check_utf8(body: bytes) -> None:
+    """Refuse a body that is not UTF-8: it cannot be JSON, and cannot be checked as signed text."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EnvelopeError("body is not UTF-8 encoded JSON") from None
 
 
 def parse_body(body: bytes) -> list[object]:

@@ -6,6 +6,7 @@ from functools import cache
 
 import orjson
 from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
+from standardwebhooks import Webhook
 from swagger_ui_bundle import swagger_ui_path
 
 from growth.auth.permissions import Permission, public, require
@@ -29,12 +30,12 @@ def _json(body: dict, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def _signing_keys() -> list[bytes]:
-    """Return the keys of the configured secrets, parsed once per app (and again if the setting changes)."""
+def _verifiers() -> list[Webhook]:
+    """Return the verifiers of the configured secrets, built once per app (and again if the setting changes)."""
     secret = current_app.config.get("WEBHOOK_SECRET") or ""
     cached = current_app.extensions.get("growth.webhooks")
     if cached is None or cached[0] != secret:
-        cached = (secret, services.signing_keys(secret))
+        cached = (secret, services.verifiers(secret))
         current_app.extensions["growth.webhooks"] = cached
     return cached[1]
 
@@ -51,7 +52,11 @@ def receive_events() -> Response:
     if len(body) > MAX_BODY_BYTES:
         return _json({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
     try:
-        services.verify_signature(body, request.headers, _signing_keys(), now=utcnow())
+        services.check_utf8(body)
+    except services.EnvelopeError as err:
+        return _json({"error": str(err)}, 400)
+    try:
+        services.verify_signature(body, request.headers, _verifiers(), now=utcnow())
     except services.SignatureError as err:
         return _json({"error": f"signature check failed: {err}"}, 401)
     try:
