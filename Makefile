@@ -53,3 +53,15 @@ lint: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+## Extract the Chinese source strings, merge them into the English catalog, compile it (.po and .mo are committed).
+.PHONY: translations
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs ".* _* .venv tests" \
+	  --project growth --version 0.1.0 -o growth/translations/messages.pot .
+	@if [ -f growth/translations/en/LC_MESSAGES/messages.po ]; then \
+	  $(BIN)/pybabel update -i growth/translations/messages.pot -d growth/translations -l en --ignore-obsolete; \
+	else \
+	  $(BIN)/pybabel init -i growth/translations/messages.pot -d growth/translations -l en; \
+	fi
+	$(BIN)/pybabel compile -d growth/translations -l en --statistics
