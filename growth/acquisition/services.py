@@ -110,29 +110,41 @@ def update_channel(
         "kind": _check_kind(kind),
         "owner": _clean_text(owner, 100, "负责人", "owner"),
         "notes": _clean_text(notes, 2000, "备注", "notes"),
+        "auto_created": False,  # a person has now reviewed a channel the processor created from a code
     }
-    changes = {k: [getattr(channel, k), v] for k, v in values.items() if getattr(channel, k) != v}
+    _change_audited(channel, values, action="channel.updated", target_type="channel", session=session, by=by)
+    return channel
+
+
+def _change_audited(
+    obj: AcquisitionChannel | TrackingLink, values: Mapping[str, object], *, action: str, target_type: str,
+    session: Session, by: str | None,
+) -> None:
+    """Apply the values that differ and audit them as [old, new] pairs (nothing changed: no entry)."""
+    changes = {k: [getattr(obj, k), v] for k, v in values.items() if getattr(obj, k) != v}
     for key, (_old, new) in changes.items():
-        setattr(channel, key, new)
-    # A person has now reviewed a channel the processor created from an unknown code.
-    if channel.auto_created:
-        channel.auto_created = False
-        changes["auto_created"] = [True, False]
+        setattr(obj, key, new)
     session.flush()
     if changes:
-        record("channel.updated", session=session, target_type="channel", target_id=channel.id, actor=by,
-               details={"code": channel.code, "changes": changes})
-    return channel
+        record(action, session=session, target_type=target_type, target_id=obj.id, actor=by,
+               details={"code": obj.code, "changes": changes})
+
+
+def _set_active_audited(
+    obj: AcquisitionChannel | TrackingLink, active: bool, *, kind: str, target_type: str, session: Session,
+    by: str | None,
+) -> None:
+    if obj.active == active:
+        return
+    obj.active = active
+    session.flush()
+    record(f"{kind}.reactivated" if active else f"{kind}.deactivated", session=session, target_type=target_type,
+           target_id=obj.id, actor=by, details={"code": obj.code})
 
 
 def set_channel_active(channel: AcquisitionChannel, active: bool, *, session: Session, by: str | None = None) -> None:
     """Deactivate or reactivate a channel (its links keep redirecting but stop logging clicks)."""
-    if channel.active == active:
-        return
-    channel.active = active
-    session.flush()
-    record("channel.reactivated" if active else "channel.deactivated", session=session, target_type="channel",
-           target_id=channel.id, actor=by, details={"code": channel.code})
+    _set_active_audited(channel, active, kind="channel", target_type="channel", session=session, by=by)
 
 
 def deactivate_channel(channel: AcquisitionChannel, *, session: Session, by: str | None = None) -> None:
@@ -278,25 +290,14 @@ def update_link(
     by: str | None = None,
 ) -> TrackingLink:
     """Change a link's name, landing URL and UTM parameters (never its short code)."""
-    values = _link_values(name, landing_url, utm)
-    changes = {k: [getattr(link, k), v] for k, v in values.items() if getattr(link, k) != v}
-    for key, (_old, new) in changes.items():
-        setattr(link, key, new)
-    session.flush()
-    if changes:
-        record("link.updated", session=session, target_type="tracking_link", target_id=link.id, actor=by,
-               details={"code": link.code, "changes": changes})
+    _change_audited(link, _link_values(name, landing_url, utm), action="link.updated", target_type="tracking_link",
+                    session=session, by=by)
     return link
 
 
 def set_link_active(link: TrackingLink, active: bool, *, session: Session, by: str | None = None) -> None:
     """Deactivate or reactivate a link."""
-    if link.active == active:
-        return
-    link.active = active
-    session.flush()
-    record("link.reactivated" if active else "link.deactivated", session=session, target_type="tracking_link",
-           target_id=link.id, actor=by, details={"code": link.code})
+    _set_active_audited(link, active, kind="link", target_type="tracking_link", session=session, by=by)
 
 
 def deactivate_link(link: TrackingLink, *, session: Session, by: str | None = None) -> None:
