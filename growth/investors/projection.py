@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import any_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from growth import signals
@@ -88,6 +89,21 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[i:i + CHUNK]
 
 
+def _where_in(session: Session, column: Any, values: Sequence[Any]) -> Iterable[Any]:
+    """Yield WHERE clauses that together match rows whose column is one of the values.
+
+    PostgreSQL gets one `= ANY(array)` with a single parameter: long IN lists are re-parsed on
+    every call and were the processor's main cost there. SQLite gets IN lists in chunks.
+    """
+    if not values:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return
+    for part in _chunks(values):
+        yield column.in_(part)
+
+
 _REGISTRATION_FIELDS = (("click_id", "click_id"), ("channel_code", "channel_code_given"),
                         ("referral_code", "referral_code_used"), ("device_id", "device_id"), ("ip", "registration_ip"))
 
@@ -95,6 +111,10 @@ _REGISTRATION_FIELDS = (("click_id", "click_id"), ("channel_code", "channel_code
 def _registration_key(values: dict[str, Any], *, stored: bool = False) -> tuple[str, ...]:
     """Return a registration's data as a sortable key (from event data, or as stored on the investor row)."""
     return tuple(str(values.get(column if stored else name) or "") for name, column in _REGISTRATION_FIELDS)
+
+
+_NEW_INVESTOR_KEYS = frozenset({"platform_user_id", "referral_code", "consent", "investment_count",
+                                "investment_total_fen", "holdings_fen", "deposit_total_fen", "withdrawal_total_fen"})
 
 
 def new_investor_row(user_id: str) -> dict[str, Any]:
@@ -143,34 +163,34 @@ class Projector:
     def _load(self, events: Sequence[LoggedEvent]) -> None:
         s = self.session
         user_ids = sorted({e.user_id for e in events})
-        for part in _chunks(user_ids):
-            for row in s.execute(select(_INVESTORS).where(_INVESTORS.c.platform_user_id.in_(part))).mappings():
+        for clause in _where_in(s, _INVESTORS.c.platform_user_id, user_ids):
+            for row in s.execute(select(_INVESTORS).where(clause)).mappings():
                 self.investors[row["platform_user_id"]] = dict(row)
-        new = [new_investor_row(uid) for uid in user_ids if uid not in self.investors]
+        new = {uid: new_investor_row(uid) for uid in user_ids if uid not in self.investors}
         if new:
-            for part in _chunks(new):
-                ids = s.execute(insert(_INVESTORS).returning(_INVESTORS.c.id, _INVESTORS.c.platform_user_id,
-                                                             sort_by_parameter_order=True), list(part)).all()
-                for row, (row_id, _uid) in zip(part, ids, strict=True):
-                    row["id"] = row_id
-                    self.investors[row["platform_user_id"]] = row
-            self._find_waiting_referees(new)
+            # Only the columns that have a value are sent; ids come back matched by platform user id.
+            inserted = s.execute(insert(_INVESTORS).returning(_INVESTORS.c.id, _INVESTORS.c.platform_user_id),
+                                 [{k: v for k, v in row.items() if k in _NEW_INVESTOR_KEYS} for row in new.values()])
+            for row_id, uid in inserted:
+                new[uid]["id"] = row_id
+                self.investors[uid] = new[uid]
+            self._find_waiting_referees(list(new.values()))
         for uid, row in self.investors.items():
             self._before[uid] = tuple(row[f"{m}_at"] for m in MILESTONES)
 
         movement_ids = sorted({e.body["data"][_MOVEMENT_ID[e.type]] for e in events if e.type in _MOVEMENT_ID})
-        for part in _chunks(movement_ids):
-            for row in s.execute(select(_MOVEMENTS).where(_MOVEMENTS.c.external_id.in_(part))).mappings():
+        for clause in _where_in(s, _MOVEMENTS.c.external_id, movement_ids):
+            for row in s.execute(select(_MOVEMENTS).where(clause)).mappings():
                 self._movement_rows[(row["kind"], row["external_id"])] = dict(row)
 
         # Every investment of every investor in the batch: totals and milestones are recomputed from them.
         investor_ids = sorted(row["id"] for row in self.investors.values())
         investment_ids = sorted({e.body["data"]["investment_id"] for e in events if e.type.startswith("investment.")})
-        for part in _chunks(investor_ids):
-            self._take_investments(s.execute(select(_INVESTMENTS).where(_INVESTMENTS.c.investor_id.in_(part))))
+        for clause in _where_in(s, _INVESTMENTS.c.investor_id, investor_ids):
+            self._take_investments(s.execute(select(_INVESTMENTS).where(clause)))
         missing = [i for i in investment_ids if i not in self.investments]
-        for part in _chunks(missing):
-            self._take_investments(s.execute(select(_INVESTMENTS).where(_INVESTMENTS.c.investment_id.in_(part))))
+        for clause in _where_in(s, _INVESTMENTS.c.investment_id, missing):
+            self._take_investments(s.execute(select(_INVESTMENTS).where(clause)))
 
     def _take_investments(self, result: Any) -> None:
         for row in result.mappings():
@@ -180,9 +200,9 @@ class Projector:
     def _find_waiting_referees(self, new: list[dict[str, Any]]) -> None:
         """Registrations that named a referrer we had not seen yet get attributed again now."""
         codes = [r["referral_code"] for r in new] + [r["platform_user_id"] for r in new]
-        for part in _chunks(codes):
+        for clause in _where_in(self.session, _INVESTORS.c.referral_code_used, codes):
             waiting = self.session.execute(select(_INVESTORS).where(
-                _INVESTORS.c.referral_code_used.in_(part), _INVESTORS.c.referrer_id.is_(None))).mappings()
+                clause, _INVESTORS.c.referrer_id.is_(None))).mappings()
             for row in waiting:
                 self.investors.setdefault(row["platform_user_id"], dict(row))
                 self._reattribute.add(row["platform_user_id"])
@@ -345,15 +365,17 @@ class Projector:
         invs = [self.investors[uid] for uid in sorted(self._reattribute)]
         click_ids = sorted({i["click_id"] for i in invs if i["click_id"]})
         click_channel: dict[str, int] = {}
-        for part in _chunks(click_ids):
-            query = select(Click.click_id, Click.channel_id).where(Click.click_id.in_(part))
+        for clause in _where_in(s, Click.__table__.c.click_id, click_ids):
+            query = select(Click.click_id, Click.channel_id).where(clause)
             click_channel.update((cid, ch) for cid, ch in s.execute(query))
         codes = sorted({i["referral_code_used"] for i in invs if i["referral_code_used"]})
         referrers: dict[str, int] = {}
-        for part in _chunks(codes):
+        by_code = list(_where_in(s, _INVESTORS.c.referral_code, codes))
+        by_uid = list(_where_in(s, _INVESTORS.c.platform_user_id, codes))
+        for code_clause, uid_clause in zip(by_code, by_uid, strict=True):
             for rid, rcode, ruid in s.execute(
                 select(_INVESTORS.c.id, _INVESTORS.c.referral_code, _INVESTORS.c.platform_user_id).where(
-                    or_(_INVESTORS.c.referral_code.in_(part), _INVESTORS.c.platform_user_id.in_(part)))
+                    or_(code_clause, uid_clause))
             ):
                 referrers[rcode] = rid
                 referrers[ruid] = rid
@@ -399,12 +421,13 @@ class Projector:
         if old:
             conn.execute(_UPDATE_INVESTMENT, [{"row_id": r["id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}}
                                               for r in old])
-        for part in _chunks(new):
-            rows = [{"investment_id": r["investment_id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}} for r in part]
-            ids = conn.execute(insert(_INVESTMENTS).returning(_INVESTMENTS.c.id, sort_by_parameter_order=True),
-                               rows).scalars().all()
-            for r, row_id in zip(part, ids, strict=True):
-                r["id"] = row_id
+        if new:
+            rows = [{"investment_id": r["investment_id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}} for r in new]
+            by_investment_id = {r["investment_id"]: r for r in new}
+            inserted = conn.execute(
+                insert(_INVESTMENTS).returning(_INVESTMENTS.c.id, _INVESTMENTS.c.investment_id), rows)
+            for row_id, investment_id in inserted:
+                by_investment_id[investment_id]["id"] = row_id
         if self.movements:
             conn.execute(insert(_MOVEMENTS), self.movements)
         if self._changed_movements:
