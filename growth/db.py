@@ -6,14 +6,15 @@ House rule: services take `session` and flush; the request, job or processor bat
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import orjson
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, DateTime, MetaData, Table, bindparam, create_engine, event, insert, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -87,6 +88,9 @@ class Database:
             if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
                 raise ValueError("use a SQLite file: in-memory databases are not shared between connections")
         else:
+            # No server-side prepared statements: a generic plan made while a table was still small
+            # (a fresh install, a replay) kept scanning it whole once it had grown (bench/README.md).
+            kwargs["connect_args"] = {"prepare_threshold": None}
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
@@ -115,6 +119,54 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def insert_many(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: Sequence[str] = ()
+) -> list[Any]:
+    """Insert rows (all with the same keys) in one go; return the `returning` columns of each, in no order.
+
+    On PostgreSQL the rows travel as one JSON parameter read by json_to_recordset (here and in
+    update_many): psycopg re-parses a multi-row statement with thousands of placeholders on every
+    call, which cost more than the writing itself (bench/README.md).
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        stmt = insert(table)
+        if returning:
+            stmt = stmt.returning(*(table.c[name] for name in returning))
+            return list(conn.execute(stmt, list(rows)))
+        conn.execute(stmt, list(rows))
+        return []
+    quote = conn.dialect.identifier_preparer.quote
+    names = list(rows[0])
+    columns = ", ".join(quote(n) for n in names)
+    record = ", ".join(f"{quote(n)} {table.c[n].type.compile(conn.dialect)}" for n in names)
+    sql = (f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} "
+           f"FROM json_to_recordset(%(rows)s::json) AS r({record})")
+    if returning:
+        sql += " RETURNING " + ", ".join(quote(n) for n in returning)
+    result = conn.exec_driver_sql(sql, {"rows": orjson.dumps(list(rows)).decode()})
+    return list(result) if returning else []
+
+
+def update_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
+    """Update rows by their key (all rows with the same keys), in one statement on PostgreSQL."""
+    if not rows:
+        return
+    names = [n for n in rows[0] if n != key]
+    if conn.dialect.name != "postgresql":
+        stmt = (update(table).where(table.c[key] == bindparam("_key"))
+                .values({n: bindparam(n) for n in names}))
+        conn.execute(stmt, [{"_key": row[key], **{n: row[n] for n in names}} for row in rows])
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    record = ", ".join(f"{quote(n)} {table.c[n].type.compile(conn.dialect)}" for n in [key, *names])
+    assignments = ", ".join(f"{quote(n)} = r.{quote(n)}" for n in names)
+    sql = (f"UPDATE {quote(table.name)} AS t SET {assignments} "
+           f"FROM json_to_recordset(%(rows)s::json) AS r({record}) WHERE t.{quote(key)} = r.{quote(key)}")
+    conn.exec_driver_sql(sql, {"rows": orjson.dumps(list(rows)).decode()})
 
 
 def standalone_engine(url: str) -> Engine:

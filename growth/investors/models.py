@@ -99,7 +99,8 @@ class FundsMovement(Base):
     """A deposit or withdrawal, once per platform id, so totals never double count."""
 
     __tablename__ = "funds_movements"
-    __table_args__ = (UniqueConstraint("kind", "external_id"),)
+    # external_id first: the processor looks movements up by the platform's id.
+    __table_args__ = (UniqueConstraint("external_id", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # deposit / withdrawal

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import any_, bindparam, insert, or_, select, update
+from sqlalchemy import any_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from growth import signals
 from growth.acquisition.models import AcquisitionChannel, Click
+from growth.db import insert_many, update_many
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
 from growth.investors.rules import (
     PhoneFormatError,
@@ -50,18 +51,6 @@ _MOVEMENTS = FundsMovement.__table__
 _CHANNELS = AcquisitionChannel.__table__
 _INVESTOR_COLUMNS = tuple(c.key for c in _INVESTORS.columns if c.key not in ("id", "platform_user_id", "referral_code"))
 _INVESTMENT_COLUMNS = tuple(c.key for c in _INVESTMENTS.columns if c.key not in ("id", "investment_id"))
-_UPDATE_INVESTOR = (
-    update(_INVESTORS).where(_INVESTORS.c.id == bindparam("row_id"))
-    .values({c: bindparam(c) for c in _INVESTOR_COLUMNS})
-)
-_UPDATE_INVESTMENT = (
-    update(_INVESTMENTS).where(_INVESTMENTS.c.id == bindparam("row_id"))
-    .values({c: bindparam(c) for c in _INVESTMENT_COLUMNS})
-)
-_UPDATE_MOVEMENT = (
-    update(_MOVEMENTS).where(_MOVEMENTS.c.id == bindparam("row_id"))
-    .values({c: bindparam(c) for c in ("investor_id", "amount_fen", "occurred_at")})
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +158,9 @@ class Projector:
         new = {uid: new_investor_row(uid) for uid in user_ids if uid not in self.investors}
         if new:
             # Only the columns that have a value are sent; ids come back matched by platform user id.
-            inserted = s.execute(insert(_INVESTORS).returning(_INVESTORS.c.id, _INVESTORS.c.platform_user_id),
-                                 [{k: v for k, v in row.items() if k in _NEW_INVESTOR_KEYS} for row in new.values()])
+            inserted = insert_many(s.connection(), _INVESTORS,
+                                   [{k: v for k, v in row.items() if k in _NEW_INVESTOR_KEYS} for row in new.values()],
+                                   returning=("id", "platform_user_id"))
             for row_id, uid in inserted:
                 new[uid]["id"] = row_id
                 self.investors[uid] = new[uid]
@@ -201,9 +191,12 @@ class Projector:
         """Registrations that named a referrer we had not seen yet get attributed again now."""
         codes = [r["referral_code"] for r in new] + [r["platform_user_id"] for r in new]
         for clause in _where_in(self.session, _INVESTORS.c.referral_code_used, codes):
-            waiting = self.session.execute(select(_INVESTORS).where(
-                clause, _INVESTORS.c.referrer_id.is_(None))).mappings()
+            # Filtered on referrer_id here, not in SQL: the planner took "referrer_id IS NULL" (most rows)
+            # for selective on a freshly grown table and scanned them all.
+            waiting = self.session.execute(select(_INVESTORS).where(clause)).mappings()
             for row in waiting:
+                if row["referrer_id"] is not None:
+                    continue
                 self.investors.setdefault(row["platform_user_id"], dict(row))
                 self._reattribute.add(row["platform_user_id"])
 
@@ -413,26 +406,25 @@ class Projector:
         s = self.session
         conn = s.connection()
         if self.investors:
-            conn.execute(_UPDATE_INVESTOR, [{"row_id": r["id"], **{c: r[c] for c in _INVESTOR_COLUMNS}}
-                                            for r in self.investors.values()])
+            update_many(conn, _INVESTORS, [{"id": r["id"], **{c: r[c] for c in _INVESTOR_COLUMNS}}
+                                           for r in self.investors.values()])
         touched = [self.investments[i] for i in sorted(self._touched_investments)]
         new = [r for r in touched if r["id"] is None]
         old = [r for r in touched if r["id"] is not None]
         if old:
-            conn.execute(_UPDATE_INVESTMENT, [{"row_id": r["id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}}
-                                              for r in old])
+            update_many(conn, _INVESTMENTS, [{"id": r["id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}}
+                                             for r in old])
         if new:
             rows = [{"investment_id": r["investment_id"], **{c: r[c] for c in _INVESTMENT_COLUMNS}} for r in new]
             by_investment_id = {r["investment_id"]: r for r in new}
-            inserted = conn.execute(
-                insert(_INVESTMENTS).returning(_INVESTMENTS.c.id, _INVESTMENTS.c.investment_id), rows)
+            inserted = insert_many(conn, _INVESTMENTS, rows, returning=("id", "investment_id"))
             for row_id, investment_id in inserted:
                 by_investment_id[investment_id]["id"] = row_id
         if self.movements:
-            conn.execute(insert(_MOVEMENTS), self.movements)
+            insert_many(conn, _MOVEMENTS, self.movements)
         if self._changed_movements:
-            conn.execute(_UPDATE_MOVEMENT, [
-                {"row_id": r["id"], "investor_id": r["investor_id"], "amount_fen": r["amount_fen"],
+            update_many(conn, _MOVEMENTS, [
+                {"id": r["id"], "investor_id": r["investor_id"], "amount_fen": r["amount_fen"],
                  "occurred_at": r["occurred_at"]} for r in self._changed_movements.values()])
 
     # --- signals ------------------------------------------------------------------------------

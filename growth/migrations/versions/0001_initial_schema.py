@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 13:15:15.758997
+Create Date: 2026-11-30 14:23:32.503245
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def upgrade() -> None:
     sa.Column('occurred_at', growth.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['investor_id'], ['investors.id'], name=op.f('fk_funds_movements_investor_id_investors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_funds_movements')),
-    sa.UniqueConstraint('kind', 'external_id', name=op.f('uq_funds_movements_kind'))
+    sa.UniqueConstraint('external_id', 'kind', name=op.f('uq_funds_movements_external_id'))
     )
     with op.batch_alter_table('funds_movements', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_funds_movements_investor_id'), ['investor_id'], unique=False)
