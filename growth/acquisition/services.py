@@ -147,11 +147,6 @@ def set_channel_active(channel: AcquisitionChannel, active: bool, *, session: Se
     _set_active_audited(channel, active, kind="channel", target_type="channel", session=session, by=by)
 
 
-def deactivate_channel(channel: AcquisitionChannel, *, session: Session, by: str | None = None) -> None:
-    """Deactivate a channel."""
-    set_channel_active(channel, False, session=session, by=by)
-
-
 @dataclass(frozen=True, slots=True)
 class ChannelStats:
     """A line of the channel list: the channel and its numbers."""
@@ -298,11 +293,6 @@ def update_link(
 def set_link_active(link: TrackingLink, active: bool, *, session: Session, by: str | None = None) -> None:
     """Deactivate or reactivate a link."""
     _set_active_audited(link, active, kind="link", target_type="tracking_link", session=session, by=by)
-
-
-def deactivate_link(link: TrackingLink, *, session: Session, by: str | None = None) -> None:
-    """Deactivate a link."""
-    set_link_active(link, False, session=session, by=by)
 
 
 @dataclass(frozen=True, slots=True)

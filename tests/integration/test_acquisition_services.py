@@ -117,8 +117,8 @@ def test_a_reviewed_auto_created_channel_is_no_longer_marked_auto_created(sessio
 
 def test_deactivating_and_reactivating_a_channel_is_audited_once_each(session):
     channel = _channel(session)
-    services.deactivate_channel(channel, session=session)
-    services.deactivate_channel(channel, session=session)
+    services.set_channel_active(channel, False, session=session)
+    services.set_channel_active(channel, False, session=session)
     services.set_channel_active(channel, True, session=session)
     assert _actions(session)[-2:] == ["channel.deactivated", "channel.reactivated"]
     assert channel.active is True
@@ -152,7 +152,7 @@ def test_the_channel_list_counts_links_recent_clicks_registrations_and_recent_co
     idle = _channel(session, "idle", kind="other")
     sem_a, sem_b = _link(session, sem), _link(session, sem)
     _link(session, wdzj)
-    services.deactivate_link(sem_b, session=session)
+    services.set_link_active(sem_b, False, session=session)
     for at, link in [(now - timedelta(days=1), sem_a), (now - timedelta(days=29), sem_b),
                      (now - timedelta(days=31), sem_a), (now - timedelta(hours=1), sem_a)]:
         session.add(Click(click_id=f"c{at.timestamp()}{link.id}", link_id=link.id, channel_id=sem.id, at=at))
@@ -186,7 +186,7 @@ def test_the_channel_list_filters_by_status_kind_and_text(session):
     now = utcnow()
     _channel(session, "baidu_sem", name="百度SEM", kind="sem")
     wdzj = _channel(session, "wdzj", name="网贷之家", kind="vertical")
-    services.deactivate_channel(wdzj, session=session)
+    services.set_channel_active(wdzj, False, session=session)
     codes = lambda **kw: [r.channel.code for r in services.list_channels(session=session, now=now, **kw)]  # noqa: E731
     assert codes() == ["baidu_sem", "wdzj"]
     assert codes(active=True) == ["baidu_sem"]
@@ -218,7 +218,7 @@ def test_a_chosen_short_code_already_in_use_is_a_conflict(session):
 
 def test_an_inactive_channel_gets_no_new_links(session):
     channel = _channel(session)
-    services.deactivate_channel(channel, session=session)
+    services.set_channel_active(channel, False, session=session)
     with pytest.raises(DomainError):
         _link(session, channel)
 
@@ -281,9 +281,9 @@ def test_a_visit_through_a_stopped_link_still_redirects_with_the_channel_but_log
     channel = _channel(session, "seo")
     link = _link(session, channel, utm={"utm_source": "google"})
     if what == "link":
-        services.deactivate_link(link, session=session)
+        services.set_link_active(link, False, session=session)
     else:
-        services.deactivate_channel(channel, session=session)
+        services.set_channel_active(channel, False, session=session)
     click, target = services.record_click(link.code, ip="1.2.3.4", user_agent="ua", referrer="", session=session,
                                           now=utcnow())
     assert click is None
