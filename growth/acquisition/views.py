@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from growth.acquisition import rules, services
 from growth.acquisition.models import AcquisitionChannel
 from growth.auth.permissions import Permission, public, require, role_has
-from growth.db import get_db, mark_rollback, request_session, writes
+from growth.db import mark_rollback, request_session, writes
 from growth.errors import DomainError, NotFound
 from growth.exports import csv_response
 from growth.money import fen_to_api
@@ -337,15 +337,13 @@ def link_qr_svg(link_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/t/<code>")
 @public
+@writes  # logs the click: SQLite's write lock is taken up front, so no visit fails mid-transaction
 def track(code: str):  # type: ignore[no-untyped-def]
-    # A GET that writes: its own write scope takes SQLite's write lock up front, so a burst of visitors
-    # never fails upgrading a read transaction while the processor commits (a lost visit is a lost lead).
     try:
-        with get_db().session_scope(write=True) as session:
-            _click, target = services.record_click(
-                code, ip=request.remote_addr, user_agent=request.user_agent.string, referrer=request.referrer,
-                session=session, now=utcnow(),
-            )
+        _click, target = services.record_click(
+            code, ip=request.remote_addr, user_agent=request.user_agent.string, referrer=request.referrer,
+            session=request_session(), now=utcnow(),
+        )
     except NotFound:
         return render_template("acquisition/link_not_found.html"), 404
     response = redirect(target, 302)
