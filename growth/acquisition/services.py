@@ -27,6 +27,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from growth.acquisition import rules
@@ -90,11 +91,15 @@ def create_channel(
     owner = _clean_text(owner, 100, "负责人", "owner")
     notes = _clean_text(notes, 2000, "备注", "notes")
     kind = _check_kind(kind)
+    taken = Conflict(_("渠道代码已存在：%(code)s / Channel code already exists: %(code)s", code=code), field="code")
     if session.scalar(select(AcquisitionChannel.id).where(AcquisitionChannel.code == code)) is not None:
-        raise Conflict(_("渠道代码已存在：%(code)s / Channel code already exists: %(code)s", code=code), field="code")
+        raise taken
     channel = AcquisitionChannel(code=code, name=name, kind=kind, owner=owner, notes=notes, active=True)
-    session.add(channel)
-    session.flush()
+    try:
+        with session.begin_nested():  # the unique code decides when two people create it at once
+            session.add(channel)
+    except IntegrityError:
+        raise taken from None
     record("channel.created", session=session, target_type="channel", target_id=channel.id, actor=by,
            details={"code": code, "name": name, "kind": kind})
     return channel

@@ -498,3 +498,30 @@ def test_costs_export_in_the_import_format_and_the_export_is_audited(session):
     assert rows == [["date", "channel_code", "amount", "note"], [day.isoformat(), "baidu_sem", "1234.05", "a"]]
     assert len(services.export_costs(session=session)) == 3
     assert _actions(session)[-1] == "costs.exported"
+
+
+@pytest.mark.postgres_only
+def test_two_people_creating_the_same_channel_code_at_once_get_one_channel_and_one_conflict(app):
+    import threading
+
+    from growth.db import get_db
+    from growth.errors import Conflict
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def create() -> None:
+        try:
+            with get_db(app).session_scope(write=True) as s:
+                barrier.wait()
+                services.create_channel(code="race_code", name="并发", session=s)
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict", "created"]
