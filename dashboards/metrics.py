@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from growth.timeutil import iso_week_key, local_date
 
@@ -71,8 +71,3 @@ def conversion_rates(counts: Sequence[int]) -> list[float | None]:
     """Return each step's share of the first step (None when the cohort is empty)."""
     first = counts[0] if counts else 0
     return [(c / first if first else None) for c in counts]
-
-
-def parse_day(text: str | None, default: date) -> date:
-    """Parse YYYY-MM-DD, or return the default when absent."""
-    return date.fromisoformat(text) if text else default

@@ -63,11 +63,7 @@ def _webhook_secret(app: Flask) -> str:
 def _select_locale() -> str:
     if not has_request_context():  # CLI commands and background jobs translate too
         return current_app.config["BABEL_DEFAULT_LOCALE"]
-    if "locale" in session:
-        return session["locale"]
-    if current_user and current_user.is_authenticated and current_user.locale:
-        return current_user.locale
-    return "zh_CN"
+    return session.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def create_app(config: dict[str, Any] | type | None = None) -> Flask:

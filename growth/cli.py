@@ -183,10 +183,8 @@ def _run_until_signal(app: Flask, serve: Any) -> None:
 
     runner = BackgroundRunner(app, dict(workers_for(app)))
     runner.start()
-    done = threading.Event()
 
     def _stop(*_args: Any) -> None:
-        done.set()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
@@ -212,8 +210,6 @@ def serve(host: str, port: int, threads: int, secure_cookies: bool, no_backgroun
     app = _create_app(SESSION_COOKIE_SECURE=secure_cookies, PUBLIC_BASE_URL=f"http://{host}:{port}",
                       BACKGROUND_WORK=not no_background)
     ensure_schema(app)
-    if no_background:
-        app.extensions["growth.workers"] = {}
     click.echo(f"growth serving on http://{host}:{port}/  (Ctrl+C to stop)")
     _run_until_signal(app, lambda: waitress_serve(app, host=host, port=port, threads=threads,
                                                   max_request_body_size=16 * 1024 * 1024, ident="growth"))

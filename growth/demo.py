@@ -11,14 +11,15 @@ from datetime import datetime, timedelta
 import orjson
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from growth.acquisition import services as acquisition
-from growth.acquisition.models import AcquisitionChannel, TrackingLink
-from growth.auth.models import StaffUser
+from growth.acquisition.models import TrackingLink
 from growth.auth.services import create_user
 from growth.db import get_db
 from growth.demodata import DEMO_CHANNELS, DEMO_STAFF, generate_events
+from growth.errors import Conflict
 from growth.events.models import PlatformEvent
 from growth.events.processor import drain
 from growth.money import fen_to_api
@@ -40,27 +41,31 @@ class DemoSummary:
     already_loaded: bool = False
 
 
-def _staff(session) -> int:  # type: ignore[no-untyped-def]
+def _staff(session: Session) -> int:
     created = 0
     for member in DEMO_STAFF:
-        if session.scalar(select(StaffUser.id).where(StaffUser.email == member.email)) is None:
+        try:
             create_user(member.email, role=member.role, password=member.password, name=member.name,
                         session=session, by="demo")
-            created += 1
+        except Conflict:  # loaded by an earlier run
+            continue
+        created += 1
     return created
 
 
-def _channels(session, now: datetime) -> tuple[int, dict[str, TrackingLink]]:  # type: ignore[no-untyped-def]
+def _channels(session: Session, now: datetime) -> tuple[int, dict[str, TrackingLink]]:
     created = 0
     links: dict[str, TrackingLink] = {}
     for ch in DEMO_CHANNELS:
-        channel = session.scalar(select(AcquisitionChannel).where(AcquisitionChannel.code == ch.code))
+        channel = acquisition.find_channel(ch.code, session=session)
         if channel is None:
             channel = acquisition.create_channel(code=ch.code, name=ch.name, kind=ch.kind, owner=ch.owner,
                                                  session=session, by="demo")
             created += 1
-        link = session.scalar(select(TrackingLink).where(TrackingLink.channel_id == channel.id))
-        if link is None:
+        existing = acquisition.list_links(channel, session=session, now=now)
+        if existing:
+            link = existing[0].link
+        else:
             link = acquisition.create_link(
                 channel, name=f"{ch.name} 落地页", landing_url=ch.landing_url, session=session, by="demo",
                 utm={"utm_source": ch.code, "utm_medium": ch.kind, "utm_campaign": "demo_2026q4"})
@@ -79,7 +84,7 @@ def _channels(session, now: datetime) -> tuple[int, dict[str, TrackingLink]]:  #
     return created, links
 
 
-def _attach_clicks(session, events: list[dict], links: dict[str, TrackingLink], seed: int) -> None:  # type: ignore[no-untyped-def]
+def _attach_clicks(session: Session, events: list[dict], links: dict[str, TrackingLink], seed: int) -> None:
     """Send a share of registrations through their channel's tracking link, as visitors would."""
     rng = random.Random(seed)
     for event in events:

@@ -102,16 +102,11 @@ def _registration_key(values: dict[str, Any], *, stored: bool = False) -> tuple[
     return tuple(str(values.get(column if stored else name) or "") for name, column in _REGISTRATION_FIELDS)
 
 
-_NEW_INVESTOR_KEYS = frozenset({"platform_user_id", "referral_code", "consent", "investment_count",
-                                "investment_total_fen", "holdings_fen", "deposit_total_fen", "withdrawal_total_fen"})
-
-
-def new_investor_row(user_id: str) -> dict[str, Any]:
-    """Return the row of an investor we have only just heard of."""
-    row: dict[str, Any] = dict.fromkeys(_INVESTOR_COLUMNS)
-    row.update(platform_user_id=user_id, referral_code=referral_code_for(user_id), consent={}, investment_count=0,
-               investment_total_fen=0, holdings_fen=0, deposit_total_fen=0, withdrawal_total_fen=0)
-    return row
+def _new_investor_values(user_id: str) -> dict[str, Any]:
+    """Return the stored values of an investor we have only just heard of (the rest are NULL)."""
+    return {"platform_user_id": user_id, "referral_code": referral_code_for(user_id), "consent": {},
+            "investment_count": 0, "investment_total_fen": 0, "holdings_fen": 0, "deposit_total_fen": 0,
+            "withdrawal_total_fen": 0}
 
 
 def _new_investment_row(investment_id: str, investor_id: int) -> dict[str, Any]:
@@ -155,16 +150,14 @@ class Projector:
         for clause in _where_in(s, _INVESTORS.c.platform_user_id, user_ids):
             for row in s.execute(select(_INVESTORS).where(clause)).mappings():
                 self.investors[row["platform_user_id"]] = dict(row)
-        new = {uid: new_investor_row(uid) for uid in user_ids if uid not in self.investors}
+        new = {uid: _new_investor_values(uid) for uid in user_ids if uid not in self.investors}
         if new:
             # Only the columns that have a value are sent; ids come back matched by platform user id.
-            inserted = insert_many(s.connection(), _INVESTORS,
-                                   [{k: v for k, v in row.items() if k in _NEW_INVESTOR_KEYS} for row in new.values()],
+            inserted = insert_many(s.connection(), _INVESTORS, list(new.values()),
                                    returning=("id", "platform_user_id"))
             for row_id, uid in inserted:
-                new[uid]["id"] = row_id
-                self.investors[uid] = new[uid]
-            self._find_waiting_referees(list(new.values()))
+                self.investors[uid] = {**dict.fromkeys(_INVESTOR_COLUMNS), **new[uid], "id": row_id}
+            self._find_waiting_referees([self.investors[uid] for uid in new])
         for uid, row in self.investors.items():
             self._before[uid] = tuple(row[f"{m}_at"] for m in MILESTONES)
 

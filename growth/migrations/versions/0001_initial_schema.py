@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 14:23:32.503245
+Create Date: 2026-11-30 14:49:29.476194
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('locale', sa.String(length=10), nullable=True),
     sa.Column('session_version', sa.Integer(), nullable=False),
     sa.Column('created_at', growth.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', growth.db.UTCDateTime(timezone=True), nullable=True),
