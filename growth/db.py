@@ -188,20 +188,21 @@ def writes(view: F) -> F:
 def _request_writes() -> bool:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         return True
-    if request.headers.get("Authorization", "").startswith("Bearer "):
-        return True  # token use is stamped (last_used_at) in the request's transaction
     view = current_app.view_functions.get(request.endpoint or "")
     return bool(getattr(view, "writes_on_get", False))
 
 
-def request_session() -> Session:
-    """Return the session of the current request, opening it on first use."""
+def request_session(*, write: bool = False) -> Session:
+    """Return the session of the current request, opening it on first use.
+
+    `write=True` (or a non-GET request, or a view marked @writes) opens it as a writer on SQLite.
+    """
     session = g.get("_db_session")
     if session is None:
         db = get_db()
         session = db.sessionmaker()
         g._db_session = session
-        if db.dialect == "sqlite" and has_request_context() and _request_writes():
+        if db.dialect == "sqlite" and has_request_context() and (write or _request_writes()):
             # A write request takes the write lock up front: a deferred transaction that has read cannot
             # upgrade once another connection (the background processor) committed meanwhile (SQLITE_BUSY).
             token = _sqlite_begin.set("BEGIN IMMEDIATE")

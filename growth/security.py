@@ -42,7 +42,8 @@ def _load_user_from_token(req) -> StaffUser | None:  # type: ignore[no-untyped-d
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    user = user_for_token(header[7:].strip(), session=request_session(), now=utcnow())
+    # Opened as a writer: using a token stamps its last_used_at in this request's transaction.
+    user = user_for_token(header[7:].strip(), session=request_session(write=True), now=utcnow())
     if user is not None:
         g.token_auth = True
     return user
