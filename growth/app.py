@@ -150,7 +150,7 @@ def _register_background_work(app: Flask) -> None:
 
 def _register_template_helpers(app: Flask) -> None:
     from growth.auth.permissions import Permission, role_has
-    from growth.money import format_rate, format_yuan
+    from growth.money import format_count, format_rate, format_yuan
     from growth.timeutil import SHANGHAI, as_utc
 
     def can(permission: str) -> bool:
@@ -174,7 +174,7 @@ def _register_template_helpers(app: Flask) -> None:
         return str(ROLE_LABELS.get(role, role))
 
     app.jinja_env.globals.update(can=can, nav_items=nav_items, role_label=role_label)
-    app.jinja_env.filters.update(yuan=format_yuan, rate=format_rate, local_time=local_time)
+    app.jinja_env.filters.update(yuan=format_yuan, rate=format_rate, num=format_count, local_time=local_time)
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

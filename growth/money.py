@@ -60,6 +60,13 @@ def format_yuan(fen: int | None) -> str:
     return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
 
 
+def format_count(value: int | None) -> str:
+    """Format a count for people with thousands separators: 32187 -> "32,187"."""
+    if value is None:
+        return "—"
+    return f"{int(value):,}"
+
+
 def bp_to_api(bp: int) -> str:
     """Format basis points as the API's fraction string: 850 -> "0.0850"."""
     return f"{bp // 10000}.{bp % 10000:04d}"
