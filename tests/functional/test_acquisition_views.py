@@ -19,6 +19,8 @@ from growth.db import get_db
 from growth.investors.models import Investment, Investor
 from growth.timeutil import local_date, utcnow
 
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
 
 @pytest.fixture
 def seeded(app):
@@ -56,18 +58,50 @@ def test_a_duplicate_channel_code_is_shown_next_to_the_field_and_nothing_is_stor
     response = client.post("/acquisition/channels/new", data={"code": "wdzj", "name": "重复", "kind": "vertical"})
     assert response.status_code == 409
     text = response.get_data(as_text=True)
-    assert "渠道代码已存在" in text and "Channel code already exists" in text
+    assert "渠道代码已存在：wdzj" in text and "Channel code already exists" not in text
     assert 'value="重复"' in text  # what was typed is kept
     assert _count(app, AcquisitionChannel) == 1
 
 
-def test_an_invalid_channel_code_is_explained_in_chinese_and_english(client, login, app):
+def _invalid_feedback(html: str) -> list[str]:
+    return [m.strip() for m in re.findall(r'<div class="invalid-feedback">(.*?)</div>', html, re.S)]
+
+
+def test_an_invalid_channel_code_is_explained_in_chinese_only_by_default(client, login, app):
     login("marketer")
     response = client.post("/acquisition/channels/new", data={"code": "Baidu-SEM", "name": "x", "kind": "sem"})
     assert response.status_code == 400
-    text = response.get_data(as_text=True)
-    assert "小写字母" in text and "lowercase" in text
+    assert _invalid_feedback(response.get_data(as_text=True)) == ["渠道代码只能包含小写字母、数字和下划线"]
     assert _count(app, AcquisitionChannel) == 0
+
+
+def test_an_invalid_channel_code_is_explained_in_english_only_to_an_english_reader(client, login, app):
+    login("marketer")
+    client.get("/lang/en")
+    response = client.post("/acquisition/channels/new", data={"code": "Baidu-SEM", "name": "x", "kind": "sem"})
+    assert response.status_code == 400
+    assert _invalid_feedback(response.get_data(as_text=True)) == [
+        "Channel code may contain only lowercase letters a-z, digits 0-9 and _"]
+
+
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("zh_CN", ["落地页地址须以 http:// 或 https:// 开头", "短链代码已被使用：hijack"]),
+    ("en", ["Landing page URL must start with http:// or https://", "Short code already in use: hijack"]),
+])
+def test_a_refused_link_reads_in_one_language_per_locale(client, login, app, seeded, locale, expected):
+    channel_id, _link_id, _code = seeded
+    with get_db(app).session_scope(write=True) as s:
+        services.create_link(s.get(AcquisitionChannel, channel_id), name="x", landing_url="https://a.example/",
+                             code="hijack", session=s)
+    login("marketer")
+    client.get(f"/lang/{locale}")
+    url = f"/acquisition/channels/{channel_id}/links/new"
+    bad_url = client.post(url, data={"name": "x", "landing_url": "ftp://x.example/"})
+    taken = client.post(url, data={"name": "x", "landing_url": "https://b.example/", "code": "hijack"})
+    assert (bad_url.status_code, taken.status_code) == (400, 409)
+    messages = _invalid_feedback(bad_url.get_data(as_text=True)) + _invalid_feedback(taken.get_data(as_text=True))
+    assert messages == expected
+    assert not any(CJK.search(m) for m in messages) if locale == "en" else not any(" / " in m for m in messages)
 
 
 def test_a_marketer_edits_and_deactivates_a_channel(client, login, app, seeded):
@@ -154,8 +188,9 @@ def test_the_channel_list_exports_as_csv_with_a_bom(client, login, seeded):
     assert response.status_code == 200
     assert response.data.startswith(b"\xef\xbb\xbf")
     lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("code,name,kind,active")
-    assert lines[1].startswith("wdzj,网贷之家,vertical,1,1,1,0,0,0.00")
+    assert lines[0] == ("code,name,kind,active,links,active_links,clicks,registrations,first_investors,"
+                        "first_investment_yuan,cost_yuan,cost_per_registration_yuan,cost_per_first_investor_yuan")
+    assert lines[1] == "wdzj,网贷之家,vertical,1,1,1,0,0,0,0.00,0.00,,"
 
 
 # ---------------------------------------------------------------- permissions
@@ -358,11 +393,14 @@ def test_a_marketer_enters_a_daily_cost_and_a_bad_amount_is_explained(client, lo
                                                               "note": "首页"}).status_code == 302
     bad = client.post(f"/acquisition/channels/{channel_id}/costs", data={"day": today, "amount": "12.345"})
     assert bad.status_code == 400
-    assert "两位小数" in bad.get_data(as_text=True) and "2 decimal places" in bad.get_data(as_text=True)
+    assert _invalid_feedback(bad.get_data(as_text=True)) == ["金额最多保留两位小数"]
     future = (local_date(utcnow()) + timedelta(days=2)).isoformat()
     late = client.post(f"/acquisition/channels/{channel_id}/costs", data={"day": future, "amount": "1"})
     assert late.status_code == 400
-    assert "future" in late.get_data(as_text=True)
+    assert _invalid_feedback(late.get_data(as_text=True)) == ["日期不能晚于今天（北京时间）"]
+    client.get("/lang/en")
+    english = client.post(f"/acquisition/channels/{channel_id}/costs", data={"day": future, "amount": "12.345"})
+    assert _invalid_feedback(english.get_data(as_text=True)) == ["Amount may have at most 2 decimal places"]
     with get_db(app).session_scope() as s:
         assert [(c.amount_fen, c.note) for c in s.scalars(select(ChannelCost))] == [(123456, "首页")]
     assert "¥1,234.56" in client.get(f"/acquisition/channels/{channel_id}").get_data(as_text=True)
@@ -379,6 +417,32 @@ def _import_errors(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<td data-row="(\d+)">', html)]
 
 
+def _import_messages(html: str) -> list[str]:
+    return [m.strip() for m in re.findall(r'<td data-message>(.*?)</td>', html, re.S)]
+
+
+def test_the_import_report_reads_in_english_only_for_an_english_reader(client, login, app, seeded):
+    today = local_date(utcnow())
+    sheet = ("date,channel_code,amount\n"
+             f"{today},wdzj,-5\n"
+             f"{today},unknown_ch,5\n"
+             "2026-02-30,wdzj,1.234\n"
+             f"{today},wdzj,7\n"
+             f"{today},wdzj,8\n")
+    login("marketer")
+    client.get("/lang/en")
+    html = _upload(client, sheet).get_data(as_text=True)
+    assert _import_messages(html) == [
+        "Amount must not be negative", "Unknown channel code: unknown_ch (create the channel first)",
+        "Amount may have at most 2 decimal places", "No such date: 2026-02-30", "Same channel and date as row 5"]
+    assert not any(CJK.search(m) for m in _import_messages(html))
+    client.get("/lang/zh_CN")
+    chinese = _import_messages(_upload(client, sheet).get_data(as_text=True))
+    assert chinese == ["金额不能为负数", "未知的渠道代码：unknown_ch（请先创建渠道）", "金额最多保留两位小数",
+                       "日期不存在：2026-02-30", "与第 5 行的渠道和日期重复"]
+    assert not any(re.search(r"[A-Za-z]{4,}", m.replace("unknown_ch", "")) for m in chinese)
+
+
 def test_a_cost_csv_import_stores_valid_rows_and_lists_bad_ones_by_row_and_is_idempotent(client, login, app, seeded):
     channel_id, _link_id, _code = seeded
     today = local_date(utcnow())
@@ -393,9 +457,9 @@ def test_a_cost_csv_import_stores_valid_rows_and_lists_bad_ones_by_row_and_is_id
     assert first.status_code == 200
     html = first.get_data(as_text=True)
     assert _import_errors(html) == [3, 4]
-    assert "unknown_ch" in html and "negative" in html
+    assert _import_messages(html) == ["金额不能为负数", "未知的渠道代码：unknown_ch（请先创建渠道）"]
     assert re.search(r'data-count="created">2<', html)
-    assert f'href="/acquisition/channels/{channel_id}"' in html
+    assert f'href="/acquisition/channels/{channel_id}?period=30d"' in html
     with get_db(app).session_scope() as s:
         rows = sorted((c.day.isoformat(), c.amount_fen) for c in s.scalars(select(ChannelCost)))
     assert rows == [(d2, 12050), (d1, 30000)]
@@ -447,3 +511,79 @@ def test_a_marketer_deletes_a_cost_entry(client, login, app, seeded):
 def test_the_nav_links_to_the_channel_pages(client, login):
     login("marketer")
     assert 'href="/acquisition/channels"' in client.get("/").get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- old addresses, placeholders, kinds
+
+
+def test_every_old_channels_address_answers_308_to_its_acquisition_page(client, login, app, seeded):
+    channel_id, link_id, _code = seeded
+    with get_db(app).session_scope(write=True) as s:
+        cost_id = services.set_cost(s.get(AcquisitionChannel, channel_id), day=local_date(utcnow()), amount_fen=1,
+                                    session=s, now=utcnow()).id
+    ids = {"channel_id": channel_id, "link_id": link_id, "cost_id": cost_id}
+    login("marketer")
+    adapter = app.url_map.bind("localhost")
+    old_rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("acquisition.moved_")]
+    assert len(old_rules) == 17
+    for rule in old_rules:
+        old = rule.build({k: v for k, v in ids.items() if k in rule.arguments}, append_unknown=False)[1]
+        assert not old.startswith("/acquisition/")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(f"{old}?period=7d", method=method)
+            assert response.status_code == 308, (method, old)
+            location = response.headers["Location"]
+            assert location.startswith("/acquisition/") and location.endswith("?period=7d"), location
+            endpoint, _args = adapter.match(location.split("?")[0], method=method)
+            assert endpoint == rule.endpoint.replace("moved_", ""), (old, location)
+
+
+def test_a_form_posted_to_an_old_address_still_works(client, login, app, seeded):
+    channel_id, _link_id, _code = seeded
+    login("marketer")
+    today = local_date(utcnow()).isoformat()
+    response = client.post(f"/channels/{channel_id}/costs", data={"day": today, "amount": "88.00"},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    assert response.request.path == f"/acquisition/channels/{channel_id}"
+    with get_db(app).session_scope() as s:
+        assert [c.amount_fen for c in s.scalars(select(ChannelCost))] == [8800]
+
+
+def test_old_addresses_keep_their_permissions_and_the_short_link_never_moved(client, login, app, seeded):
+    channel_id, _link_id, code = seeded
+    assert "/login" in client.get("/channels").headers["Location"]
+    login("agent")
+    assert client.get("/channels").status_code == 403
+    assert client.get(f"/channels/{channel_id}").status_code == 403
+    rules_of_track = [r.rule for r in app.url_map.iter_rules() if r.endpoint == "acquisition.track"]
+    assert rules_of_track == ["/t/<code>"]
+    assert client.get(f"/t/{code}").status_code == 302  # public: printed posters point here
+
+
+def test_form_placeholders_read_as_hints_not_as_values(client, login, seeded):
+    channel_id, link_id, _code = seeded
+    login("marketer")
+    pages = [client.get(url).get_data(as_text=True) for url in (
+        "/acquisition/channels", f"/acquisition/channels/{channel_id}",
+        f"/acquisition/channels/{channel_id}/links/new", f"/acquisition/links/{link_id}/edit")]
+    placeholders = [p for html in pages for p in re.findall(r'placeholder="([^"]*)"', html)]
+    assert "如 baidu_sem" in placeholders
+    assert placeholders and all(p.startswith(("如", "按")) for p in placeholders), placeholders
+    amount = re.search(r'<input[^>]*name="amount"[^>]*>', pages[1]).group(0)
+    assert "placeholder" not in amount
+    assert "以元为单位，最多两位小数，例如 1234.56" in pages[1]
+
+
+def test_the_kind_menus_offer_the_one_list_of_kinds_with_its_labels(client, login, seeded):
+    from growth.acquisition.models import CHANNEL_KINDS
+
+    expected = [(value, str(label)) for value, label in CHANNEL_KINDS.items()]
+    login("marketer")
+    html = client.get("/acquisition/channels").get_data(as_text=True)
+    menus = re.findall(r'<select[^>]*name="kind"[^>]*>(.*?)</select>', html, re.S)
+    assert len(menus) == 2  # the list filter and the new-channel form
+    for menu in menus:
+        options = [(v, t.strip()) for v, t in re.findall(r'<option[^>]*value="([^"]*)"[^>]*>([^<]*)<', menu) if v]
+        assert options == expected
+    assert "垂直门户(网贷之家/网贷天眼)" in html.split('data-code="wdzj"', 1)[1].split("</tr>", 1)[0]
