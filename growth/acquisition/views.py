@@ -136,8 +136,7 @@ def _channel_url(channel_id: int, anchor: str | None = None) -> str:
     return url_for("acquisition.channel", channel_id=channel_id, _anchor=anchor, **_period_args())
 
 
-def _period_context() -> dict[str, object]:
-    period, error = _period()
+def _period_context(period: rules.Period, error: str | None) -> dict[str, object]:
     return {"period": period, "period_error": error, "periods": rules.PERIODS, "period_args": period.url_args()}
 
 
@@ -146,14 +145,13 @@ def _period_context() -> dict[str, object]:
 
 def _render_list(form: ChannelForm, status: int = 200):  # type: ignore[no-untyped-def]
     active, kind, q = _list_filters()
-    context = _period_context()
-    rows = services.list_channels(session=request_session(), period=context["period"],  # type: ignore[arg-type]
-                                  active=active, kind=kind, q=q)
+    period, error = _period()
+    rows = services.list_channels(session=request_session(), period=period, active=active, kind=kind, q=q)
     filtered = active is not None or kind is not None or bool(q)
     return render_template(
         "acquisition/channels.html", rows=rows, totals=services.total_stats(rows), form=form,
         import_form=ImportForm(), kinds=CHANNEL_KINDS, kind_label=kind_label, status=request.args.get("status", ""),
-        kind=kind or "", q=q, filtered=filtered, **context,
+        kind=kind or "", q=q, filtered=filtered, **_period_context(period, error),
     ), status
 
 
@@ -212,8 +210,7 @@ def export_channels():  # type: ignore[no-untyped-def]
 def _render_detail(channel: AcquisitionChannel, *, edit_form: ChannelEditForm | None = None,
                    cost_form: CostForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     session = request_session()
-    context = _period_context()
-    period: rules.Period = context["period"]  # type: ignore[assignment]
+    period, error = _period()
     clicks_page = max(request.args.get("clicks_page", 1, type=int), 1)
     costs_page = max(request.args.get("costs_page", 1, type=int), 1)
     clicks, clicks_total = services.list_clicks(channel, session=session, period=period, page=clicks_page,
@@ -231,7 +228,8 @@ def _render_detail(channel: AcquisitionChannel, *, edit_form: ChannelEditForm | 
         clicks=clicks, clicks_total=clicks_total, clicks_page=clicks_page, clicks_per_page=CLICKS_PER_PAGE,
         costs=costs, costs_total=costs_total, costs_page=costs_page, costs_per_page=COSTS_PER_PAGE,
         edit_form=edit_form, cost_form=cost_form, import_form=ImportForm(), kind_label=kind_label,
-        show_ip=role_has(current_user.role, Permission.INVESTORS_PII), mask_ip=rules.mask_ip, **context,
+        show_ip=role_has(current_user.role, Permission.INVESTORS_PII), mask_ip=rules.mask_ip,
+        **_period_context(period, error),
     ), status
 
 
