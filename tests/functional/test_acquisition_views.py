@@ -587,3 +587,30 @@ def test_the_kind_menus_offer_the_one_list_of_kinds_with_its_labels(client, logi
         options = [(v, t.strip()) for v, t in re.findall(r'<option[^>]*value="([^"]*)"[^>]*>([^<]*)<', menu) if v]
         assert options == expected
     assert "垂直门户(网贷之家/网贷天眼)" in html.split('data-code="wdzj"', 1)[1].split("</tr>", 1)[0]
+
+
+@pytest.mark.parametrize(("locale", "message", "other"), [
+    ("zh_CN", "日期不存在：2026-13-01", "No such date"),
+    ("en", "No such date: 2026-13-01", "日期不存在"),
+])
+def test_a_refused_export_range_is_explained_in_the_readers_language_only(client, login, seeded, locale, message,
+                                                                          other):
+    login("analyst")
+    client.get(f"/lang/{locale}")
+    response = client.get("/acquisition/costs.csv?start=2026-13-01")
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert message in text and other not in text
+
+
+def test_an_english_reader_sees_the_period_and_the_figures_named_in_english(client, login, seeded):
+    login("analyst")
+    client.get("/lang/en")
+    html = client.get("/acquisition/channels?period=last_month").get_data(as_text=True)
+    head = re.search(r"<thead>.*?</thead>", html, re.S).group(0)
+    assert ">Cost per registration<" in head and ">First investors<" in head
+    menu = re.search(r'<select[^>]*name="period".*?</select>', html, re.S).group(0)
+    assert 'value="last_month" selected>Last month<' in menu
+    period = re.search(r'<div class="small text-muted mb-2" id="period-range">.*?</div>', html, re.S).group(0)
+    for part in (head, menu, period):
+        assert not CJK.search(part), part
