@@ -26,7 +26,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
 
     return [
         (P.FUNNEL_VIEW, "dashboards.funnel_page", _l("转化漏斗"), _l("注册到复投的各步转化")),
-        (P.CHANNELS_VIEW, "acquisition.channels", _l("渠道"), _l("推广渠道、链接与成本")),
+        (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本")),
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),

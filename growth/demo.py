@@ -62,7 +62,7 @@ def _channels(session: Session, now: datetime) -> tuple[int, dict[str, TrackingL
             channel = acquisition.create_channel(code=ch.code, name=ch.name, kind=ch.kind, owner=ch.owner,
                                                  session=session, by="demo")
             created += 1
-        existing = acquisition.list_links(channel, session=session, now=now)
+        existing = acquisition.list_links(channel, session=session)
         if existing:
             link = existing[0].link
         else:

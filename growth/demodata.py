@@ -72,11 +72,6 @@ DEMO_CHANNELS: tuple[DemoChannel, ...] = (
     DemoChannel("referral", "邀请好友", "referral", _OWNER, 0, f"{_LANDING}/invite?ch=referral"),
 )
 
-CHANNEL_KINDS: frozenset[str] = frozenset(
-    {"sem", "seo", "vertical", "wechat", "weibo", "qq_group", "forum", "offline", "partner", "referral",
-     "organic"}
-)
-
 # (id, name, term_days, annual rate in basis points)
 _PRODUCT_ROWS: tuple[tuple[str, str, int, int], ...] = (
     ("prd_newbie_7", "新手标", 7, 1200),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -11,14 +12,21 @@ from growth.db import mark_rollback
 
 
 class DomainError(Exception):
-    """A refusal the user can act on; the message is shown to them as is."""
+    """A refusal the user can act on, with a message for them.
+
+    The message is a Simplified Chinese message id already translated (`gettext`) or to be translated when
+    shown (`lazy_gettext`, for code without a request such as pure rules); str() gives the reader's language.
+    """
 
     status = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str | LazyString, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 class NotFound(DomainError):
@@ -49,15 +57,16 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):  # type: ignore[no-untyped-def]
         mark_rollback()
+        message = str(err.message)
         if _wants_json():
-            body = {"error": err.message}
+            body = {"error": message}
             if err.field:
                 body["field"] = err.field
             return jsonify(body), err.status
         if request.method == "POST" and err.status in (400, 409):
-            flash(err.message, "danger")
+            flash(message, "danger")
             return redirect(request.referrer or request.path)
-        return render_template("errors/error.html", code=err.status, message=err.message), err.status
+        return render_template("errors/error.html", code=err.status, message=message), err.status
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):  # type: ignore[no-untyped-def]
@@ -67,7 +76,7 @@ def register_error_handlers(app: Flask) -> None:
             return jsonify({"error": err.description or err.name}), code
         message = None
         if isinstance(err, CSRFError):  # usually a form left open too long or opened before sign-in
-            message = _("页面已过期，请刷新后重试。 / The page has expired; reload it and try again.")
+            message = _("页面已过期，请刷新后重试。")
         return render_template("errors/error.html", code=code, message=message), code
 
     @app.errorhandler(Exception)

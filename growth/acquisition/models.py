@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -12,8 +13,27 @@ from growth.timeutil import utcnow
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-CHANNEL_KINDS = ("sem", "seo", "vertical", "wechat", "weibo", "qq_group", "forum", "offline", "partner",
-                 "referral", "organic", "other")
+# The one list of acquisition-channel kinds, in display order, each with its label (forms, list, filters, demo).
+CHANNEL_KINDS = {
+    "sem": _l("搜索引擎SEM"),
+    "seo": _l("SEO"),
+    "vertical": _l("垂直门户(网贷之家/网贷天眼)"),
+    "wechat": _l("微信"),
+    "weibo": _l("微博"),
+    "qq_group": _l("QQ群"),
+    "forum": _l("论坛/贴吧"),
+    "offline": _l("线下活动"),
+    "partner": _l("合作渠道"),
+    "referral": _l("邀请好友"),
+    "organic": _l("自然流量"),
+    "other": _l("其他"),
+}
+
+
+def kind_label(kind: str) -> str:
+    """Return the label of an acquisition-channel kind (the kind itself when it is not one we know)."""
+    label = CHANNEL_KINDS.get(kind)
+    return kind if label is None else str(label)
 
 
 class AcquisitionChannel(Base):

@@ -19,12 +19,13 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import segno
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, case, func, or_, select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -34,15 +35,14 @@ from growth.acquisition import rules
 from growth.acquisition.models import AcquisitionChannel, ChannelCost, Click, TrackingLink
 from growth.audit.services import record
 from growth.errors import Conflict, DomainError, NotFound
-from growth.investors.models import Investor
-from growth.timeutil import local_date
+from growth.investors.models import Investment, Investor
+from growth.timeutil import local_day_bounds
 
-STATS_DAYS = 30
 _CODE_ATTEMPTS = 8
 
 
 def _refuse(err: rules.RuleError, field_name: str) -> DomainError:
-    return DomainError(str(err), field=field_name)
+    return DomainError(err.message, field=field_name)
 
 
 # ---------------------------------------------------------------- channels
@@ -52,7 +52,7 @@ def get_channel(channel_id: int, *, session: Session) -> AcquisitionChannel:
     """Return a channel or raise NotFound."""
     channel = session.get(AcquisitionChannel, channel_id)
     if channel is None:
-        raise NotFound(_("渠道不存在 / No such channel"))
+        raise NotFound(_("渠道不存在"))
     return channel
 
 
@@ -61,13 +61,13 @@ def find_channel(code: str, *, session: Session) -> AcquisitionChannel | None:
     return session.scalar(select(AcquisitionChannel).where(AcquisitionChannel.code == code))
 
 
-def _clean_text(value: str | None, limit: int, label: str, field_name: str, *, required: bool = False) -> str:
+def _clean_text(value: str | None, limit: int, label: object, field_name: str, *, required: bool = False) -> str:
+    """Return a trimmed text or refuse it; `label` names the field to people (a translated string)."""
     value = (value or "").strip()
     if required and not value:
-        raise DomainError(_("请填写%(label)s / %(field)s is required", label=label, field=field_name), field=field_name)
+        raise DomainError(_("请填写%(label)s", label=label), field=field_name)
     if len(value) > limit:
-        raise DomainError(_("%(label)s最多 %(n)d 个字符 / %(field)s must be at most %(n)d characters",
-                            label=label, field=field_name, n=limit), field=field_name)
+        raise DomainError(_("%(label)s最多 %(n)d 个字符", label=label, n=limit), field=field_name)
     return value
 
 
@@ -87,11 +87,11 @@ def create_channel(
         code = rules.validate_channel_code(code)
     except rules.RuleError as err:
         raise _refuse(err, "code") from None
-    name = _clean_text(name, 100, "渠道名称", "name", required=True)
-    owner = _clean_text(owner, 100, "负责人", "owner")
-    notes = _clean_text(notes, 2000, "备注", "notes")
+    name = _clean_text(name, 100, _("渠道名称"), "name", required=True)
+    owner = _clean_text(owner, 100, _("负责人"), "owner")
+    notes = _clean_text(notes, 2000, _("备注"), "notes")
     kind = _check_kind(kind)
-    taken = Conflict(_("渠道代码已存在：%(code)s / Channel code already exists: %(code)s", code=code), field="code")
+    taken = Conflict(_("渠道代码已存在：%(code)s", code=code), field="code")
     if session.scalar(select(AcquisitionChannel.id).where(AcquisitionChannel.code == code)) is not None:
         raise taken
     channel = AcquisitionChannel(code=code, name=name, kind=kind, owner=owner, notes=notes, active=True)
@@ -111,10 +111,10 @@ def update_channel(
 ) -> AcquisitionChannel:
     """Change a channel's name, kind, owner and notes (never its code)."""
     values = {
-        "name": _clean_text(name, 100, "渠道名称", "name", required=True),
+        "name": _clean_text(name, 100, _("渠道名称"), "name", required=True),
         "kind": _check_kind(kind),
-        "owner": _clean_text(owner, 100, "负责人", "owner"),
-        "notes": _clean_text(notes, 2000, "备注", "notes"),
+        "owner": _clean_text(owner, 100, _("负责人"), "owner"),
+        "notes": _clean_text(notes, 2000, _("备注"), "notes"),
         "auto_created": False,  # a person has now reviewed a channel the processor created from a code
     }
     _change_audited(channel, values, action="channel.updated", target_type="channel", session=session, by=by)
@@ -154,24 +154,45 @@ def set_channel_active(channel: AcquisitionChannel, active: bool, *, session: Se
 
 @dataclass(frozen=True, slots=True)
 class ChannelStats:
-    """A line of the channel list: the channel and its numbers."""
+    """A channel and its figures for one period (links: as they are now)."""
 
     channel: AcquisitionChannel
     links: int
     active_links: int
-    clicks_30d: int
+    clicks: int
     registrations: int
-    cost_30d_fen: int
+    first_investors: int
+    first_investment_fen: int
+    cost_fen: int
+
+    @property
+    def cost_per_registration_fen(self) -> int | None:
+        """Return the cost per registration, or None when nobody registered."""
+        return rules.cost_per(self.cost_fen, self.registrations)
+
+    @property
+    def cost_per_first_investor_fen(self) -> int | None:
+        """Return the cost per first investor, or None when nobody invested."""
+        return rules.cost_per(self.cost_fen, self.first_investors)
 
 
-def stats_window(now: datetime) -> tuple[datetime, date, date]:
-    """Return the click window start and the first and last business days of the cost window."""
-    today = local_date(now)
-    return now - timedelta(days=STATS_DAYS), today - timedelta(days=STATS_DAYS - 1), today
+def period_bounds(period: rules.Period) -> tuple[datetime, datetime]:
+    """Return the UTC [start, end) instants of a period's business days (Asia/Shanghai)."""
+    return local_day_bounds(period.start)[0], local_day_bounds(period.end)[1]
 
 
-def _stats_query(now: datetime) -> Select[Any]:
-    since, first_day, last_day = stats_window(now)
+def _first_investment_amount() -> Any:
+    """The amount of an investor's first investment (the earliest start; the lowest id on a tie)."""
+    return (
+        select(Investment.amount_fen)
+        .where(Investment.investor_id == Investor.id, Investment.started_at == Investor.first_investment_at)
+        .order_by(Investment.id).limit(1)
+        .correlate(Investor).scalar_subquery()
+    )
+
+
+def _stats_query(period: rules.Period) -> Select[Any]:
+    lo, hi = period_bounds(period)
     links = (
         select(TrackingLink.channel_id.label("cid"), func.count().label("n"),
                func.sum(case((TrackingLink.active.is_(True), 1), else_=0)).label("active_n"))
@@ -179,22 +200,34 @@ def _stats_query(now: datetime) -> Select[Any]:
     )
     clicks = (
         select(Click.channel_id.label("cid"), func.count().label("n"))
-        .where(Click.at >= since, Click.at <= now).group_by(Click.channel_id).subquery()
+        .where(Click.at >= lo, Click.at < hi).group_by(Click.channel_id).subquery()
+    )
+    # The funnel's cohort: investors whose registration (Asia/Shanghai date) lies in the period; a first
+    # investor is a member of that cohort who has invested (whenever), with their first investment's amount.
+    cohort = (
+        select(Investor.channel_id.label("cid"), Investor.first_investment_at.label("first_at"),
+               _first_investment_amount().label("first_fen"))
+        .where(Investor.channel_id.is_not(None), Investor.registered_at >= lo, Investor.registered_at < hi)
+        .subquery()
     )
     regs = (
-        select(Investor.channel_id.label("cid"), func.count().label("n"))
-        .where(Investor.channel_id.is_not(None)).group_by(Investor.channel_id).subquery()
+        select(cohort.c.cid, func.count().label("n"),
+               func.sum(case((cohort.c.first_at.is_not(None), 1), else_=0)).label("first_n"),
+               func.sum(case((cohort.c.first_at.is_not(None), func.coalesce(cohort.c.first_fen, 0)), else_=0))
+               .label("first_fen"))
+        .group_by(cohort.c.cid).subquery()
     )
     costs = (
         select(ChannelCost.channel_id.label("cid"), func.sum(ChannelCost.amount_fen).label("fen"))
-        .where(ChannelCost.day >= first_day, ChannelCost.day <= last_day)
+        .where(ChannelCost.day >= period.start, ChannelCost.day <= period.end)
         .group_by(ChannelCost.channel_id).subquery()
     )
     return (
         select(
             AcquisitionChannel,
             func.coalesce(links.c.n, 0), func.coalesce(links.c.active_n, 0), func.coalesce(clicks.c.n, 0),
-            func.coalesce(regs.c.n, 0), func.coalesce(costs.c.fen, 0),
+            func.coalesce(regs.c.n, 0), func.coalesce(regs.c.first_n, 0), func.coalesce(regs.c.first_fen, 0),
+            func.coalesce(costs.c.fen, 0),
         )
         .outerjoin(links, links.c.cid == AcquisitionChannel.id)
         .outerjoin(clicks, clicks.c.cid == AcquisitionChannel.id)
@@ -203,14 +236,20 @@ def _stats_query(now: datetime) -> Select[Any]:
     )
 
 
+def _stats(row: Any) -> ChannelStats:
+    return ChannelStats(row[0], *(int(v) for v in row[1:]))
+
+
 def list_channels(
-    *, session: Session, now: datetime, active: bool | None = None, kind: str | None = None, q: str | None = None,
+    *, session: Session, period: rules.Period, active: bool | None = None, kind: str | None = None,
+    q: str | None = None,
 ) -> list[ChannelStats]:
-    """Return channels with links, clicks (30 days), registrations (all time) and cost (30 business days).
+    """Return channels with their links and, for the period, clicks, cohort registrations, first investors,
+    first-investment amount and cost.
 
     One query whatever the number of channels.
     """
-    query = _stats_query(now)
+    query = _stats_query(period)
     if active is not None:
         query = query.where(AcquisitionChannel.active.is_(active))
     if kind:
@@ -220,13 +259,25 @@ def list_channels(
         query = query.where(or_(func.lower(AcquisitionChannel.code).like(pattern),
                                 func.lower(AcquisitionChannel.name).like(pattern)))
     query = query.order_by(AcquisitionChannel.active.desc(), AcquisitionChannel.code)
-    return [ChannelStats(c, int(n), int(a), int(k), int(r), int(f)) for c, n, a, k, r, f in session.execute(query)]
+    return [_stats(row) for row in session.execute(query)]
 
 
-def channel_stats(channel: AcquisitionChannel, *, session: Session, now: datetime) -> ChannelStats:
-    """Return the list-page numbers of one channel."""
-    row = session.execute(_stats_query(now).where(AcquisitionChannel.id == channel.id)).one()
-    return ChannelStats(row[0], *(int(v) for v in row[1:]))
+def channel_stats(channel: AcquisitionChannel, *, session: Session, period: rules.Period) -> ChannelStats:
+    """Return the list-page figures of one channel for a period."""
+    return _stats(session.execute(_stats_query(period).where(AcquisitionChannel.id == channel.id)).one())
+
+
+def total_stats(rows: list[ChannelStats]) -> dict[str, int | None]:
+    """Return the totals of a channel list, with the cost per registration and per first investor."""
+    totals: dict[str, int | None] = {
+        name: sum(getattr(r, name) for r in rows)
+        for name in ("links", "active_links", "clicks", "registrations", "first_investors", "first_investment_fen",
+                     "cost_fen")
+    }
+    cost, regs, firsts = (int(totals[k] or 0) for k in ("cost_fen", "registrations", "first_investors"))
+    totals["cost_per_registration_fen"] = rules.cost_per(cost, regs)
+    totals["cost_per_first_investor_fen"] = rules.cost_per(cost, firsts)
+    return totals
 
 
 # ---------------------------------------------------------------- tracking links
@@ -236,12 +287,12 @@ def get_link(link_id: int, *, session: Session) -> TrackingLink:
     """Return a tracking link or raise NotFound."""
     link = session.get(TrackingLink, link_id)
     if link is None:
-        raise NotFound(_("推广链接不存在 / No such tracking link"))
+        raise NotFound(_("推广链接不存在"))
     return link
 
 
 def _link_values(name: str, landing_url: str, utm: Mapping[str, str] | None) -> dict[str, str]:
-    values = {"name": _clean_text(name, 100, "链接名称", "name", required=True)}
+    values = {"name": _clean_text(name, 100, _("链接名称"), "name", required=True)}
     try:
         values["landing_url"] = rules.validate_landing_url(landing_url)
     except rules.RuleError as err:
@@ -258,14 +309,13 @@ def _new_code(session: Session, code: str | None) -> str:
         except rules.RuleError as err:
             raise _refuse(err, "code") from None
         if session.scalar(select(TrackingLink.id).where(TrackingLink.code == code)) is not None:
-            raise Conflict(_("短链代码已被使用：%(code)s / Short code already in use: %(code)s", code=code),
-                           field="code")
+            raise Conflict(_("短链代码已被使用：%(code)s", code=code), field="code")
         return code
     for _attempt in range(_CODE_ATTEMPTS):
         candidate = rules.new_link_code()
         if session.scalar(select(TrackingLink.id).where(TrackingLink.code == candidate)) is None:
             return candidate
-    raise Conflict(_("无法生成短链代码，请重试 / Could not generate a short code; please retry"))
+    raise Conflict(_("无法生成短链代码，请重试"))
 
 
 def create_link(
@@ -274,7 +324,7 @@ def create_link(
 ) -> TrackingLink:
     """Create a tracking link of an active channel; the short code is generated unless one is chosen."""
     if not channel.active:
-        raise DomainError(_("渠道已停用，不能新建链接 / The channel is inactive; no new links"))
+        raise DomainError(_("渠道已停用，不能新建链接"))
     values = _link_values(name, landing_url, utm)
     link = TrackingLink(channel_id=channel.id, code=_new_code(session, code), created_by=by or "", active=True,
                         **values)
@@ -302,28 +352,26 @@ def set_link_active(link: TrackingLink, active: bool, *, session: Session, by: s
 
 @dataclass(frozen=True, slots=True)
 class LinkStats:
-    """A line of a channel's links table."""
+    """A line of a channel's links table: the link and its clicks in the period (all time without one)."""
 
     link: TrackingLink
-    clicks_30d: int
-    clicks_total: int
+    clicks: int
 
 
-def list_links(channel: AcquisitionChannel, *, session: Session, now: datetime) -> list[LinkStats]:
+def list_links(channel: AcquisitionChannel, *, session: Session, period: rules.Period | None = None) -> list[LinkStats]:
     """Return a channel's links with their click counts, newest first (one query)."""
-    since = now - timedelta(days=STATS_DAYS)
-    counts = (
-        select(Click.link_id.label("lid"), func.count().label("total"),
-               func.sum(case((and_(Click.at >= since, Click.at <= now), 1), else_=0)).label("recent"))
-        .where(Click.channel_id == channel.id).group_by(Click.link_id).subquery()
-    )
+    counted = select(Click.link_id.label("lid"), func.count().label("n")).where(Click.channel_id == channel.id)
+    if period is not None:
+        lo, hi = period_bounds(period)
+        counted = counted.where(Click.at >= lo, Click.at < hi)
+    counts = counted.group_by(Click.link_id).subquery()
     rows = session.execute(
-        select(TrackingLink, func.coalesce(counts.c.recent, 0), func.coalesce(counts.c.total, 0))
+        select(TrackingLink, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.lid == TrackingLink.id)
         .where(TrackingLink.channel_id == channel.id)
         .order_by(TrackingLink.active.desc(), TrackingLink.id.desc())
     )
-    return [LinkStats(link, int(recent), int(total)) for link, recent, total in rows]
+    return [LinkStats(link, int(n)) for link, n in rows]
 
 
 def landing_url_for(link: TrackingLink, channel: AcquisitionChannel, click_id: str | None) -> str:
@@ -346,7 +394,7 @@ def record_click(
         .where(TrackingLink.code == link_code)
     ).first()
     if found is None:
-        raise NotFound(_("链接不存在或已失效 / This link does not exist"))
+        raise NotFound(_("链接不存在或已失效"))
     link, channel = found
     if not (link.active and channel.active):
         return None, landing_url_for(link, channel, None)
@@ -360,13 +408,18 @@ def record_click(
 
 
 def list_clicks(
-    channel: AcquisitionChannel, *, session: Session, page: int = 1, per_page: int = 25,
+    channel: AcquisitionChannel, *, session: Session, period: rules.Period | None = None, page: int = 1,
+    per_page: int = 25,
 ) -> tuple[list[tuple[Click, TrackingLink]], int]:
-    """Return one page of a channel's clicks, newest first, with their links, and the total."""
-    total = session.scalar(select(func.count()).select_from(Click).where(Click.channel_id == channel.id)) or 0
+    """Return one page of a channel's clicks (in the period, if one is given), newest first, and the total."""
+    where = [Click.channel_id == channel.id]
+    if period is not None:
+        lo, hi = period_bounds(period)
+        where += [Click.at >= lo, Click.at < hi]
+    total = session.scalar(select(func.count()).select_from(Click).where(*where)) or 0
     rows = session.execute(
         select(Click, TrackingLink).join(TrackingLink, TrackingLink.id == Click.link_id)
-        .where(Click.channel_id == channel.id)
+        .where(*where)
         .order_by(Click.at.desc(), Click.id.desc())
         .offset((max(page, 1) - 1) * per_page).limit(per_page)
     )
@@ -450,7 +503,7 @@ def delete_cost(cost_id: int, *, session: Session, by: str | None = None) -> Acq
     """Delete a daily cost entry; return its channel."""
     cost = session.get(ChannelCost, cost_id)
     if cost is None:
-        raise NotFound(_("成本记录不存在 / No such cost entry"))
+        raise NotFound(_("成本记录不存在"))
     channel = get_channel(cost.channel_id, session=session)
     details = {"code": channel.code, "day": cost.day.isoformat(), "amount_fen": cost.amount_fen}
     session.delete(cost)
@@ -460,13 +513,17 @@ def delete_cost(cost_id: int, *, session: Session, by: str | None = None) -> Acq
 
 
 def list_costs(
-    channel: AcquisitionChannel, *, session: Session, page: int = 1, per_page: int = 31,
+    channel: AcquisitionChannel, *, session: Session, period: rules.Period | None = None, page: int = 1,
+    per_page: int = 31,
 ) -> tuple[list[ChannelCost], int]:
-    """Return one page of a channel's daily costs, latest day first, and the total count."""
-    total = session.scalar(
-        select(func.count()).select_from(ChannelCost).where(ChannelCost.channel_id == channel.id)) or 0
+    """Return one page of a channel's daily costs (in the period, if one is given), latest day first, and the
+    total count."""
+    where = [ChannelCost.channel_id == channel.id]
+    if period is not None:
+        where += [ChannelCost.day >= period.start, ChannelCost.day <= period.end]
+    total = session.scalar(select(func.count()).select_from(ChannelCost).where(*where)) or 0
     rows = session.scalars(
-        select(ChannelCost).where(ChannelCost.channel_id == channel.id).order_by(ChannelCost.day.desc())
+        select(ChannelCost).where(*where).order_by(ChannelCost.day.desc())
         .offset((max(page, 1) - 1) * per_page).limit(per_page)
     )
     return list(rows), total
@@ -530,9 +587,7 @@ def import_costs(
         channel = channels.get(row.channel_code) or by_lower.get(row.channel_code.lower())
         if channel is None:
             result.errors.append(rules.RowError(
-                row.row, "channel_code",
-                _("未知的渠道代码：%(code)s（请先创建渠道） / "
-                  "Unknown channel code: %(code)s (create the channel first)", code=row.channel_code)))
+                row.row, "channel_code", _l("未知的渠道代码：%(code)s（请先创建渠道）", code=row.channel_code)))
             continue
         accepted.append((row, channel))
 
@@ -541,8 +596,7 @@ def import_costs(
     for row, channel in accepted:
         key = (channel.id, row.day)
         if key in unique:
-            result.errors.append(rules.RowError(row.row, None, _(
-                "与第 %(n)d 行的渠道和日期重复 / Same channel and date as row %(n)d", n=unique[key].row)))
+            result.errors.append(rules.RowError(row.row, None, rules.same_row_message(unique[key].row)))
             continue
         unique[key] = row
 

@@ -26,9 +26,10 @@ class Permission(StrEnum):
     USERS_MANAGE = "users.manage"
     AUDIT_VIEW = "audit.view"
     TOKENS_OWN = "tokens.own"
-    CHANNELS_VIEW = "channels.view"
-    CHANNELS_MANAGE = "channels.manage"
-    COSTS_MANAGE = "costs.manage"
+    # Acquisition channels (渠道), their links, QR codes and costs; not message channels (channels/).
+    ACQUISITION_VIEW = "acquisition.view"
+    ACQUISITION_MANAGE = "acquisition.manage"
+    ACQUISITION_COSTS_MANAGE = "acquisition.costs.manage"
     INVESTORS_VIEW = "investors.view"
     INVESTORS_PII = "investors.pii"
     EVENTS_VIEW = "events.view"
@@ -39,18 +40,18 @@ class Permission(StrEnum):
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MARKETER: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.CHANNELS_VIEW, Permission.CHANNELS_MANAGE,
-        Permission.COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
+        Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
+        Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
     }),
     Role.APPROVER: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.CHANNELS_VIEW, Permission.FUNNEL_VIEW,
+        Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
         Permission.EVENTS_VIEW,
     }),
     Role.ANALYST: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.CHANNELS_VIEW, Permission.INVESTORS_VIEW,
+        Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
         Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW,
     }),
 }

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import event, func, select
 
-from growth.acquisition import services
+from growth.acquisition import rules, services
 from growth.acquisition.models import ChannelCost, Click
 from growth.audit.models import AuditEntry
 from growth.errors import Conflict, DomainError, NotFound
@@ -144,9 +144,10 @@ def _count_selects(session):
     return statements, lambda: event.remove(engine, "before_cursor_execute", before)
 
 
-def test_the_channel_list_counts_links_recent_clicks_registrations_and_recent_costs(session):
+def test_the_channel_list_counts_links_and_the_periods_clicks_registrations_and_costs(session):
     now = utcnow()
     today = local_date(now)
+    period = rules.default_period(today)
     sem = _channel(session, "baidu_sem")
     wdzj = _channel(session, "wdzj", kind="vertical")
     idle = _channel(session, "idle", kind="other")
@@ -160,6 +161,7 @@ def test_the_channel_list_counts_links_recent_clicks_registrations_and_recent_co
         _investor(session, n, sem)
     _investor(session, 10, wdzj)
     _investor(session, 11, None)
+    _investor(session, 12, wdzj).registered_at = now - timedelta(days=31)  # registered before the period
     for day, fen in [(today, 100_00), (today - timedelta(days=29), 50_00), (today - timedelta(days=30), 999_00)]:
         services.set_cost(sem, day=day, amount_fen=fen, session=session, now=now)
     services.set_cost(wdzj, day=today - timedelta(days=3), amount_fen=1_00, session=session, now=now)
@@ -167,19 +169,21 @@ def test_the_channel_list_counts_links_recent_clicks_registrations_and_recent_co
 
     statements, stop = _count_selects(session)
     try:
-        rows = {r.channel.code: r for r in services.list_channels(session=session, now=now)}
+        rows = {r.channel.code: r for r in services.list_channels(session=session, period=period)}
     finally:
         stop()
     assert len(statements) == 1  # one query whatever the number of channels
     assert (rows["baidu_sem"].links, rows["baidu_sem"].active_links) == (2, 1)
-    assert rows["baidu_sem"].clicks_30d == 3
+    assert rows["baidu_sem"].clicks == 3
     assert rows["baidu_sem"].registrations == 3
-    assert rows["baidu_sem"].cost_30d_fen == 150_00  # 30 business days: today and the 29 before it
-    assert (rows["wdzj"].links, rows["wdzj"].clicks_30d, rows["wdzj"].registrations, rows["wdzj"].cost_30d_fen) == \
+    assert rows["baidu_sem"].cost_fen == 150_00  # 30 business days: today and the 29 before it
+    assert rows["baidu_sem"].cost_per_registration_fen == 50_00
+    assert (rows["wdzj"].links, rows["wdzj"].clicks, rows["wdzj"].registrations, rows["wdzj"].cost_fen) == \
         (1, 0, 1, 1_00)
-    assert (rows["idle"].links, rows["idle"].clicks_30d, rows["idle"].registrations, rows["idle"].cost_30d_fen) == \
+    assert (rows["idle"].links, rows["idle"].clicks, rows["idle"].registrations, rows["idle"].cost_fen) == \
         (0, 0, 0, 0)
-    assert services.channel_stats(idle, session=session, now=now).channel.code == "idle"
+    assert (rows["idle"].cost_per_registration_fen, rows["idle"].cost_per_first_investor_fen) == (None, None)
+    assert services.channel_stats(idle, session=session, period=period).channel.code == "idle"
 
 
 def test_the_channel_list_filters_by_status_kind_and_text(session):
@@ -187,7 +191,11 @@ def test_the_channel_list_filters_by_status_kind_and_text(session):
     _channel(session, "baidu_sem", name="百度SEM", kind="sem")
     wdzj = _channel(session, "wdzj", name="网贷之家", kind="vertical")
     services.set_channel_active(wdzj, False, session=session)
-    codes = lambda **kw: [r.channel.code for r in services.list_channels(session=session, now=now, **kw)]  # noqa: E731
+    period = rules.default_period(local_date(now))
+
+    def codes(**kw):  # type: ignore[no-untyped-def]
+        return [r.channel.code for r in services.list_channels(session=session, period=period, **kw)]
+
     assert codes() == ["baidu_sem", "wdzj"]
     assert codes(active=True) == ["baidu_sem"]
     assert codes(active=False) == ["wdzj"]
@@ -307,8 +315,10 @@ def test_a_channels_links_and_clicks_are_listed_with_counts_newest_first(session
         services.record_click(first.code, ip="", user_agent="", referrer="", session=session, now=now)
     session.add(Click(click_id="cold", link_id=first.id, channel_id=channel.id, at=now - timedelta(days=40)))
     session.flush()
-    links = services.list_links(channel, session=session, now=now)
-    assert [(s.link.id, s.clicks_30d, s.clicks_total) for s in links] == [(second.id, 0, 0), (first.id, 3, 4)]
+    in_period = services.list_links(channel, session=session, period=rules.default_period(local_date(now)))
+    assert [(s.link.id, s.clicks) for s in in_period] == [(second.id, 0), (first.id, 3)]
+    ever = services.list_links(channel, session=session)
+    assert [(s.link.id, s.clicks) for s in ever] == [(second.id, 0), (first.id, 4)]
     page, total = services.list_clicks(channel, session=session, page=1, per_page=2)
     assert total == 4
     assert len(page) == 2

@@ -10,8 +10,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
+from growth.acquisition.models import CHANNEL_KINDS
 from growth.demodata import (
-    CHANNEL_KINDS,
     DEMO_CHANNELS,
     DEMO_PRODUCTS,
     DEMO_STAFF,
