@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 from werkzeug.routing import BuildError
 
 from growth.audit import rules
@@ -51,11 +51,7 @@ def _url(target_type: str | None, page_id: int | None) -> str | None:
 
 
 def _views(entries: list[AuditEntry]) -> list[EntryView]:
-    from growth.auth.views import ROLE_LABELS
-
-    def role_label(role: str) -> str:
-        return str(ROLE_LABELS.get(role, role))  # type: ignore[call-overload]
-
+    role_label = current_app.jinja_env.globals["role_label"]  # the app's one way of naming a role
     names = target_names(entries, session=request_session())
     views = []
     for e in entries:
