@@ -2,26 +2,97 @@
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+FONT = {"family": "Noto Sans CJK SC, Microsoft YaHei, sans-serif"}
+OTHERS_COLOUR = "#9e9e9e"
+# Qualitative palettes chosen for telling series apart; beyond them, hues spread by the golden angle.
+_PALETTE = list(dict.fromkeys(c.upper() for c in (*qualitative.Dark24, *qualitative.Light24)))
 
 
-def funnel_figure(labels: Sequence[str], counts: Sequence[int]) -> go.Figure:
-    """Return a funnel chart of step counts."""
-    fig = go.Figure(go.Funnel(y=list(labels), x=list(counts), textinfo="value+percent initial",
-                              marker={"color": "#0d6efd"}))
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=360,
-                      font={"family": "Noto Sans CJK SC, Microsoft YaHei, sans-serif"})
+def distinct_colours(n: int) -> list[str]:
+    """Return n different colours (never the grey kept for "others")."""
+    colours = _PALETTE[:n]
+    i = 0
+    while len(colours) < n:
+        hue = (i * 0.618033988749895) % 1.0
+        lightness = (0.38, 0.5, 0.62)[i % 3]
+        r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.7)
+        colour = f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+        if colour not in colours and colour != OTHERS_COLOUR.upper():
+            colours.append(colour)
+        i += 1
+    return colours
+
+
+def _layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=height, font=FONT, separators=".,")
     return fig
 
 
-def grouped_conversion_figure(steps: Sequence[str], groups: Sequence[tuple[str, Sequence[int]]]) -> go.Figure:
-    """Return a bar chart of each group's conversion from registration to each step."""
+def funnel_figure(labels: Sequence[str], counts: Sequence[int], *, people: str) -> go.Figure:
+    """Return a funnel chart of step counts, labelled with full integers ("32,187", never "32.187k")."""
+    fig = go.Figure(go.Funnel(
+        y=list(labels), x=list(counts), marker={"color": "#0d6efd"},
+        texttemplate="%{value:,d}<br>%{percentInitial:.1%}", textposition="inside",
+        hovertemplate="%{y}: %{value:,d} " + people + " (%{percentInitial:.1%})<extra></extra>",
+    ))
+    fig.update_xaxes(tickformat=",d")
+    return _layout(fig, 360)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One group's counts per step, as a chart series."""
+
+    label: str
+    counts: Sequence[int]
+    other: bool = False
+
+
+def grouped_conversion_figure(steps: Sequence[str], groups: Sequence[Series], *, people: str) -> go.Figure:
+    """Return a bar chart of each group's conversion from registration to each step, one colour per group."""
     fig = go.Figure()
-    for label, counts in groups:
-        first = counts[0] or 1
-        fig.add_bar(name=label, x=list(steps), y=[round(100 * c / first, 1) for c in counts])
-    fig.update_layout(barmode="group", yaxis={"ticksuffix": "%"}, height=380,
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h"})
-    return fig
+    colours = iter(distinct_colours(sum(1 for g in groups if not g.other)))
+    for group in groups:
+        first = group.counts[0] or 1
+        fig.add_bar(
+            name=group.label, x=list(steps), y=[round(100 * c / first, 1) for c in group.counts],
+            customdata=list(group.counts), marker={"color": OTHERS_COLOUR if group.other else next(colours)},
+            hovertemplate="%{fullData.name}<br>%{x}: %{y:.1f}% (%{customdata:,d} " + people + ")<extra></extra>",
+        )
+    fig.update_layout(barmode="group", yaxis={"ticksuffix": "%", "rangemode": "tozero"},
+                      legend={"orientation": "h", "y": -0.15})
+    return _layout(fig, 420)
+
+
+def weekly_conversion_figure(
+    weeks: Sequence[str], registered: Sequence[int], steps: Sequence[str], rates: Sequence[Sequence[float | None]],
+    immature: Sequence[bool], *, people: str, registered_label: str,
+) -> go.Figure:
+    """Return registrations per week (bars) and each later step's conversion (lines) across weeks.
+
+    Weeks whose window has not closed get hollow markers: their later steps are still incomplete.
+    """
+    fig = go.Figure()
+    # Registrations on the left axis; the rates on the overlaying right axis, so lines draw above the bars.
+    fig.add_bar(name=registered_label, x=list(weeks), y=list(registered), marker={"color": "#ced4da"},
+                hovertemplate="%{x}<br>%{y:,d} " + people + "<extra></extra>")
+    symbols = ["circle-open" if young else "circle" for young in immature]
+    for step, step_rates, colour in zip(steps, rates, distinct_colours(len(steps)), strict=True):
+        fig.add_scatter(
+            name=step, x=list(weeks), y=[None if r is None else round(100 * r, 1) for r in step_rates],
+            yaxis="y2", mode="lines+markers", line={"color": colour}, marker={"symbol": symbols, "size": 8},
+            hovertemplate="%{x}<br>" + step + ": %{y:.1f}%<extra></extra>",
+        )
+    fig.update_layout(
+        yaxis={"tickformat": ",d", "rangemode": "tozero", "showgrid": False},
+        yaxis2={"overlaying": "y", "side": "right", "ticksuffix": "%", "rangemode": "tozero", "tickmode": "auto"},
+        legend={"orientation": "h", "y": -0.25}, xaxis={"type": "category"},
+    )
+    return _layout(fig, 420)

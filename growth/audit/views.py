@@ -3,15 +3,64 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
+from werkzeug.routing import BuildError
 
-from growth.audit.services import list_entries, record
+from growth.audit import rules
+from growth.audit.models import AuditEntry
+from growth.audit.services import list_entries, record, target_names
 from growth.auth.permissions import Permission, require
 from growth.db import request_session, writes
 from growth.exports import csv_response
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
+
+# The page each kind of target lives on: (endpoint, its id argument).
+TARGET_PAGES = {
+    "investor": ("investors.detail", "investor_id"),
+    "channel": ("acquisition.channel", "channel_id"),
+    "tracking_link": ("acquisition.channel", "channel_id"),
+    "staff_user": ("auth.users", None),
+    "api_token": ("auth.tokens", None),
+}
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """An audit entry as the page shows it."""
+
+    entry: AuditEntry
+    action: str
+    target_kind: str
+    target_name: str
+    target_url: str | None
+    fields: list[rules.DetailField]
+
+
+def _url(target_type: str | None, page_id: int | None) -> str | None:
+    endpoint = TARGET_PAGES.get(target_type or "")
+    if endpoint is None:
+        return None
+    name, arg = endpoint
+    try:
+        return url_for(name, **({arg: page_id} if arg else {}))
+    except BuildError:  # the page is not part of this app (or was renamed): show the name without a link
+        return None
+
+
+def _views(entries: list[AuditEntry]) -> list[EntryView]:
+    role_label = current_app.jinja_env.globals["role_label"]  # the app's one way of naming a role
+    names = target_names(entries, session=request_session())
+    views = []
+    for e in entries:
+        found = names.get((e.target_type or "", e.target_id or ""))
+        name = found[0] if found else (f"#{e.target_id}" if e.target_id else "")
+        url = _url(e.target_type, found[1]) if found else None
+        views.append(EntryView(e, rules.action_label(e.action), rules.target_label(e.target_type), name, url,
+                               rules.describe(e.action, e.details, role_label=role_label)))
+    return views
 
 
 @bp.route("/")
@@ -21,8 +70,8 @@ def index():  # type: ignore[no-untyped-def]
     action = request.args.get("action", "").strip() or None
     actor = request.args.get("actor", "").strip() or None
     entries, total = list_entries(session=request_session(), action=action, actor=actor, page=page)
-    return render_template("audit/index.html", entries=entries, total=total, page=page, per_page=50,
-                           action=action or "", actor=actor or "")
+    return render_template("audit/index.html", entries=_views(entries), total=total, page=page, per_page=50,
+                           action=action or "", actor=actor or "", actions=rules.ACTION_LABELS)
 
 
 @bp.route("/export.csv")
@@ -32,6 +81,7 @@ def export():  # type: ignore[no-untyped-def]
     action = request.args.get("action", "").strip() or None
     actor = request.args.get("actor", "").strip() or None
     entries, _total = list_entries(session=request_session(), action=action, actor=actor, page=1, per_page=100_000)
+    # The export keeps the full details as recorded (JSON), for machines and later audits.
     rows = [["id", "at_utc", "actor", "action", "target_type", "target_id", "ip", "details"]]
     rows += [[e.id, e.at.isoformat(), e.actor, e.action, e.target_type or "", e.target_id or "", e.ip or "",
               json.dumps(e.details, ensure_ascii=False, sort_keys=True)] for e in entries]

@@ -330,9 +330,10 @@ def _funnel_operation() -> dict[str, Any]:
         "parameters": [
             {"name": "start", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
              "description": "First registration date (YYYY-MM-DD, Asia/Shanghai); default: start of the "
-                            "default range."},
+                            "default range; 2000-01-01 at the earliest."},
             {"name": "end", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-             "description": "Last registration date (YYYY-MM-DD, Asia/Shanghai), inclusive."},
+             "description": "Last registration date (YYYY-MM-DD, Asia/Shanghai), inclusive; 2099-12-31 at the "
+                            "latest."},
             {"name": "window_days", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30}},
             {"name": "group_by", "in": "query", "required": False,
@@ -343,8 +344,8 @@ def _funnel_operation() -> dict[str, Any]:
         "responses": {
             "200": {"description": "Counts per step, in total and per group.",
                     "content": {"application/json": {"schema": _ref("Funnel")}}},
-            "400": _error("A parameter is malformed (bad date, start after end, window_days out of range, "
-                          "unknown group_by)."),
+            "400": _error("A parameter is malformed (bad date, a date outside 2000-01-01..2099-12-31, start "
+                          "after end, window_days out of range, unknown group_by); `field` names it."),
             "401": _error("No or an invalid bearer token."),
             "403": _error("The token's role may not view funnels."),
         },

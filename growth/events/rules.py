@@ -7,22 +7,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
+
 from growth.investors.rules import PhoneFormatError, normalize_phone
 from growth.money import MoneyFormatError, parse_rate, parse_yuan
 
-EVENT_TYPES: frozenset[str] = frozenset(
-    {
-        "user.registered",
-        "user.kyc_verified",
-        "user.card_bound",
-        "funds.deposited",
-        "investment.created",
-        "investment.redeemed",
-        "investment.matured",
-        "funds.withdrawn",
-        "user.consent_changed",
-    }
-)
+# The one list of event types the platform may send, with the labels every page shows for them.
+EVENT_TYPE_LABELS = {
+    "user.registered": _l("注册"),
+    "user.kyc_verified": _l("实名认证"),
+    "user.card_bound": _l("绑卡"),
+    "funds.deposited": _l("充值"),
+    "investment.created": _l("投资"),
+    "investment.redeemed": _l("提前赎回"),
+    "investment.matured": _l("到期回款"),
+    "funds.withdrawn": _l("提现"),
+    "user.consent_changed": _l("营销授权变更"),
+}
+EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPE_LABELS)
 MAX_EVENTS = 5000
 MAX_BODY_BYTES = 5 * 1024 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)

@@ -14,7 +14,7 @@ from growth.db import request_session
 from growth.events import services
 from growth.events.openapi import build_openapi, build_openapi_30
 from growth.events.processor import wake_event
-from growth.events.rules import EVENT_TYPES, MAX_BODY_BYTES, MAX_EVENTS
+from growth.events.rules import EVENT_TYPE_LABELS, MAX_BODY_BYTES, MAX_EVENTS
 from growth.timeutil import utcnow
 
 # Prefix /api (not /api/v1) so the docs page can live at /api/docs beside the versioned API.
@@ -107,6 +107,13 @@ def swagger_asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
+@bp.app_template_filter("event_type_label")
+def event_type_label(type_: str) -> str:
+    """Return an event type's label in the UI language (the code itself for a type we do not know)."""
+    label = EVENT_TYPE_LABELS.get(type_)
+    return type_ if label is None else str(label)
+
+
 @bp.route("/")
 @require(Permission.EVENTS_VIEW)
 def index():  # type: ignore[no-untyped-def]
@@ -116,5 +123,5 @@ def index():  # type: ignore[no-untyped-def]
     session = request_session()
     events, total = services.list_events(session=session, type_=type_, user_id=user_id, page=page)
     return render_template("events/index.html", events=events, total=total, page=page, per_page=50,
-                           status=services.log_status(session=session), types=sorted(EVENT_TYPES),
+                           status=services.log_status(session=session), types=EVENT_TYPE_LABELS,
                            type_=type_ or "", user_id=user_id or "")

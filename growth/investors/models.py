@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from growth.db import Base
 
-MILESTONES = ("registered", "kyc_verified", "card_bound", "first_deposit", "first_investment",
-              "repeat_investment")
+# The one list of milestones, in funnel order, with the labels every page shows for them.
+MILESTONE_LABELS = {
+    "registered": _l("注册"),
+    "kyc_verified": _l("实名认证"),
+    "card_bound": _l("绑卡"),
+    "first_deposit": _l("首次充值"),
+    "first_investment": _l("首投"),
+    "repeat_investment": _l("复投"),
+}
+MILESTONES = tuple(MILESTONE_LABELS)
 
 
 class Investor(Base):

@@ -15,18 +15,9 @@ from growth.db import request_session, writes
 from growth.errors import Forbidden
 from growth.exports import csv_response
 from growth.investors import services
-from growth.investors.models import MILESTONES
+from growth.investors.models import MILESTONE_LABELS, MILESTONES
 
 bp = Blueprint("investors", __name__)
-
-MILESTONE_LABELS = {
-    "registered": _l("注册"),
-    "kyc_verified": _l("实名认证"),
-    "card_bound": _l("绑卡"),
-    "first_deposit": _l("首次充值"),
-    "first_investment": _l("首投"),
-    "repeat_investment": _l("复投"),
-}
 
 INVESTMENT_STATUS_LABELS = {"active": _l("持有中"), "redeemed": _l("已赎回"), "matured": _l("已到期")}
 MOVEMENT_KIND_LABELS = {"deposit": _l("充值"), "withdrawal": _l("提现")}

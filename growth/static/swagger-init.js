@@ -1,4 +1,5 @@
 // Starts Swagger UI on the API docs page. A static file, not inline: the CSP allows script-src 'self' only.
+// The page sits inside the app's layout (navigation above), so Swagger UI's own top bar is left out.
 window.addEventListener("DOMContentLoaded", function () {
   "use strict";
   var root = document.getElementById("swagger-ui");
@@ -10,8 +11,7 @@ window.addEventListener("DOMContentLoaded", function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null, // the public validator is on the internet, which the intranet cannot reach
-    presets: [window.SwaggerUIBundle.presets.apis, window.SwaggerUIStandalonePreset],
-    plugins: [window.SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout",
+    presets: [window.SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
   });
 });

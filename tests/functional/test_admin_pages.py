@@ -129,7 +129,8 @@ def test_an_admin_cannot_disable_their_own_account(app, client, login):
 # --- audit log ------------------------------------------------------------------------------------
 def _listed(html: str) -> list[tuple[str, str]]:
     """Return the (actor, action) of each row of the audit table, top to bottom."""
-    return re.findall(r'<td>([^<]*)</td><td class="mono">([^<]+)</td>', html)
+    rows = re.findall(r'<tr data-action="([^"]+)">\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>', html)
+    return [(actor, action) for action, actor in rows]
 
 
 def _seed(app, n: int, action: str = "test.seeded", actor: str = "seed@example.com") -> None:  # type: ignore[no-untyped-def]

@@ -711,7 +711,8 @@ def test_the_docs_page_is_public_and_loads_only_local_assets_and_no_inline_scrip
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
-    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    # What the page loads: scripts, stylesheets and icons (links and menus are not assets).
+    sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html) + re.findall(r'<link[^>]*\bhref="([^"]+)"', html)
     assert sources and all(s.startswith("/") for s in sources), sources
     assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []  # every script is a file
     assert "/static/swagger-init.js" in sources
@@ -722,6 +723,14 @@ def test_the_docs_page_is_public_and_loads_only_local_assets_and_no_inline_scrip
     assert "SwaggerUIBundle" in init and "data-spec-url" in init
     spec_url = re.search(r'data-spec-url="([^"]+)"', html).group(1)
     assert client.get(spec_url).status_code == 200
+
+
+def test_the_docs_page_sits_in_the_apps_layout_with_its_navigation(client, login):
+    login("marketer")
+    html = client.get("/api/docs").get_data(as_text=True)
+    assert 'id="mainnav"' in html and 'class="navbar-brand"' in html
+    assert re.search(r'<a class="nav-link active" href="/api/docs">', html)  # the menu shows where one is
+    assert 'id="swagger-ui"' in html
 
 
 def test_only_the_swagger_files_the_page_needs_are_served(client):

@@ -256,7 +256,12 @@ def test_a_role_without_funnel_access_is_refused(client, session):
 
 @pytest.mark.parametrize(("start", "end"), [("0001-01-01", "2026-11-30"), ("2026-11-01", "9999-12-31"),
                                             ("0001-01-01", "9999-12-31")])
-def test_the_extreme_dates_of_the_calendar_are_a_valid_range(client, token, start, end):
+def test_the_extreme_dates_of_the_calendar_are_refused_with_a_message_not_a_crash(client, token, start, end):
     response = get_funnel(client, token, start=start, end=end)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "2000-01-01" in response.json["error"] and "2099-12-31" in response.json["error"]
+
+
+def test_the_widest_accepted_range_is_answered(client, token):
+    response = get_funnel(client, token, start="2000-01-01", end="2099-12-31", group_by="week")
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.json["total"]["counts"] == [0] * 6

@@ -1,0 +1,155 @@
+"""How audit entries read to people: action, target and detail labels, values formatted (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from growth.money import format_count, format_yuan
+
+ACTION_LABELS = {
+    "auth.login": _l("登录"),
+    "auth.logout": _l("退出登录"),
+    "auth.login_failed": _l("登录失败"),
+    "auth.login_throttled": _l("登录过于频繁被拒"),
+    "user.created": _l("创建员工账号"),
+    "user.role_changed": _l("修改角色"),
+    "user.enabled": _l("启用账号"),
+    "user.disabled": _l("停用账号"),
+    "user.password_changed": _l("修改密码"),
+    "token.created": _l("创建 API 令牌"),
+    "token.revoked": _l("吊销 API 令牌"),
+    "channel.created": _l("创建渠道"),
+    "channel.updated": _l("修改渠道"),
+    "channel.deactivated": _l("停用渠道"),
+    "channel.reactivated": _l("启用渠道"),
+    "link.created": _l("创建推广链接"),
+    "link.updated": _l("修改推广链接"),
+    "link.deactivated": _l("停用推广链接"),
+    "link.reactivated": _l("启用推广链接"),
+    "cost.set": _l("录入渠道成本"),
+    "cost.deleted": _l("删除渠道成本"),
+    "costs.exported": _l("导出渠道成本"),
+    "costs.imported": _l("导入渠道成本"),
+    "investor.pii_revealed": _l("查看投资人完整信息"),
+    "investor.exported": _l("导出投资人"),
+    "audit.exported": _l("导出审计日志"),
+    "events.replayed": _l("重放事件日志"),
+}
+
+TARGET_LABELS = {
+    "investor": _l("投资人"),
+    "channel": _l("渠道"),
+    "tracking_link": _l("推广链接"),
+    "staff_user": _l("员工账号"),
+    "api_token": _l("API 令牌"),
+    "channel_costs": _l("渠道成本"),
+}
+
+FIELD_LABELS = {
+    "code": _l("代码"),
+    "name": _l("名称"),
+    "kind": _l("类型"),
+    "owner": _l("负责人"),
+    "notes": _l("备注"),
+    "note": _l("备注"),
+    "active": _l("启用"),
+    "auto_created": _l("自动创建"),
+    "channel": _l("渠道"),
+    "channels": _l("渠道"),
+    "channel_id": _l("渠道"),
+    "landing_url": _l("落地页"),
+    "utm": _l("UTM 参数"),
+    "day": _l("日期"),
+    "amount_fen": _l("金额"),
+    "previous_fen": _l("原金额"),
+    "changes": _l("变更"),
+    "rows": _l("行数"),
+    "filename": _l("文件名"),
+    "created": _l("新增"),
+    "updated": _l("更新"),
+    "unchanged": _l("未变"),
+    "errors": _l("错误"),
+    "email": _l("邮箱"),
+    "role": _l("角色"),
+    "from": _l("原值"),
+    "to": _l("新值"),
+    "user": _l("员工"),
+    "platform_user_id": _l("平台用户ID"),
+    "filters": _l("筛选条件"),
+    "q": _l("搜索"),
+    "milestone": _l("里程碑"),
+    "stalled": _l("停滞"),
+    "unmasked": _l("含完整个人信息"),
+    "events": _l("事件数"),
+}
+
+MONEY_FIELDS = frozenset({"amount_fen", "previous_fen"})  # integer fen, shown as ¥
+ROLE_ACTIONS = frozenset({"user.created", "user.role_changed"})  # role codes, shown as role names
+
+
+@dataclass(frozen=True, slots=True)
+class DetailField:
+    """One labelled detail of an audit entry, formatted for people."""
+
+    key: str
+    label: str
+    value: str
+
+
+def action_label(action: str) -> str:
+    """Return an action's label in the UI language (the code itself when unknown)."""
+    label = ACTION_LABELS.get(action)
+    return action if label is None else str(label)
+
+
+def target_label(target_type: str | None) -> str:
+    """Return a target type's label (the code itself when unknown)."""
+    if not target_type:
+        return ""
+    label = TARGET_LABELS.get(target_type)
+    return target_type if label is None else str(label)
+
+
+def _label(key: str) -> str:
+    label = FIELD_LABELS.get(key)
+    return key if label is None else str(label)
+
+
+def format_value(key: str, value: Any, *, role_label: Callable[[str], str] = str, role: bool = False) -> str:
+    """Format one detail value: money as ¥, counts with separators, yes/no, lists and nested fields."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(_l("是") if value else _l("否"))
+    if key in MONEY_FIELDS and isinstance(value, int):
+        return format_yuan(value)
+    if isinstance(value, int):
+        return format_count(value)
+    if role and isinstance(value, str):
+        return role_label(value)
+    if isinstance(value, list | tuple):
+        return "、".join(format_value(key, v) for v in value) or "—"
+    if isinstance(value, Mapping):
+        parts = [f"{_label(k)}: {format_value(k, v)}" for k, v in value.items() if v not in (None, "", False)]
+        return "；".join(parts) or "—"
+    return str(value)
+
+
+def describe(action: str, details: Mapping[str, Any] | None, *,
+             role_label: Callable[[str], str] = str) -> list[DetailField]:
+    """Return an entry's details as labelled, formatted fields in their recorded order."""
+    fields = []
+    for key, value in (details or {}).items():
+        if key == "changes" and isinstance(value, Mapping):
+            for field, pair in value.items():  # recorded as [old, new]
+                old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
+                change = f"{format_value(field, old)} → {format_value(field, new)}"
+                fields.append(DetailField(field, _label(field), change))
+            continue
+        role = action in ROLE_ACTIONS and key in ("role", "from", "to")
+        fields.append(DetailField(key, _label(key), format_value(key, value, role_label=role_label, role=role)))
+    return fields
