@@ -68,13 +68,13 @@ def test_the_main_pages_fit_a_390px_phone_without_console_errors(
             break
         page.wait_for_timeout(500)
         page.reload()
-    page.goto("/channels")
-    channels = [h for h in _hrefs(page) if re.fullmatch(r"/channels/\d+", h)]
+    page.goto("/acquisition/channels")
+    channels = [h for h in _hrefs(page) if re.fullmatch(r"/acquisition/channels/\d+(\?.*)?", h)]
     assert investors and channels
     investor, channel_href = investors[0], channels[0]
 
     paths = ["/", "/dashboards/funnel", "/dashboards/funnel?group_by=channel", "/dashboards/funnel?group_by=week",
-             "/channels", channel_href, "/investors", investor, "/events/", "/admin/audit/", "/admin/users",
+             "/acquisition/channels", channel_href, "/investors", investor, "/events/", "/admin/audit/", "/admin/users",
              "/account/tokens", "/api/docs"]
     for path in paths:
         response = page.goto(path)

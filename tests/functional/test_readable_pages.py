@@ -36,7 +36,7 @@ def test_the_audit_log_shows_labelled_details_in_chinese_with_money_in_yuan_and_
 
     row = re.search(r'<tr data-action="cost.set">(.*?)</tr>', text, re.S).group(1)
     assert "录入渠道成本" in row
-    assert f'href="/channels/{channel_id}"' in row and "百度SEM" in row
+    assert f'href="/acquisition/channels/{channel_id}"' in row and "百度SEM" in row
     assert re.search(r"金额</dt>\s*<dd[^>]*>¥1,234,567.89</dd>", row)
     assert "春节投放" in row and "\\u" not in row and "amount_fen" not in row.replace('data-field="amount_fen"', "")
 
@@ -81,7 +81,7 @@ def test_a_long_user_agent_is_cut_at_a_word_with_the_full_value_in_its_title(app
     client.get(f"/t/{code}", headers={"User-Agent": ua})
     login("marketer")
 
-    text = client.get(f"/channels/{channel_id}").get_data(as_text=True)
+    text = client.get(f"/acquisition/channels/{channel_id}").get_data(as_text=True)
 
     cell = re.search(r'<td class="small" title="([^"]*)">([^<]*)</td>', text)
     assert cell.group(1) == ua
