@@ -8,8 +8,9 @@ from flask_login import current_user, logout_user
 
 from growth.auth.models import StaffUser
 from growth.auth.permissions import Permission, role_has
-from growth.auth.services import user_for_token
-from growth.db import request_session
+from growth.auth.rules import token_needs_touch
+from growth.auth.services import token_for, touch_token
+from growth.db import request_session, short_write
 from growth.extensions import csrf, login_manager
 from growth.timeutil import utcnow
 
@@ -39,14 +40,22 @@ def _load_user(ident: str) -> StaffUser | None:
 
 @login_manager.request_loader
 def _load_user_from_token(req) -> StaffUser | None:  # type: ignore[no-untyped-def]
+    # Bearer tokens are for machines on the API only; elsewhere the header is ignored (the request is anonymous).
+    if not req.path.startswith("/api/"):
+        return None
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    # Opened as a writer: using a token stamps its last_used_at in this request's transaction.
-    user = user_for_token(header[7:].strip(), session=request_session(write=True), now=utcnow())
-    if user is not None:
-        g.token_auth = True
-    return user
+    now = utcnow()
+    token = token_for(header[7:].strip(), session=request_session(), now=now)
+    if token is None:
+        return None
+    if token_needs_touch(token.last_used_at, now=now):
+        # Its own short transaction: a reading request never holds the write lock (at most once a minute).
+        with short_write() as writer:
+            touch_token(token.id, session=writer, now=now)
+    g.token_auth = True
+    return token.user
 
 
 def view_requirement(app: Flask, endpoint: str | None) -> Permission | str | None:

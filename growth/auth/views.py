@@ -72,6 +72,7 @@ def login():  # type: ignore[no-untyped-def]
             form.email.data or "", form.password.data or "", ip=request.remote_addr or "?",
             session=request_session(), now=utcnow(),
             max_failures=cfg["LOGIN_MAX_FAILURES"], window=cfg["LOGIN_WINDOW"],
+            account_max_failures=cfg["LOGIN_ACCOUNT_MAX_FAILURES"],
         )
         if result.user is not None:
             locale = session.get("locale")
