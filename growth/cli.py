@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from growth.auth.permissions import ROLE_VALUES
 from growth.errors import DomainError
 
 
@@ -83,7 +84,7 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["admin", "marketer", "approver", "agent", "analyst"]))
+@click.option("--role", required=True, type=click.Choice(ROLE_VALUES))
 @click.option("--password", required=True, help="at least 10 characters")
 @click.option("--name", default="")
 @with_appcontext
@@ -101,7 +102,7 @@ def users_create(email: str, role: str, password: str, name: str) -> None:
 
 @users.command("set-role")
 @click.argument("email")
-@click.argument("role", type=click.Choice(["admin", "marketer", "approver", "agent", "analyst"]))
+@click.argument("role", type=click.Choice(ROLE_VALUES))
 @with_appcontext
 def users_set_role(email: str, role: str) -> None:
     """Change a staff member's role."""

@@ -58,6 +58,10 @@ def _load_user_from_token(req) -> StaffUser | None:  # type: ignore[no-untyped-d
     return token.user
 
 
+# What a user whose password was reset may still do: change it, sign out, pick a language.
+PASSWORD_CHANGE_ALLOWS = frozenset({"auth.change_password", "auth.logout", "auth.set_language"})
+
+
 def view_requirement(app: Flask, endpoint: str | None) -> Permission | str | None:
     """Return what an endpoint needs: a Permission, "public", or None (undeclared: refused)."""
     if endpoint is None:
@@ -106,6 +110,20 @@ def init_security(app: Flask) -> None:
                 flash(_("长时间未操作，请重新登录。"), "warning")
                 return _refuse_anonymous()
             session["_seen"] = now
+        if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ALLOWS:
+            # An administrator's reset: nothing else until the user has chosen their own password.
+            if request.path.startswith("/api/"):
+                return jsonify({"error": "password change required"}), 403
+            return redirect(url_for("auth.change_password"))
         if need is None or not role_has(current_user.role, need):
             abort(403)
         return None
+
+    @app.after_request
+    def _no_store(response):  # type: ignore[no-untyped-def]
+        # Pages, JSON and CSV carry personal data: no browser or proxy may keep a copy. Public assets that
+        # chose their own caching (static files, Plotly, Swagger UI) keep it.
+        public_asset = view_requirement(app, request.endpoint) == "public" and "Cache-Control" in response.headers
+        if request.endpoint not in ("static", "bootstrap.static") and not public_asset:
+            response.headers["Cache-Control"] = "no-store"
+        return response

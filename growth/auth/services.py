@@ -91,18 +91,38 @@ def list_users(*, session: Session) -> list[StaffUser]:
     return list(session.scalars(select(StaffUser).order_by(StaffUser.email)))
 
 
-def change_role(user: StaffUser, role: str, *, session: Session) -> None:
-    """Give a staff member another role; their sessions end."""
+def _keep_an_active_admin(user: StaffUser, *, session: Session) -> None:
+    """Refuse a change that would leave no active administrator (the user is about to stop being one)."""
+    if user.role != Role.ADMIN or not user.active:
+        return
+    # Lock the active admins' rows: two admins demoting each other at once must not both succeed (PostgreSQL).
+    others = session.scalars(
+        select(StaffUser.id).where(StaffUser.role == Role.ADMIN.value, StaffUser.active.is_(True),
+                                   StaffUser.id != user.id).with_for_update()
+    ).all()
+    if not others:
+        raise Conflict(_("至少需要保留一名启用的管理员：请先把另一位员工设为管理员。"), field="role")
+
+
+def change_role(user: StaffUser, role: str, *, session: Session, by: str | None = None) -> None:
+    """Give a staff member another role; their sessions end. The last active admin stays an admin."""
+    new = _check_role(role)
+    if new == user.role:
+        return
+    if new != Role.ADMIN:
+        _keep_an_active_admin(user, session=session)
     old = user.role
-    user.role = _check_role(role).value
+    user.role = new.value
     user.session_version += 1
     session.flush()
     record("user.role_changed", session=session, target_type="staff_user", target_id=user.id,
-           details={"email": user.email, "from": old, "to": user.role})
+           details={"email": user.email, "from": old, "to": user.role}, actor=by)
 
 
 def set_active(user: StaffUser, active: bool, *, session: Session) -> None:
-    """Enable or disable a staff account; disabling ends its sessions."""
+    """Enable or disable a staff account; disabling ends its sessions. The last active admin stays enabled."""
+    if not active:
+        _keep_an_active_admin(user, session=session)
     user.active = active
     user.session_version += 1
     session.flush()
@@ -110,14 +130,48 @@ def set_active(user: StaffUser, active: bool, *, session: Session) -> None:
            target_id=user.id, details={"email": user.email})
 
 
-def set_password(user: StaffUser, password: str, *, session: Session) -> None:
-    """Set a new password; other sessions end."""
+def _replace_password(user: StaffUser, password: str) -> None:
     _check_password(password)
     user.password_hash = hash_password(password)
-    user.session_version += 1
+    user.session_version += 1  # every other session of this user ends
+    user.password_is_published = False
+
+
+def set_password(user: StaffUser, password: str, *, session: Session, by: str | None = None) -> None:
+    """Set a new password chosen by an operator (CLI); the user's sessions end."""
+    _replace_password(user, password)
+    user.must_change_password = False
     session.flush()
     record("user.password_changed", session=session, target_type="staff_user", target_id=user.id,
+           details={"email": user.email, "by": "operator"}, actor=by)
+
+
+def change_password(user: StaffUser, current: str, new: str, *, session: Session) -> None:
+    """Let a user replace their own password, proving the current one; their other sessions end."""
+    try:
+        ok = _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        raise DomainError(_("当前密码不正确。"), field="current_password")
+    if new == current:
+        raise DomainError(_("新密码不能与当前密码相同。"), field="new_password")
+    _replace_password(user, new)
+    user.must_change_password = False
+    session.flush()
+    record("user.password_changed", session=session, target_type="staff_user", target_id=user.id,
+           details={"email": user.email, "by": "self"}, actor_id=user.id, actor=user.email)
+
+
+def reset_password(user: StaffUser, *, session: Session) -> str:
+    """Give a user a temporary password they must change at next sign-in; return it (shown once)."""
+    temporary = secrets.token_urlsafe(12)
+    _replace_password(user, temporary)
+    user.must_change_password = True
+    session.flush()
+    record("user.password_reset", session=session, target_type="staff_user", target_id=user.id,
            details={"email": user.email})
+    return temporary
 
 
 @dataclass(frozen=True)
