@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, abort, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
+from sqlalchemy.exc import OperationalError
 
 from growth.auth.models import StaffUser
 from growth.auth.permissions import Permission, role_has
@@ -52,8 +53,11 @@ def _load_user_from_token(req) -> StaffUser | None:  # type: ignore[no-untyped-d
         return None
     if token_needs_touch(token.last_used_at, now=now):
         # Its own short transaction: a reading request never holds the write lock (at most once a minute).
-        with short_write() as writer:
-            touch_token(token.id, session=writer, now=now)
+        try:
+            with short_write() as writer:
+                touch_token(token.id, session=writer, now=now)
+        except OperationalError:  # the stamp is a convenience: a busy database must not fail the API call
+            current_app.logger.warning("could not stamp the last use of API token %s", token.id, exc_info=True)
     g.token_auth = True
     return token.user
 
