@@ -86,8 +86,21 @@ def test_an_unknown_role_is_refused_and_changes_nothing(session):
     assert (user.role, user.session_version) == ("agent", 1)
 
 
+def test_the_last_active_admin_can_be_neither_disabled_nor_demoted_and_nothing_is_recorded(session):
+    admin = make_user(session, role="admin")
+    make_user(session, role="admin").active = False  # a disabled admin does not count
+    session.flush()
+    for attempt in (lambda: services.set_active(admin, False, session=session),
+                    lambda: services.change_role(admin, "analyst", session=session)):
+        with pytest.raises(Conflict) as err:
+            attempt()
+        assert "管理员" in str(err.value.message)
+    assert (admin.active, admin.role, admin.session_version) == (True, "admin", 1)
+    assert "user.disabled" not in _actions(session) and "user.role_changed" not in _actions(session)
+
+
 def test_disabling_and_enabling_an_account_is_audited_and_ends_sessions(session):
-    user = make_user(session)
+    user = make_user(session, role="agent")
     services.set_active(user, False, session=session)
     services.set_active(user, True, session=session)
     assert user.active and user.session_version == 3
@@ -118,7 +131,7 @@ def test_sign_in_returns_the_user_and_records_the_attempt(session):
 
 @pytest.mark.parametrize("case", ["wrong password", "no such account", "disabled account"])
 def test_every_kind_of_failure_gives_the_same_result(session, case):
-    user = make_user(session, email="d@example.com")
+    user = make_user(session, role="agent", email="d@example.com")
     email, password = user.email, PASSWORD
     if case == "wrong password":
         password = "wrong wrong wrong"
@@ -225,7 +238,7 @@ def test_only_the_owner_may_revoke_when_an_owner_is_given(session):
 
 
 def test_a_token_of_a_disabled_user_does_not_authenticate(session):
-    user = make_user(session)
+    user = make_user(session, role="analyst")
     _token, plain = services.create_token(user, "t", session=session)
     services.set_active(user, False, session=session)
     assert services.user_for_token(plain, session=session, now=NOW) is None
