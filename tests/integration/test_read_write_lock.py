@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif("sqlite" not in KINDS, reason="the single write 
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-INVESTORS = 6000
+INVESTORS = 3000
 LOAD_SECONDS = 12.0
 ADMIN = ("boss@example.com", "boss-password-1")
 
@@ -190,5 +190,6 @@ def test_token_readers_and_audited_exports_leave_single_event_posts_fast(server)
     assert len(reads) > 12, "the readers hardly ran: the test measured nothing"
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"p99 {p99:.3f} s over {len(latencies)} posts, {len(reads)} reads")
     assert p99 < 1.0, f"p99 {p99:.2f} s over {len(latencies)} posts; slowest {latencies[-5:]}"
     assert len(latencies) >= 20
