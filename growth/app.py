@@ -149,7 +149,7 @@ def _register_background_work(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from growth.auth.permissions import Permission, role_has
+    from growth.auth.permissions import Permission, role_has, role_label
     from growth.money import format_count, format_rate, format_yuan
     from growth.timeutil import SHANGHAI, as_utc
 
@@ -167,11 +167,6 @@ def _register_template_helpers(app: Flask) -> None:
             for permission, endpoint, label, hint in NAV
             if endpoint in app.view_functions and role_has(current_user.role, permission)
         ]
-
-    def role_label(role: str) -> str:
-        from growth.auth.views import ROLE_LABELS
-
-        return str(ROLE_LABELS.get(role, role))
 
     app.jinja_env.globals.update(can=can, nav_items=nav_items, role_label=role_label)
     app.jinja_env.filters.update(yuan=format_yuan, rate=format_rate, num=format_count, local_time=local_time)

@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from growth.auth.permissions import ROLE_VALUES
 from growth.errors import DomainError
 
 
@@ -83,7 +84,7 @@ def users() -> None:
 
 @users.command("create")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["admin", "marketer", "approver", "agent", "analyst"]))
+@click.option("--role", required=True, type=click.Choice(ROLE_VALUES))
 @click.option("--password", required=True, help="at least 10 characters")
 @click.option("--name", default="")
 @with_appcontext
@@ -101,7 +102,7 @@ def users_create(email: str, role: str, password: str, name: str) -> None:
 
 @users.command("set-role")
 @click.argument("email")
-@click.argument("role", type=click.Choice(["admin", "marketer", "approver", "agent", "analyst"]))
+@click.argument("role", type=click.Choice(ROLE_VALUES))
 @with_appcontext
 def users_set_role(email: str, role: str) -> None:
     """Change a staff member's role."""
@@ -109,8 +110,25 @@ def users_set_role(email: str, role: str) -> None:
 
     try:
         with _session_scope() as session:
-            change_role(find_user(email, session=session), role, session=session)
+            change_role(find_user(email, session=session), role, session=session, by="cli")
             click.echo(f"{email}: role {role}")
+    except DomainError as err:
+        _fail(err)
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="at least 10 characters (asked for twice when not given)")
+@with_appcontext
+def users_set_password(email: str, password: str) -> None:
+    """Set a staff member's password; their sessions end."""
+    from growth.auth.services import find_user, set_password
+
+    try:
+        with _session_scope() as session:
+            set_password(find_user(email, session=session), password, session=session, by="cli")
+            click.echo(f"{email}: password changed")
     except DomainError as err:
         _fail(err)
 
@@ -135,14 +153,19 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("email")
 @click.option("--name", default="cli", show_default=True)
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None,
+              help="the token stops working after this many days (default: until revoked)")
 @with_appcontext
-def tokens_create(email: str, name: str) -> None:
+def tokens_create(email: str, name: str, expires_days: int | None) -> None:
     """Create an API token for a staff member and print it (shown only once)."""
+    from datetime import timedelta
+
     from growth.auth.services import create_token, find_user
 
     try:
         with _session_scope() as session:
-            _token, plain = create_token(find_user(email, session=session), name, session=session)
+            _token, plain = create_token(find_user(email, session=session), name, session=session,
+                                         expires_in=timedelta(days=expires_days) if expires_days else None)
     except DomainError as err:
         _fail(err)
     click.echo(plain)
@@ -154,12 +177,17 @@ def tokens_create(email: str, name: str) -> None:
 def tokens_list(email: str | None) -> None:
     """List API tokens (never their secrets)."""
     from growth.auth.services import find_user, list_tokens
+    from growth.timeutil import utcnow
 
     with _session_scope() as session:
         user = find_user(email, session=session) if email else None
+        now = utcnow()
         for t in list_tokens(session=session, user=user):
-            state = "revoked" if t.revoked_at else "active"
-            click.echo(f"{t.id:6} {t.user.email:32} {t.name:20} {t.prefix}…  {state}")
+            state = "revoked" if t.revoked_at else "expired" if t.expires_at and t.expires_at <= now else "active"
+            used = f"{t.last_used_at:%Y-%m-%d %H:%M}Z" if t.last_used_at else "never"
+            expires = f"{t.expires_at:%Y-%m-%d %H:%M}Z" if t.expires_at else "never"
+            click.echo(f"{t.id:6} {t.user.email:32} {t.name:20} {t.prefix}…  {state:8} "
+                       f"last used {used:18} expires {expires}")
 
 
 @tokens.command("revoke")

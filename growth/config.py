@@ -32,8 +32,10 @@ class Config:
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
     IDLE_TIMEOUT = timedelta(minutes=30)
 
-    # Login throttling: failures per account or per IP in a sliding window, then backoff.
+    # Login throttling (README.md): failures per account and address, and per account from addresses it has
+    # not signed in from lately, in a sliding window; then a doubling wait of at most 15 minutes.
     LOGIN_MAX_FAILURES = 5
+    LOGIN_ACCOUNT_MAX_FAILURES = 20
     LOGIN_WINDOW = timedelta(minutes=15)
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

@@ -60,6 +60,7 @@ class Base(DeclarativeBase):
 # SQLite: which BEGIN to emit; write scopes take the write lock up front (BEGIN IMMEDIATE) so a
 # reader never has to upgrade to a writer and fail with SQLITE_BUSY mid-transaction.
 _sqlite_begin: contextvars.ContextVar[str] = contextvars.ContextVar("sqlite_begin", default="BEGIN")
+_WRITER_OPTION = "growth_writer"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -75,7 +76,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(_sqlite_begin.get())
+        # A short-write session's connections carry the option: their BEGIN is emitted lazily, at first use.
+        immediate = conn.get_execution_options().get(_WRITER_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else _sqlite_begin.get())
 
 
 class Database:
@@ -100,6 +103,10 @@ class Database:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool, but every transaction begins as a writer (BEGIN IMMEDIATE on SQLite) when first used.
+        self.writer_sessionmaker = sessionmaker(
+            self.engine.execution_options(**{_WRITER_OPTION: True}), expire_on_commit=False
+        )
 
     @contextmanager
     def session_scope(self, *, write: bool = False) -> Iterator[Session]:
@@ -180,7 +187,12 @@ def get_db(app: Flask | None = None) -> Database:
 
 
 def writes(view: F) -> F:
-    """Declare that a GET view writes (an audited export, a logged click), so it takes the write lock."""
+    """Declare that a GET view's work is a write (a logged click), so its whole request is a writer.
+
+    Not for reads that only leave a trace (an audited export, a token's last use): those read in the
+    request's read transaction and write their trace with `short_write()`, so a long read never holds
+    SQLite's single write lock.
+    """
     view.writes_on_get = True  # type: ignore[attr-defined]
     return view
 
@@ -195,14 +207,16 @@ def _request_writes() -> bool:
 def request_session(*, write: bool = False) -> Session:
     """Return the session of the current request, opening it on first use.
 
-    `write=True` (or a non-GET request, or a view marked @writes) opens it as a writer on SQLite.
+    `write=True` (or a non-GET request, or a view marked @writes) opens it as a writer: on SQLite it takes
+    the write lock up front and holds it until the request commits. Everything else reads.
     """
     session = g.get("_db_session")
     if session is None:
         db = get_db()
         session = db.sessionmaker()
         g._db_session = session
-        if db.dialect == "sqlite" and has_request_context() and (write or _request_writes()):
+        g._db_writer = bool(has_request_context() and (write or _request_writes()))
+        if db.dialect == "sqlite" and g._db_writer:
             # A write request takes the write lock up front: a deferred transaction that has read cannot
             # upgrade once another connection (the background processor) committed meanwhile (SQLITE_BUSY).
             token = _sqlite_begin.set("BEGIN IMMEDIATE")
@@ -211,6 +225,31 @@ def request_session(*, write: bool = False) -> Session:
             finally:
                 _sqlite_begin.reset(token)
     return session
+
+
+@contextmanager
+def short_write() -> Iterator[Session]:
+    """Yield a session for a small write made while serving a read (an audit row, a token's last use).
+
+    In a request that is already a writer this is the request's own session (it commits with the
+    request; a second writer would wait on the first). Otherwise it is a transaction of its own that
+    begins at its first statement and commits when the block ends, so the write lock is held for the
+    write only. Do the long reading before or outside the block, never inside it.
+    """
+    if has_request_context():
+        request_session()  # decide what this request is before choosing
+        if g.get("_db_writer"):
+            yield g._db_session
+            return
+    session = get_db().writer_sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def mark_rollback() -> None:
@@ -228,6 +267,7 @@ def init_app(app: Flask, url: str) -> Database:
 
     @app.after_request
     def _commit(response: Any) -> Any:
+        g.pop("_db_writer", None)
         session = g.pop("_db_session", None)
         if session is not None:
             try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask import Flask, abort, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
+from sqlalchemy.exc import OperationalError
 
 from growth.auth.models import StaffUser
 from growth.auth.permissions import Permission, role_has
-from growth.auth.services import user_for_token
-from growth.db import request_session
+from growth.auth.rules import token_needs_touch
+from growth.auth.services import token_for, touch_token
+from growth.db import request_session, short_write
 from growth.extensions import csrf, login_manager
 from growth.timeutil import utcnow
 
@@ -39,14 +41,29 @@ def _load_user(ident: str) -> StaffUser | None:
 
 @login_manager.request_loader
 def _load_user_from_token(req) -> StaffUser | None:  # type: ignore[no-untyped-def]
+    # Bearer tokens are for machines on the API only; elsewhere the header is ignored (the request is anonymous).
+    if not req.path.startswith("/api/"):
+        return None
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    # Opened as a writer: using a token stamps its last_used_at in this request's transaction.
-    user = user_for_token(header[7:].strip(), session=request_session(write=True), now=utcnow())
-    if user is not None:
-        g.token_auth = True
-    return user
+    now = utcnow()
+    token = token_for(header[7:].strip(), session=request_session(), now=now)
+    if token is None:
+        return None
+    if token_needs_touch(token.last_used_at, now=now):
+        # Its own short transaction: a reading request never holds the write lock (at most once a minute).
+        try:
+            with short_write() as writer:
+                touch_token(token.id, session=writer, now=now)
+        except OperationalError:  # the stamp is a convenience: a busy database must not fail the API call
+            current_app.logger.warning("could not stamp the last use of API token %s", token.id, exc_info=True)
+    g.token_auth = True
+    return token.user
+
+
+# What a user whose password was reset may still do: change it, sign out, pick a language.
+PASSWORD_CHANGE_ALLOWS = frozenset({"auth.change_password", "auth.logout", "auth.set_language"})
 
 
 def view_requirement(app: Flask, endpoint: str | None) -> Permission | str | None:
@@ -97,6 +114,20 @@ def init_security(app: Flask) -> None:
                 flash(_("长时间未操作，请重新登录。"), "warning")
                 return _refuse_anonymous()
             session["_seen"] = now
+        if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ALLOWS:
+            # An administrator's reset: nothing else until the user has chosen their own password.
+            if request.path.startswith("/api/"):
+                return jsonify({"error": "password change required"}), 403
+            return redirect(url_for("auth.change_password"))
         if need is None or not role_has(current_user.role, need):
             abort(403)
         return None
+
+    @app.after_request
+    def _no_store(response):  # type: ignore[no-untyped-def]
+        # Pages, JSON and CSV carry personal data: no browser or proxy may keep a copy. Public assets that
+        # chose their own caching (static files, Plotly, Swagger UI) keep it.
+        public_asset = view_requirement(app, request.endpoint) == "public" and "Cache-Control" in response.headers
+        if request.endpoint not in ("static", "bootstrap.static") and not public_asset:
+            response.headers["Cache-Control"] = "no-store"
+        return response

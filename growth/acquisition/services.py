@@ -531,9 +531,12 @@ def list_costs(
 
 def export_costs(
     *, session: Session, channel: AcquisitionChannel | None = None, start: date | None = None,
-    end: date | None = None, by: str | None = None,
+    end: date | None = None, by: str | None = None, audit_session: Session | None = None,
 ) -> list[list[str]]:
-    """Return daily costs as CSV rows in the import format (header first); the export is audited."""
+    """Return daily costs as CSV rows in the import format (header first); the export is audited.
+
+    The audit row goes to `audit_session` when given (a short write after the read), else to `session`.
+    """
     query = (select(ChannelCost.day, AcquisitionChannel.code, ChannelCost.amount_fen, ChannelCost.note)
              .join(AcquisitionChannel, AcquisitionChannel.id == ChannelCost.channel_id))
     if channel is not None:
@@ -543,8 +546,9 @@ def export_costs(
     if end is not None:
         query = query.where(ChannelCost.day <= end)
     rows = rules.cost_csv_rows(session.execute(query.order_by(ChannelCost.day, AcquisitionChannel.code)))
-    record("costs.exported", session=session, target_type="channel", target_id=channel.id if channel else None,
-           actor=by, details={"rows": len(rows) - 1, "code": channel.code if channel else None})
+    record("costs.exported", session=audit_session or session, target_type="channel",
+           target_id=channel.id if channel else None, actor=by,
+           details={"rows": len(rows) - 1, "code": channel.code if channel else None})
     return rows
 
 

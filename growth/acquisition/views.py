@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from growth.acquisition import rules, services
 from growth.acquisition.models import CHANNEL_KINDS, AcquisitionChannel, kind_label
 from growth.auth.permissions import Permission, public, require, role_has
-from growth.db import mark_rollback, request_session, writes
+from growth.db import mark_rollback, request_session, short_write, writes
 from growth.errors import DomainError, NotFound
 from growth.exports import csv_response
 from growth.money import fen_to_api
@@ -191,7 +191,6 @@ def _csv_yuan(fen: int | None) -> str:
 
 @bp.route("/acquisition/channels/export.csv")
 @require(Permission.ACQUISITION_VIEW)
-@writes
 def export_channels():  # type: ignore[no-untyped-def]
     active, kind, q = _list_filters()
     period, _error = _period()
@@ -436,21 +435,22 @@ def cost_template():  # type: ignore[no-untyped-def]
 
 @bp.route("/acquisition/costs.csv")
 @require(Permission.ACQUISITION_VIEW)
-@writes
 def export_costs():  # type: ignore[no-untyped-def]
     start = _date_arg("start")
     end = _date_arg("end")
-    rows = services.export_costs(session=request_session(), start=start, end=end, by=_by())
+    with short_write() as audit:  # reads in the request's read transaction; the audit row is a short write
+        rows = services.export_costs(session=request_session(), start=start, end=end, by=_by(), audit_session=audit)
     return csv_response(rows, "costs.csv")
 
 
 @bp.route("/acquisition/channels/<int:channel_id>/costs.csv")
 @require(Permission.ACQUISITION_VIEW)
-@writes
 def export_channel_costs(channel_id: int):  # type: ignore[no-untyped-def]
     channel = services.get_channel(channel_id, session=request_session())
     start, end = _date_arg("start"), _date_arg("end")
-    rows = services.export_costs(session=request_session(), channel=channel, start=start, end=end, by=_by())
+    with short_write() as audit:
+        rows = services.export_costs(session=request_session(), channel=channel, start=start, end=end, by=_by(),
+                                     audit_session=audit)
     return csv_response(rows, f"costs-{channel.code}.csv")
 
 

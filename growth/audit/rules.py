@@ -20,6 +20,7 @@ ACTION_LABELS = {
     "user.enabled": _l("启用账号"),
     "user.disabled": _l("停用账号"),
     "user.password_changed": _l("修改密码"),
+    "user.password_reset": _l("重置密码"),
     "token.created": _l("创建 API 令牌"),
     "token.revoked": _l("吊销 API 令牌"),
     "channel.created": _l("创建渠道"),

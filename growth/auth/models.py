@@ -24,6 +24,10 @@ class StaffUser(Base):
     active: Mapped[bool] = mapped_column(default=True)
     # Bumped on password change or forced sign-out: old sessions stop matching.
     session_version: Mapped[int] = mapped_column(default=1)
+    # Set by an administrator's reset: until the user picks their own password they can do nothing else.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # The password is published somewhere (the demo accounts): the home page asks to change it.
+    password_is_published: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 
@@ -58,6 +62,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: until revoked
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[StaffUser] = relationship(back_populates="tokens")

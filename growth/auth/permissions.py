@@ -6,6 +6,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 
+from flask_babel import lazy_gettext as _l
+
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -17,6 +19,25 @@ class Role(StrEnum):
     APPROVER = "approver"
     AGENT = "agent"
     ANALYST = "analyst"
+
+
+# The one list of roles, in display order, with their labels (pages, forms and the CLI use these).
+ROLE_LABELS = {
+    Role.ADMIN: _l("管理员"),
+    Role.MARKETER: _l("运营/市场"),
+    Role.APPROVER: _l("审批人"),
+    Role.AGENT: _l("客服"),
+    Role.ANALYST: _l("管理层/分析"),
+}
+ROLE_VALUES: tuple[str, ...] = tuple(role.value for role in Role)
+
+
+def role_label(role: str) -> str:
+    """Return a role's label in the current language (the raw value for an unknown role)."""
+    try:
+        return str(ROLE_LABELS[Role(role)])
+    except ValueError:
+        return role
 
 
 class Permission(StrEnum):

@@ -232,8 +232,11 @@ def export_investors_csv(
     milestone: str | None = None,
     stalled: bool = False,
     unmasked: bool = False,
+    audit_session: Session | None = None,
 ) -> list[list[str]]:
     """Return the CSV data rows (see EXPORT_COLUMNS) of every matching investor and audit the export.
+
+    The audit row goes to `audit_session` when given (a short write after the read), else to `session`.
 
     Times are Asia/Shanghai, money is yuan ("1000.00"); contact details are masked unless `unmasked`,
     which the caller allows only to roles that may see personal data.
@@ -251,6 +254,6 @@ def export_investors_csv(
             fen_to_api(investor.withdrawal_total_fen), _local(investor.last_activity_at),
         ])
     filters = {"q": q or "", "channel_id": channel_id, "milestone": milestone or "", "stalled": stalled}
-    record("investor.exported", session=session, target_type="investor",
+    record("investor.exported", session=audit_session or session, target_type="investor",
            details={"filters": filters, "rows": len(rows), "unmasked": unmasked})
     return rows

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import select, text
 
 from growth.audit.models import AuditEntry
@@ -12,6 +14,7 @@ from growth.auth.models import ApiToken, StaffUser
 from growth.auth.permissions import Permission, require
 from growth.auth.services import change_role, create_token, set_active
 from growth.db import get_db
+from growth.timeutil import SHANGHAI
 from tests.factories import make_user
 
 TOKEN = re.compile(r"gro_[A-Za-z0-9_\-]{20,}")
@@ -69,21 +72,91 @@ def test_the_database_never_holds_the_plain_token(app, client, login):
                 assert plain not in repr(tuple(row)), f"{table} holds the plain token"
 
 
-def test_an_admin_token_opens_an_admin_page_without_a_cookie(app):
-    _user, token = _token_for(app, "admin")
+def test_an_admin_token_opens_the_api_without_a_cookie(app, api_probe):
+    user, token = _token_for(app, "admin")
     client = app.test_client()
-    response = client.get("/admin/audit/", headers=_bearer(token))
+    response = client.get(api_probe, headers=_bearer(token))
     assert response.status_code == 200
+    assert response.get_json() == {"user": user.email}
     # The token authenticates this request only; it does not sign the client in.
     with client.session_transaction() as sess:
         assert "_user_id" not in sess
-    assert client.get("/admin/audit/").status_code == 302
+    assert client.get(api_probe).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/admin/audit/", "/", "/admin/audit/export.csv", "/investors/export.csv"])
+def test_a_token_outside_the_api_is_ignored_and_the_request_is_anonymous(app, path):
+    _user, token = _token_for(app, "admin")
+    response = app.test_client().get(path, headers=_bearer(token))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+    assert _actions(app) == ["user.created", "token.created"]  # no export was made, nothing was stamped
 
 
 def test_a_token_carries_its_owners_role_and_no_more(app):
     _user, token = _token_for(app, "analyst")
-    assert app.test_client().get("/admin/audit/", headers=_bearer(token)).status_code == 403
-    assert app.test_client().get("/", headers=_bearer(token)).status_code == 200
+    assert app.test_client().get("/api/v1/funnel", headers=_bearer(token)).status_code == 200
+    _user, token = _token_for(app, "agent")
+    assert app.test_client().get("/api/v1/funnel", headers=_bearer(token)).status_code == 403
+
+
+def test_an_expired_token_is_refused(app, api_probe):
+    with get_db(app).session_scope(write=True) as s:
+        user = make_user(s, role="analyst")
+        _token, plain = create_token(user, "short-lived", session=s, expires_in=timedelta(days=1),
+                                     now=datetime.now(UTC) - timedelta(hours=23))
+    assert app.test_client().get(api_probe, headers=_bearer(plain)).status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=2)):
+        response = app.test_client().get(api_probe, headers=_bearer(plain))
+    assert response.status_code == 401
+    assert response.is_json
+
+
+def test_using_a_token_stamps_its_last_use_at_most_once_a_minute(app, api_probe):
+    _user, token = _token_for(app, "analyst")
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def used_at(at):  # type: ignore[no-untyped-def]
+        with time_machine.travel(at, tick=False):
+            assert app.test_client().get(api_probe, headers=_bearer(token)).status_code == 200
+        with get_db(app).session_scope() as s:
+            return s.scalars(select(ApiToken.last_used_at)).one()
+
+    assert used_at(start) == start
+    assert used_at(start + timedelta(seconds=30)) == start
+    assert used_at(start + timedelta(seconds=61)) == start + timedelta(seconds=61)
+
+
+def test_a_token_read_never_opens_the_request_as_a_writer(app, api_probe, monkeypatch):
+    from growth import db as dbmod
+
+    _user, token = _token_for(app, "analyst")
+    opened = []
+    real = dbmod.request_session
+
+    def spy(*, write: bool = False):  # type: ignore[no-untyped-def]
+        session = real(write=write)
+        opened.append(write or bool(dbmod.g.get("_db_writer")))
+        return session
+
+    monkeypatch.setattr("growth.security.request_session", spy)
+    assert app.test_client().get(api_probe, headers=_bearer(token)).status_code == 200
+    assert opened and not any(opened)
+
+
+def test_the_token_page_shows_expiry_and_last_use_and_clears_the_name_after_creating(app, client, login):
+    login("analyst")
+    created = client.post("/account/tokens", data={"name": "weekly-report-bot", "expires_days": "30"})
+    page = created.get_data(as_text=True)
+    assert created.status_code == 200
+    assert 'value="weekly-report-bot"' not in page  # the name field is empty again
+    assert "weekly-report-bot" in page  # listed
+    assert "从未使用" in page
+    with get_db(app).session_scope() as s:
+        token = s.scalars(select(ApiToken)).one()
+    assert token.expires_at is not None
+    assert timedelta(days=29, hours=23) < token.expires_at - token.created_at <= timedelta(days=30)
+    assert token.expires_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") in page
 
 
 def test_a_token_can_write_to_the_api_but_a_cookie_session_cannot(app, client, login, api_probe):
@@ -118,7 +191,6 @@ def test_a_revoked_token_is_refused(app, client, login, api_probe):
         token_id = s.scalars(select(ApiToken.id).where(ApiToken.user_id == user.id)).one()
     assert client.post(f"/account/tokens/{token_id}/revoke").status_code == 302
     assert app.test_client().get(api_probe, headers=_bearer(token)).status_code == 401
-    assert app.test_client().get("/admin/audit/", headers=_bearer(token)).status_code == 302
     assert _actions(app)[-1] == "token.revoked"
 
 
@@ -133,10 +205,10 @@ def test_a_token_of_a_disabled_user_is_refused_and_works_again_when_enabled(app,
 
 
 def test_a_token_follows_its_owners_role_change(app):
-    user, token = _token_for(app, "admin")
+    user, token = _token_for(app, "analyst")
     with get_db(app).session_scope(write=True) as s:
         change_role(s.get(StaffUser, user.id), "agent", session=s)
-    assert app.test_client().get("/admin/audit/", headers=_bearer(token)).status_code == 403
+    assert app.test_client().get("/api/v1/funnel", headers=_bearer(token)).status_code == 403
 
 
 def test_someone_else_cannot_revoke_my_token_but_an_admin_can(app, client, login):
@@ -188,4 +260,4 @@ def test_creating_and_revoking_on_the_pages_is_audited(app, client, login):
         ("token.created", user.email, str(token_id)),
         ("token.revoked", user.email, str(token_id)),
     ]
-    assert entries[0].details == {"name": "etl", "user": user.email}
+    assert entries[0].details == {"name": "etl", "user": user.email, "expires_at": None}
