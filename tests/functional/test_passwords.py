@@ -94,7 +94,7 @@ def test_after_a_reset_the_user_can_do_nothing_but_change_the_password(app, clie
     colleague, _old, temporary = _reset(app, client, login)
     fresh, signed_in = _sign_in(app, colleague.email, temporary)
     assert signed_in.status_code == 302
-    for path in ("/", "/channels", "/account/tokens", "/api/v1/funnel"):
+    for path in ("/", "/acquisition/channels", "/account/tokens", "/api/v1/funnel"):
         response = fresh.get(path)
         if path.startswith("/api/"):
             assert response.status_code == 403 and response.is_json
@@ -105,7 +105,7 @@ def test_after_a_reset_the_user_can_do_nothing_but_change_the_password(app, clie
     changed = fresh.post("/account/password", data={"current_password": temporary, "new_password": NEW,
                                                     "confirm": NEW})
     assert changed.status_code == 302
-    assert fresh.get("/channels").status_code == 200
+    assert fresh.get("/acquisition/channels").status_code == 200
     assert _user(app, colleague.id).must_change_password is False
 
 
