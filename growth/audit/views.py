@@ -10,6 +10,7 @@ from growth.audit.services import list_entries, record
 from growth.auth.permissions import Permission, require
 from growth.db import request_session, writes
 from growth.exports import csv_response
+from growth.inputs import page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -17,7 +18,7 @@ bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 @bp.route("/")
 @require(Permission.AUDIT_VIEW)
 def index():  # type: ignore[no-untyped-def]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     action = request.args.get("action", "").strip() or None
     actor = request.args.get("actor", "").strip() or None
     entries, total = list_entries(session=request_session(), action=action, actor=actor, page=page)
