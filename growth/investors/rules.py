@@ -208,8 +208,9 @@ def search_terms(q: str | None, *, may_see_pii: bool) -> SearchTerms:
         personal = True
         email = q if may_see_pii else None
     else:
-        # Any other text may be part of a name; ASCII without spaces is most likely an id.
-        personal = not q.isascii() or " " in q
+        # Any other text may be part of a name; letters only (zhang), spaces or non-ASCII are taken as
+        # one, while ids and codes (u_10023, ABCD2345) mix in digits or punctuation.
+        personal = not q.isascii() or " " in q or q.isalpha()
         name = q if may_see_pii else None
     return SearchTerms(
         platform_id_prefix=platform_id_prefix, referral_code=referral_code, phone=phone,
