@@ -1,7 +1,8 @@
 """Request input the database cannot hold, refused in one layer before any view runs.
 
-- Integers in URLs are bounded to BIGINT: `/investors/99999999999999999999` is a 404 (no such row)
-  rather than an OverflowError on SQLite or an out-of-range error on PostgreSQL.
+- Integers in URLs are bounded to what an id column holds (INTEGER: 32 bits on PostgreSQL, whose
+  bigger sibling BIGINT is what SQLite's integers are): `/investors/99999999999999999999` is a 404
+  (no such row) rather than an OverflowError on SQLite or an out-of-range error on PostgreSQL.
 - Page numbers are clamped and filter ids checked (`page_arg`, `id_arg`) by the views that read them.
 - A NUL character in a query argument, form field or JSON body is refused with 400: PostgreSQL text
   cannot hold it. The signed events API refuses it per field itself (its contract says how).
@@ -18,7 +19,7 @@ from werkzeug.routing import IntegerConverter
 
 from growth.errors import DomainError
 
-BIGINT_MAX = 2**63 - 1
+ID_MAX = 2**31 - 1  # every id column is INTEGER; a bigger number cannot name a row (nor be compared on PostgreSQL)
 MAX_PAGE = 100_000  # far past any real list; keeps OFFSET within every database's range
 NUL = "\x00"
 # Endpoints that check NUL themselves (the signed events API: per event, with the spec's error paths).
@@ -26,11 +27,11 @@ _CHECK_THEMSELVES = frozenset({"events_api.receive_events"})
 
 
 class BoundedIntegerConverter(IntegerConverter):
-    """The `int` URL converter limited to what a BIGINT column holds; a larger id matches no route."""
+    """The `int` URL converter limited to what an id column holds; a larger id matches no route (404)."""
 
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,  # werkzeug's argument names
                  max: int | None = None, signed: bool = False) -> None:
-        limit = BIGINT_MAX if max is None else builtins.min(max, BIGINT_MAX)
+        limit = ID_MAX if max is None else builtins.min(max, ID_MAX)
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=limit, signed=signed)
 
 
@@ -45,7 +46,7 @@ def id_arg(name: str) -> int | None:
     text = request.args.get(name, "").strip()
     if not text:
         return None
-    if not text.isascii() or not text.isdigit() or int(text) > BIGINT_MAX:
+    if not text.isascii() or not text.isdigit() or int(text) > ID_MAX:
         raise DomainError(_("筛选条件 %(name)s 的值无效。", name=name), field=name)
     return int(text)
 

@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter, Rule
 from growth.acquisition.models import AcquisitionChannel, TrackingLink
 from growth.auth.permissions import Permission, require
 from growth.db import get_db
-from growth.inputs import BIGINT_MAX
+from growth.inputs import ID_MAX
 from tests.factories import make_investor, make_token
 
 HUGE = "9" * 20  # beyond BIGINT: OverflowError on SQLite, out of range on PostgreSQL
@@ -50,30 +50,32 @@ def _build(rule: Rule, value: object) -> str:
     return built[1]
 
 
-def test_every_int_part_of_a_url_is_bounded_to_bigint(app):
+def test_every_int_part_of_a_url_is_bounded_to_what_an_id_column_holds(app):
     rules = _int_rules(app)
     assert rules, "the app has routes with ids"
     adapter = app.url_map.bind("localhost")
     for rule in rules:
         method = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})[0]
-        assert adapter.match(_build(rule, BIGINT_MAX), method=method)[0] == rule.endpoint
+        assert adapter.match(_build(rule, ID_MAX), method=method)[0] == rule.endpoint
         with pytest.raises(Exception, match="404"):
-            adapter.match(_build(rule, BIGINT_MAX + 1), method=method)
+            adapter.match(_build(rule, ID_MAX + 1), method=method)
 
 
-def test_an_id_beyond_bigint_is_a_404_on_every_route_and_method(app, client, login):
+@pytest.mark.parametrize("too_big", [HUGE, str(ID_MAX + 1)])
+def test_an_id_too_big_for_an_id_column_is_a_404_on_every_route_and_method(app, client, login, too_big):
     login("admin")
     failures = []
     for rule in _int_rules(app):
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            url = _build(rule, 424242).replace("424242", HUGE)  # built as a valid id, then made too big
+            url = _build(rule, 424242).replace("424242", too_big)  # built as a valid id, then made too big
             response = client.open(url, method=method)
             if response.status_code != 404:
                 failures.append(f"{method} {url}: {response.status_code}")
     assert failures == []
 
 
-def test_huge_page_numbers_and_filter_ids_never_crash_a_page(app, client, login, rows):
+@pytest.mark.parametrize("too_big", [HUGE, str(ID_MAX + 1)])
+def test_huge_page_numbers_and_filter_ids_never_crash_a_page(app, client, login, rows, too_big):
     login("admin")
     with get_db(app).session_scope(write=True) as s:
         token = {"Authorization": f"Bearer {make_token(s, role='admin')}"}
@@ -88,9 +90,9 @@ def test_huge_page_numbers_and_filter_ids_never_crash_a_page(app, client, login,
             if rule.endpoint in FUNNEL and name == "window_days":
                 continue
             headers = token if url.startswith("/api/") else {}
-            response = client.get(url, query_string={name: HUGE}, headers=headers)
+            response = client.get(url, query_string={name: too_big}, headers=headers)
             if response.status_code >= 500 or response.status_code == 404:
-                failures.append(f"{url}?{name}={HUGE}: {response.status_code}")
+                failures.append(f"{url}?{name}={too_big}: {response.status_code}")
     assert failures == []
 
 

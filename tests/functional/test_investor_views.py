@@ -360,4 +360,7 @@ def test_out_of_range_ids_pages_and_filters_are_answered_without_a_crash(client,
     assert client.get(f"/investors?channel={huge}").status_code == 400
     assert client.get("/investors?channel=abc").status_code == 400
     assert client.get(f"/investors/export.csv?channel={huge}").status_code == 400
-    assert client.get(f"/investors?channel={2**63 - 1}").status_code == 200
+    assert client.get(f"/investors?channel={2**31 - 1}").status_code == 200
+    assert client.get(f"/investors?channel={2**31}").status_code == 400
+    assert client.get(f"/investors/{2**31 - 1}").status_code == 404  # no such row
+    assert client.get(f"/investors/{2**31}").status_code == 404  # no such route
