@@ -14,6 +14,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from growth import db as dbmod
+from growth import inputs
 from growth.config import Config
 from growth.errors import register_error_handlers
 from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
@@ -89,6 +90,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
+    inputs.init_app(app)  # before the blueprints: their int URL parts use its bounded converter
     _init_extensions(app)
     _register_blueprints(app)
     register_error_handlers(app)

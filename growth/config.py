@@ -46,6 +46,10 @@ class Config:
     BOOTSTRAP_BOOTSWATCH_THEME = None
 
     PER_PAGE = 25
+    # Investor searches per staff member in a sliding window (a phone cannot be guessed by brute force).
+    INVESTOR_SEARCH_LIMIT = 30
+    INVESTOR_SEARCH_WINDOW = timedelta(minutes=1)
+    INVESTOR_REVEAL_SECONDS = 300  # how long an audited reveal keeps the investor page unmasked
     PROCESSOR_BATCH_SIZE = 2000
     PROCESSOR_IDLE_SECONDS = 0.5
     LEADER_LEASE_SECONDS = 15

@@ -20,6 +20,7 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 
 from growth.acquisition.models import CHANNEL_KINDS
+from growth.investors.rules import mask_ip  # noqa: F401  (one masking definition; views and tests use rules.mask_ip)
 from growth.timeutil import local_date
 
 CHANNEL_CODE_RE = re.compile(r"[a-z0-9_]{2,64}")
@@ -169,16 +170,6 @@ def tracking_params(*, click_id: str | None, channel_code: str, utm: Mapping[str
 def short_url(base_url: str, code: str) -> str:
     """Return the absolute short URL of a link code."""
     return f"{base_url.rstrip('/')}/t/{code}"
-
-
-def mask_ip(ip: str) -> str:
-    """Hide the host part of a visitor's IP: 203.0.113.7 -> 203.0.113.*, IPv6 keeps its first 3 groups."""
-    if not ip:
-        return ""
-    if ":" in ip:
-        return ":".join(ip.split(":")[:3]) + ":*"
-    head, _sep, _tail = ip.rpartition(".")
-    return f"{head}.*" if head else "*"
 
 
 # ---------------------------------------------------------------- costs

@@ -20,6 +20,7 @@ from growth.auth.permissions import Permission, public, require, role_has
 from growth.db import mark_rollback, request_session, short_write, writes
 from growth.errors import DomainError, NotFound
 from growth.exports import csv_response
+from growth.inputs import page_arg
 from growth.money import fen_to_api
 from growth.timeutil import local_date, utcnow
 
@@ -210,8 +211,8 @@ def _render_detail(channel: AcquisitionChannel, *, edit_form: ChannelEditForm | 
                    cost_form: CostForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     session = request_session()
     period, error = _period()
-    clicks_page = max(request.args.get("clicks_page", 1, type=int), 1)
-    costs_page = max(request.args.get("costs_page", 1, type=int), 1)
+    clicks_page = page_arg("clicks_page")
+    costs_page = page_arg("costs_page")
     clicks, clicks_total = services.list_clicks(channel, session=session, period=period, page=clicks_page,
                                                 per_page=CLICKS_PER_PAGE)
     costs, costs_total = services.list_costs(channel, session=session, period=period, page=costs_page,

@@ -37,6 +37,7 @@ ACTION_LABELS = {
     "costs.imported": _l("导入渠道成本"),
     "investor.pii_revealed": _l("查看投资人完整信息"),
     "investor.exported": _l("导出投资人"),
+    "investor.searched": _l("按个人信息搜索投资人"),
     "audit.exported": _l("导出审计日志"),
     "events.replayed": _l("重放事件日志"),
 }

@@ -14,6 +14,7 @@ from growth.audit.services import list_entries, record, target_names
 from growth.auth.permissions import Permission, require
 from growth.db import request_session, short_write
 from growth.exports import csv_response
+from growth.inputs import page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -66,7 +67,7 @@ def _views(entries: list[AuditEntry]) -> list[EntryView]:
 @bp.route("/")
 @require(Permission.AUDIT_VIEW)
 def index():  # type: ignore[no-untyped-def]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     action = request.args.get("action", "").strip() or None
     actor = request.args.get("actor", "").strip() or None
     entries, total = list_entries(session=request_session(), action=action, actor=actor, page=page)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -51,6 +51,25 @@ _RATE_FORMAT = 'must be a decimal fraction string such as "0.0850"'
 _NUL = "must not contain the NUL character (\\u0000)"
 # A list field reports at most this many bad items, so a hostile body cannot blow up the response.
 _MAX_ITEM_ERRORS = 10
+# Nesting deeper than this rejects the event (a spec event is 3 levels deep; the JSON serialiser stops at 255).
+MAX_DEPTH = 32
+
+# The fields the spec defines; anything else a platform sends is dropped before the event is stored,
+# so personal data the contract does not ask for (an ID number, a bank card) never reaches the database.
+ENVELOPE_FIELDS = ("id", "type", "occurred_at", "user", "data")
+USER_FIELDS = ("id", "phone", "name", "email", "wechat_openid")
+PRODUCT_FIELDS = ("id", "name", "term_days", "annual_rate")
+DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    "user.registered": ("channel_code", "click_id", "referral_code", "device_id", "ip"),
+    "user.kyc_verified": (),
+    "user.card_bound": (),
+    "funds.deposited": ("deposit_id", "amount"),
+    "investment.created": ("investment_id", "amount", "product", "reward_ids"),
+    "investment.redeemed": ("investment_id", "amount"),
+    "investment.matured": ("investment_id", "amount", "interest"),
+    "funds.withdrawn": ("withdrawal_id", "amount"),
+    "user.consent_changed": ("channel", "granted"),
+}
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,6 +98,9 @@ def validate_event(obj: object, now: datetime) -> ValidEvent | list[str]:
     if not isinstance(obj, dict):
         return ["event: must be an object"]
     errors: list[str] = []
+    too_deep = _too_deep(obj)
+    if too_deep is not None:
+        errors.append(f"{too_deep}: nested more than {MAX_DEPTH} levels deep")
     event_id = _text(obj.get("id"), "id", MAX_ID_LENGTH, errors)
 
     event_type = obj.get("type")
@@ -108,7 +130,49 @@ def validate_event(obj: object, now: datetime) -> ValidEvent | list[str]:
 
     if errors or event_id is None or known_type is None or occurred_at is None or user_id is None:
         return errors
-    return ValidEvent(event_id, known_type, occurred_at, user_id, obj)
+    return ValidEvent(event_id, known_type, occurred_at, user_id, spec_fields(obj, known_type))
+
+
+def spec_fields(obj: dict, event_type: str) -> dict:
+    """Return a valid event with only the fields the spec defines (top level, user, data, product)."""
+    kept = {key: obj[key] for key in ENVELOPE_FIELDS if key in obj}
+    kept["user"] = {key: value for key, value in obj["user"].items() if key in USER_FIELDS}
+    data = obj.get("data")
+    if isinstance(data, dict):
+        fields = DATA_FIELDS[event_type]
+        kept["data"] = {key: value for key, value in data.items() if key in fields}
+        product = data.get("product")
+        if "product" in fields and isinstance(product, dict):
+            kept["data"]["product"] = {key: value for key, value in product.items() if key in PRODUCT_FIELDS}
+    return kept
+
+
+def _too_deep(obj: dict) -> str | None:
+    """Return the path (its first two steps) of a value nested deeper than MAX_DEPTH, or None.
+
+    Iterative, so a hostile nesting cannot exhaust Python's stack; only containers are visited.
+    """
+    stack: list[tuple[object, int, str]] = [(obj, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            items: Iterable[tuple[object, object]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        for key, child in items:
+            if isinstance(child, dict | list):
+                if depth == 1:
+                    step = _clip(str(key))
+                elif depth == 2:
+                    step = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{_clip(str(key))}"
+                else:
+                    step = path
+                stack.append((child, depth + 1, step))
+    return None
 
 
 # --- envelope fields -------------------------------------------------------------------------

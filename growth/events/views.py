@@ -15,6 +15,7 @@ from growth.events import services
 from growth.events.openapi import build_openapi, build_openapi_30
 from growth.events.processor import wake_event
 from growth.events.rules import EVENT_TYPE_LABELS, MAX_BODY_BYTES, MAX_EVENTS
+from growth.inputs import page_arg
 from growth.timeutil import utcnow
 
 # Prefix /api (not /api/v1) so the docs page can live at /api/docs beside the versioned API.
@@ -117,7 +118,7 @@ def event_type_label(type_: str) -> str:
 @bp.route("/")
 @require(Permission.EVENTS_VIEW)
 def index():  # type: ignore[no-untyped-def]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     type_ = request.args.get("type") or None
     user_id = (request.args.get("user_id") or "").strip() or None
     session = request_session()

@@ -6,10 +6,13 @@ The investor tables are projections maintained by the event processor; nothing h
 from __future__ import annotations
 
 import json
-import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -17,17 +20,31 @@ from growth.acquisition.models import AcquisitionChannel
 from growth.audit.services import record
 from growth.errors import DomainError, NotFound
 from growth.events.models import PlatformEvent
+from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
-from growth.investors.rules import PhoneFormatError, mask_email, mask_name, mask_phone, normalize_phone
+from growth.investors.rules import (
+    SearchTerms,
+    format_phone,
+    mask_email,
+    mask_identifier,
+    mask_ip,
+    mask_name,
+    mask_phone,
+    mask_query,
+    may_search,
+    recent_within,
+)
 from growth.money import fen_to_api
 from growth.timeutil import SHANGHAI, as_utc
 
 MAX_PER_PAGE = 200
-# A query that is only digits and phone punctuation is treated as (part of) a phone number.
-_PHONE_LIKE = re.compile(r"\+?[0-9\s\-()]+")
-_MIN_PHONE_SUFFIX = 4
-# The personal fields a platform event may carry in its "user" object.
-_PII_MASKS = {"phone": mask_phone, "name": mask_name, "email": mask_email}
+NO_TERMS = SearchTerms()
+# How the personal fields of a raw event are masked; fields the spec does not define are hidden whole.
+HIDDEN = "****"
+_USER_MASKS: dict[str, Callable[[str], str]] = {
+    "phone": mask_phone, "name": mask_name, "email": mask_email, "wechat_openid": lambda _value: HIDDEN,
+}
+_DATA_MASKS: dict[str, Callable[[str], str]] = {"ip": mask_ip, "device_id": mask_identifier}
 MOVEMENTS_SHOWN = 50
 
 EXPORT_COLUMNS = (
@@ -71,26 +88,27 @@ def _clamp_page(page: int, per_page: int) -> tuple[int, int]:
 
 def _milestone_column(name: str) -> Any:
     if name not in MILESTONES:
-        raise DomainError(f"未知的里程碑：{name} / unknown milestone: {name}", field="milestone")
+        raise DomainError(_("未知的里程碑：%(name)s", name=name), field="milestone")
     return getattr(Investor, f"{name}_at")
 
 
-def _search_conditions(q: str | None, channel_id: int | None, milestone: str | None,
+def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: str | None,
                        stalled: bool) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
-    q = (q or "").strip()
-    if q:
-        matches: list[ColumnElement[bool]] = [
-            Investor.platform_user_id.startswith(q, autoescape=True),  # exact ids are prefixes too
-            Investor.name.icontains(q, autoescape=True),
-        ]
-        if _PHONE_LIKE.fullmatch(q):
-            try:
-                matches.append(Investor.phone == normalize_phone(q))
-            except PhoneFormatError:
-                digits = re.sub(r"[^0-9]", "", q)
-                if len(digits) >= _MIN_PHONE_SUFFIX:
-                    matches.append(Investor.phone.endswith(digits, autoescape=True))
+    matches: list[ColumnElement[bool]] = []
+    if terms.platform_id_prefix:  # exact ids are prefixes too
+        matches.append(Investor.platform_user_id.startswith(terms.platform_id_prefix, autoescape=True))
+    if terms.referral_code:
+        matches.append(Investor.referral_code == terms.referral_code)
+    if terms.phone:
+        matches.append(Investor.phone == terms.phone)
+    if terms.phone_suffix:
+        matches.append(Investor.phone.endswith(terms.phone_suffix, autoescape=True))
+    if terms.name:
+        matches.append(Investor.name.icontains(terms.name, autoescape=True))
+    if terms.email:
+        matches.append(Investor.email.icontains(terms.email, autoescape=True))
+    if matches:
         conditions.append(or_(*matches))
     if channel_id is not None:
         conditions.append(Investor.channel_id == channel_id)
@@ -114,7 +132,7 @@ def _list_query(conditions: list[ColumnElement[bool]]) -> Select[tuple[Investor,
 def search_investors(
     *,
     session: Session,
-    q: str | None = None,
+    terms: SearchTerms = NO_TERMS,
     channel_id: int | None = None,
     milestone: str | None = None,
     stalled: bool = False,
@@ -123,12 +141,13 @@ def search_investors(
 ) -> tuple[list[InvestorRow], int]:
     """Return one page of matching investors, newest registrations first, and the total count.
 
-    `q` matches a platform user id (exact or prefix), a phone (exact after normalisation, or the
-    last digits when at least 4 are given) or a name (contains). `milestone` keeps investors who
-    reached it; with `stalled` only those who have not reached the next one. Two queries at most.
+    `terms` (see rules.search_terms: what the searcher's role may search by) match any of a platform
+    user id prefix, a referral code, a whole phone, a phone's last digits, a name or an email.
+    `milestone` keeps investors who reached it; with `stalled` only those who have not reached the
+    next one. Two queries at most.
     """
     page, per_page = _clamp_page(page, per_page)
-    conditions = _search_conditions(q, channel_id, milestone, stalled)
+    conditions = _search_conditions(terms, channel_id, milestone, stalled)
     total = session.scalar(select(func.count()).select_from(Investor).where(*conditions)) or 0
     if total <= (page - 1) * per_page:
         return [], total
@@ -148,7 +167,7 @@ def get_investor(investor_id: int, *, session: Session) -> Investor:
     """Return an investor by id or raise NotFound."""
     investor = session.get(Investor, investor_id)
     if investor is None:
-        raise NotFound("找不到该投资人 / investor not found")
+        raise NotFound(_("找不到该投资人。"))
     return investor
 
 
@@ -193,7 +212,7 @@ def contact_details(investor: Investor, *, masked: bool = True) -> ContactDetail
     """Return the investor's name, phone and email, masked unless told otherwise."""
     if masked:
         return ContactDetails(mask_name(investor.name), mask_phone(investor.phone), mask_email(investor.email))
-    return ContactDetails(investor.name or "", investor.phone or "", investor.email or "")
+    return ContactDetails(investor.name or "", format_phone(investor.phone), investor.email or "")
 
 
 def reveal_contact_details(investor: Investor, *, session: Session) -> ContactDetails:
@@ -203,20 +222,52 @@ def reveal_contact_details(investor: Investor, *, session: Session) -> ContactDe
     return contact_details(investor, masked=False)
 
 
+def _mask_fields(doc: dict, shown: tuple[str, ...], masks: dict[str, Callable[[str], str]]) -> dict:
+    """Keep `shown` fields, mask `masks` fields, and hide any other field whole (a platform's extras)."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key in masks:
+            out[key] = masks[key](value) if isinstance(value, str) else HIDDEN
+        elif key in shown:
+            out[key] = value
+        else:
+            out[key] = HIDDEN
+    return out
+
+
+def masked_payload(doc: object) -> object:
+    """Return a raw event with its personal data masked and every field the spec does not define hidden.
+
+    Phones, names and emails are masked as everywhere, IPs like click IPs, device ids partially; the
+    log may still hold extra fields received before ingestion dropped them, and those could be an ID
+    or a bank card number.
+    """
+    if not isinstance(doc, dict):
+        return HIDDEN
+    event_type = doc.get("type")
+    spec = DATA_FIELDS.get(event_type, ()) if isinstance(event_type, str) else ()
+    out = _mask_fields(doc, ("id", "type", "occurred_at"), {})
+    if isinstance(doc.get("user"), dict):
+        out["user"] = _mask_fields(doc["user"], ("id",), _USER_MASKS)
+    data = doc.get("data")
+    if isinstance(data, dict):
+        out["data"] = _mask_fields(data, spec, {key: _DATA_MASKS[key] for key in spec if key in _DATA_MASKS})
+        if "product" in spec and isinstance(data.get("product"), dict):
+            out["data"]["product"] = _mask_fields(data["product"], PRODUCT_FIELDS, {})
+    elif "data" in doc:
+        out["data"] = data if data is None else HIDDEN
+    return out
+
+
 def pretty_payload(payload: str, *, masked: bool = True) -> str:
-    """Pretty-print a raw event's JSON, masking the personal fields of its user object."""
+    """Pretty-print a raw event's JSON, masked (see masked_payload) unless told otherwise."""
     try:
         doc = json.loads(payload)
     except ValueError:
-        return payload  # the log keeps what was received; show it as is rather than fail the page
-    if masked and isinstance(doc, dict) and isinstance(doc.get("user"), dict):
-        user = dict(doc["user"])
-        for key, mask in _PII_MASKS.items():
-            if isinstance(user.get(key), str):
-                user[key] = mask(user[key])
-        if isinstance(user.get("wechat_openid"), str):
-            user["wechat_openid"] = "****"
-        doc = dict(doc, user=user)
+        # The log keeps what was received; unparsable text is shown only unmasked, never to guess at.
+        return HIDDEN if masked else payload
+    if masked:
+        doc = masked_payload(doc)
     return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True)
 
 
@@ -227,7 +278,8 @@ def _local(value: Any) -> str:
 def export_investors_csv(
     *,
     session: Session,
-    q: str | None = None,
+    terms: SearchTerms = NO_TERMS,
+    q: str = "",
     channel_id: int | None = None,
     milestone: str | None = None,
     stalled: bool = False,
@@ -239,9 +291,10 @@ def export_investors_csv(
     The audit row goes to `audit_session` when given (a short write after the read), else to `session`.
 
     Times are Asia/Shanghai, money is yuan ("1000.00"); contact details are masked unless `unmasked`,
-    which the caller allows only to roles that may see personal data.
+    which the caller allows only to roles that may see personal data. `q` is the query as typed,
+    recorded with the export.
     """
-    conditions = _search_conditions(q, channel_id, milestone, stalled)
+    conditions = _search_conditions(terms, channel_id, milestone, stalled)
     rows: list[list[str]] = []
     for investor, channel in session.execute(_list_query(conditions)):
         contact = contact_details(investor, masked=not unmasked)
@@ -253,7 +306,46 @@ def export_investors_csv(
             fen_to_api(investor.holdings_fen), fen_to_api(investor.deposit_total_fen),
             fen_to_api(investor.withdrawal_total_fen), _local(investor.last_activity_at),
         ])
-    filters = {"q": q or "", "channel_id": channel_id, "milestone": milestone or "", "stalled": stalled}
+    # A query that is personal data is kept masked: the log records that it was used, not the data.
+    shown_q = mask_query(q) if terms.audited else q
+    filters = {"q": shown_q, "channel_id": channel_id, "milestone": milestone or "", "stalled": stalled}
     record("investor.exported", session=audit_session or session, target_type="investor",
            details={"filters": filters, "rows": len(rows), "unmasked": unmasked})
     return rows
+
+
+class SearchLimited(DomainError):
+    """Too many searches in a short time."""
+
+    status = 429
+
+
+class SearchThrottle:
+    """Each staff member's recent searches, kept in this process.
+
+    Several web processes each keep their own count; a shared limit would need Redis (see ARCHITECTURE).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._times: dict[int, list[datetime]] = {}
+
+    def check(self, user_id: int, *, now: datetime, limit: int, window: timedelta) -> None:
+        """Count one search by a staff member, or raise SearchLimited when they made too many."""
+        with self._lock:
+            times = recent_within(self._times.get(user_id, []), now=now, window=window)
+            allowed = may_search(times, now=now, limit=limit, window=window)
+            if allowed:
+                times.append(now)
+            self._times[user_id] = times
+        if not allowed:
+            minutes = max(int(window.total_seconds() // 60), 1)
+            raise SearchLimited(_("搜索过于频繁：每 %(minutes)d 分钟最多 %(n)d 次，请稍后再试。",
+                                  minutes=minutes, n=limit))
+
+
+def audit_search(terms: SearchTerms, q: str, *, results: int, session: Session) -> None:
+    """Write a search made with personal data to the audit log, the query itself masked."""
+    kinds = [kind for kind in ("phone", "phone_suffix", "name", "email") if getattr(terms, kind)]
+    record("investor.searched", session=session, target_type="investor",
+           details={"q": mask_query(q), "matched_by": kinds, "withheld": terms.withheld, "results": results})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
@@ -14,8 +15,11 @@ from growth.auth.permissions import Permission, require, role_has
 from growth.db import request_session, short_write
 from growth.errors import Forbidden
 from growth.exports import csv_response
+from growth.inputs import id_arg, page_arg
 from growth.investors import services
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
+from growth.investors.rules import SearchTerms, search_terms
+from growth.timeutil import utcnow
 
 bp = Blueprint("investors", __name__)
 
@@ -40,6 +44,7 @@ EXPORT_HEADERS = {
 
 EVENTS_PER_PAGE = 20
 MAX_QUERY_LENGTH = 100
+REVEALED_KEY = "investors_revealed"  # session: {investor id: unix time the reveal ends}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,36 +74,47 @@ def _filters(args: MultiDict[str, str]) -> Filters:
     milestone = args.get("milestone", "").strip()
     return Filters(
         q=args.get("q", "").strip()[:MAX_QUERY_LENGTH],
-        channel_id=args.get("channel", type=int),
+        channel_id=id_arg("channel"),
         milestone=milestone if milestone in MILESTONES else None,
         stalled=args.get("stalled") == "1",
     )
-
-
-def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
 
 
 def _may_see_pii() -> bool:
     return role_has(current_user.role, Permission.INVESTORS_PII)
 
 
+def _search_terms(filters: Filters) -> SearchTerms:
+    """Return what the query may match for this role, counting the search against the user's limit."""
+    terms = search_terms(filters.q, may_see_pii=_may_see_pii())
+    if filters.q:
+        throttle = current_app.extensions.setdefault("growth.investor_searches", services.SearchThrottle())
+        throttle.check(current_user.id, now=utcnow(), limit=current_app.config["INVESTOR_SEARCH_LIMIT"],
+                       window=current_app.config["INVESTOR_SEARCH_WINDOW"])
+    return terms
+
+
 @bp.route("/investors")
 @require(Permission.INVESTORS_VIEW)
 def index():  # type: ignore[no-untyped-def]
     filters = _filters(request.args)
-    page, per_page = _page(), current_app.config["PER_PAGE"]
-    session = request_session()
+    terms = _search_terms(filters)
+    page, per_page = page_arg(), current_app.config["PER_PAGE"]
+    db_session = request_session()
     rows, total = services.search_investors(
-        session=session, q=filters.q, channel_id=filters.channel_id, milestone=filters.milestone,
+        session=db_session, terms=terms, channel_id=filters.channel_id, milestone=filters.milestone,
         stalled=filters.stalled, page=page, per_page=per_page,
     )
+    if terms.audited:
+        # Its own short write: the list itself only reads, and must not hold the write lock to do so.
+        with short_write() as audit_session:
+            services.audit_search(terms, filters.q, results=total, session=audit_session)
     # The list is masked for every role: full contact details are shown only through an audited reveal.
     contacts = {row.investor.id: services.contact_details(row.investor) for row in rows}
     return render_template(
         "investors/index.html", rows=rows, contacts=contacts, total=total, page=page, per_page=per_page,
-        filters=filters, channels=services.channel_choices(session=session), milestones=MILESTONES,
-        milestone_labels=MILESTONE_LABELS, may_see_pii=_may_see_pii(),
+        filters=filters, channels=services.channel_choices(session=db_session), milestones=MILESTONES,
+        milestone_labels=MILESTONE_LABELS, may_see_pii=_may_see_pii(), withheld=terms.withheld,
     )
 
 
@@ -108,45 +124,57 @@ def export():  # type: ignore[no-untyped-def]
     filters = _filters(request.args)
     unmasked = request.args.get("pii") == "1"
     if unmasked and not _may_see_pii():
-        raise Forbidden("您没有导出完整联系方式的权限 / you may not export full contact details")
+        raise Forbidden(_("您没有导出完整联系方式的权限。"))
+    terms = _search_terms(filters)
     # Read in the request's read transaction; only the audit row is a (short) write.
     with short_write() as audit:
         rows = services.export_investors_csv(
-            session=request_session(), q=filters.q, channel_id=filters.channel_id, milestone=filters.milestone,
-            stalled=filters.stalled, unmasked=unmasked, audit_session=audit,
+            session=request_session(), terms=terms, q=filters.q, channel_id=filters.channel_id,
+            milestone=filters.milestone, stalled=filters.stalled, unmasked=unmasked, audit_session=audit,
         )
     header = [str(EXPORT_HEADERS[key]) for key in services.EXPORT_COLUMNS]
     return csv_response([header, *rows], "investors.csv")
 
 
-def _detail(investor_id: int, *, reveal: bool):  # type: ignore[no-untyped-def]
-    session = request_session()
-    profile = services.investor_profile(investor_id, session=session)
-    if reveal:
-        contact = services.reveal_contact_details(profile.investor, session=session)
-    else:
-        contact = services.contact_details(profile.investor)
-    page = _page()
-    events, events_total = services.investor_events(profile.investor, session=session, page=page,
+def _revealed(investor_id: int) -> bool:
+    """Tell whether this user revealed this investor a short while ago (and may still see personal data)."""
+    until = session.get(REVEALED_KEY, {}).get(str(investor_id))
+    return _may_see_pii() and isinstance(until, int | float) and until > utcnow().timestamp()
+
+
+@bp.route("/investors/<int:investor_id>")
+@require(Permission.INVESTORS_VIEW)
+def detail(investor_id: int):  # type: ignore[no-untyped-def]
+    reveal = _revealed(investor_id)
+    db_session = request_session()
+    profile = services.investor_profile(investor_id, session=db_session)
+    contact = services.contact_details(profile.investor, masked=not reveal)
+    page = page_arg()
+    events, events_total = services.investor_events(profile.investor, session=db_session, page=page,
                                                     per_page=EVENTS_PER_PAGE)
-    payloads = {event.seq: services.pretty_payload(event.payload, masked=not reveal) for event in events}
+    # Every role sees events masked; the raw payloads only after an audited reveal, folded away.
+    payloads = {event.seq: services.pretty_payload(event.payload) for event in events}
+    raw = {event.seq: services.pretty_payload(event.payload, masked=False) for event in events} if reveal else {}
     return render_template(
         "investors/detail.html", profile=profile, investor=profile.investor, contact=contact,
-        revealed=reveal, may_see_pii=_may_see_pii(), events=events, payloads=payloads,
+        revealed=reveal, may_see_pii=_may_see_pii(), events=events, payloads=payloads, raw_payloads=raw,
         events_total=events_total, page=page, per_page=EVENTS_PER_PAGE, milestones=MILESTONES,
         milestone_labels=MILESTONE_LABELS, status_labels=INVESTMENT_STATUS_LABELS,
         movement_labels=MOVEMENT_KIND_LABELS,
     )
 
 
-@bp.route("/investors/<int:investor_id>")
-@require(Permission.INVESTORS_VIEW)
-def detail(investor_id: int):  # type: ignore[no-untyped-def]
-    return _detail(investor_id, reveal=False)
-
-
 @bp.route("/investors/<int:investor_id>/reveal", methods=["POST"])
 @require(Permission.INVESTORS_PII)
 def reveal(investor_id: int):  # type: ignore[no-untyped-def]
-    # Answered with the page itself rather than a redirect: the unmasked view lives for this response only.
-    return _detail(investor_id, reveal=True)
+    investor = services.get_investor(investor_id, session=request_session())
+    services.reveal_contact_details(investor, session=request_session())
+    # Post-redirect-get: the session remembers the reveal (the investor id and until when, no personal
+    # data), so the address bar, history and logs only ever hold the plain investor page.
+    now = utcnow().timestamp()
+    until = now + current_app.config["INVESTOR_REVEAL_SECONDS"]
+    revealed = {key: value for key, value in session.get(REVEALED_KEY, {}).items()
+                if isinstance(value, int | float) and value > now}
+    revealed[str(investor_id)] = until
+    session[REVEALED_KEY] = revealed
+    return redirect(url_for("investors.detail", investor_id=investor_id))

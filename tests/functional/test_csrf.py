@@ -6,6 +6,7 @@ import re
 
 import pytest
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from growth.auth.permissions import Permission, require
 from growth.db import get_db
@@ -41,7 +42,7 @@ def _form_routes(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/"):
             continue
-        values = {name: 1 if conv.__class__.__name__ == "IntegerConverter" else "x"
+        values = {name: 1 if isinstance(conv, IntegerConverter) else "x"
                   for name, conv in rule._converters.items()}
         url = rule.build(values, append_unknown=False)[1]
         routes.extend((method, url) for method in sorted((rule.methods or set()) & WRITE_METHODS))

@@ -15,6 +15,7 @@ from growth.audit.models import AuditEntry
 from growth.errors import DomainError, NotFound
 from growth.events.models import PlatformEvent
 from growth.investors import services
+from growth.investors.rules import search_terms
 from tests.factories import make_investor
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -24,8 +25,9 @@ def _ids(rows: list[services.InvestorRow]) -> list[str]:
     return [row.investor.platform_user_id for row in rows]
 
 
-def _search(session, **kwargs):  # type: ignore[no-untyped-def]
-    rows, total = services.search_investors(session=session, **kwargs)
+def _search(session, q: str | None = None, may_see_pii: bool = True, **kwargs):  # type: ignore[no-untyped-def]
+    terms = search_terms(q, may_see_pii=may_see_pii)
+    rows, total = services.search_investors(session=session, terms=terms, **kwargs)
     return _ids(rows), total
 
 
@@ -155,7 +157,7 @@ def test_the_list_takes_a_fixed_number_of_queries_whatever_the_page_size(app, se
     from growth.db import get_db
 
     with count_statements(get_db(app).engine) as statements:
-        rows, total = services.search_investors(session=session, q="", page=1, per_page=10)
+        rows, total = services.search_investors(session=session, page=1, per_page=10)
         names = [row.channel.name for row in rows if row.channel]
         totals = [row.investor.investment_total_fen for row in rows]
     assert total == 12 and len(names) == 10 and len(totals) == 10
@@ -188,23 +190,24 @@ def test_pretty_payload_masks_the_users_contact_details_unless_revealed():
     assert "+8613800138000" in services.pretty_payload(raw, masked=False)
 
 
-def test_pretty_payload_shows_text_that_is_not_json_as_it_is():
-    assert services.pretty_payload("not json {") == "not json {"
+def test_pretty_payload_hides_text_that_is_not_json_unless_unmasked():
+    assert services.pretty_payload("not json {") == "****"
+    assert services.pretty_payload("not json {", masked=False) == "not json {"
 
 
 def test_the_export_masks_contact_details_and_writes_an_audit_entry(session):
     make_investor(session, platform_user_id="a", phone="+8613800138000", name="张三丰", email="zhang@example.com",
                   registered_at=T0, kyc_verified_at=T0, investment_total_fen=123_456)
     make_investor(session, platform_user_id="b", name="李四")
-    rows = services.export_investors_csv(session=session, q="张")
+    rows = services.export_investors_csv(session=session, terms=search_terms("张", may_see_pii=True), q="张")
     assert len(rows) == 1
     row = dict(zip(services.EXPORT_COLUMNS, rows[0], strict=True))
-    assert row["phone"] == "138****8000" and row["name"] == "张**" and row["email"] == "z****@example.com"
+    assert row["phone"] == "+86 138****8000" and row["name"] == "张**" and row["email"] == "z****@example.com"
     assert row["registered_at"] == "2026-03-01 10:00:00"  # Asia/Shanghai
     assert row["milestones"] == "registered kyc_verified"
     assert row["investment_total"] == "1234.56"
     entry = session.query(AuditEntry).filter_by(action="investor.exported").one()
-    assert entry.details["rows"] == 1 and entry.details["filters"]["q"] == "张"
+    assert entry.details["rows"] == 1 and entry.details["filters"]["q"] == "*"  # a name, kept masked
     assert entry.details["unmasked"] is False
 
 
@@ -212,12 +215,12 @@ def test_an_unmasked_export_carries_the_full_contact_details(session):
     make_investor(session, platform_user_id="a", phone="+8613800138000", name="张三丰")
     rows = services.export_investors_csv(session=session, unmasked=True)
     row = dict(zip(services.EXPORT_COLUMNS, rows[0], strict=True))
-    assert row["phone"] == "+8613800138000" and row["name"] == "张三丰"
+    assert row["phone"] == "+86 13800138000" and row["name"] == "张三丰"
 
 
 def test_revealing_contact_details_writes_an_audit_entry(session):
     investor = make_investor(session, phone="+8613800138000")
     contact = services.reveal_contact_details(investor, session=session)
-    assert contact.phone == "+8613800138000"
+    assert contact.phone == "+86 13800138000"
     entry = session.query(AuditEntry).filter_by(action="investor.pii_revealed").one()
     assert entry.target_id == str(investor.id)

@@ -14,6 +14,7 @@ from growth.events.rules import (
     EVENT_TYPES,
     FUTURE_TOLERANCE,
     MAX_BODY_BYTES,
+    MAX_DEPTH,
     MAX_EVENTS,
     ValidEvent,
     split_envelope,
@@ -123,13 +124,37 @@ def test_a_valid_event_of_every_type_is_accepted(event_type: str) -> None:
     )
 
 
-def test_the_payload_is_the_event_object_itself_untouched() -> None:
+def test_the_payload_is_the_event_as_sent_and_the_event_object_is_untouched() -> None:
     event = make_event(user={"id": "u_1", "phone": "13800138000"})
     before = copy.deepcopy(event)
     result = validate_event(event, NOW)
     assert isinstance(result, ValidEvent)
-    assert result.payload is event
+    assert result.payload == event
     assert event == before
+
+
+def test_the_payload_keeps_only_the_fields_the_spec_defines() -> None:
+    event = make_event(user={"id": "u_1", "phone": "13800138000", "id_number": "110101199001011234"})
+    spec_only = copy.deepcopy(event)
+    event["data"]["bank_card"] = "6222021234567890123"
+    event["data"]["product"]["issuer"] = "x"
+    event["trace_id"] = "t1"
+    before = copy.deepcopy(event)
+    result = validate_event(event, NOW)
+    assert isinstance(result, ValidEvent)
+    assert result.payload == {**spec_only, "user": {"id": "u_1", "phone": "13800138000"}}
+    assert event == before  # the caller's object is not changed
+
+
+def test_an_event_nested_deeper_than_the_limit_is_rejected_with_the_path_of_the_field() -> None:
+    deep: object = "x"
+    for _ in range(MAX_DEPTH):
+        deep = {"k": deep}
+    event = make_event()
+    event["data"]["extra"] = deep
+    assert validate_event(event, NOW) == [f"data.extra: nested more than {MAX_DEPTH} levels deep"]
+    event["data"]["extra"] = {"k": "x"}
+    assert isinstance(validate_event(event, NOW), ValidEvent)
 
 
 def test_occurred_at_is_converted_to_utc() -> None:
@@ -650,3 +675,9 @@ def test_any_other_object_is_taken_as_one_event_to_be_judged_per_event() -> None
 @pytest.mark.parametrize("doc", [[make_event()], "x", 1, 1.5, True, None])
 def test_a_body_that_is_neither_an_object_nor_an_envelope_is_refused(doc: object) -> None:
     assert split_envelope(doc) is None
+
+
+def test_every_event_type_has_one_label_and_one_field_list():
+    from growth.events.rules import DATA_FIELDS, EVENT_TYPE_LABELS, EVENT_TYPES
+
+    assert set(DATA_FIELDS) == set(EVENT_TYPE_LABELS) == EVENT_TYPES
