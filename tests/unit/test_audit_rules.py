@@ -1,0 +1,27 @@
+"""Every audit action the code records reads as words on the audit page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from growth.audit.rules import ACTION_LABELS
+
+ROOT = Path(__file__).resolve().parents[2]
+# record("x.y", ...), record("a" if c else "b", ...) and action="x.y" passed through a helper.
+_RECORDED = re.compile(r"""(?:record\(\s*|action=)(["'][a-z_]+\.[a-z_.]+["'](?:\s+if\s+[^"']+\s+else\s+["'][a-z_.]+["'])?)""")
+
+
+def _recorded_actions() -> set[str]:
+    actions: set[str] = set()
+    for package in ("growth", "campaigns", "channels", "dashboards"):
+        for path in (ROOT / package).rglob("*.py"):
+            for match in _RECORDED.finditer(path.read_text(encoding="utf-8")):
+                actions.update(re.findall(r"""["']([a-z_]+\.[a-z_.]+)["']""", match.group(1)))
+    return actions
+
+
+def test_every_recorded_audit_action_has_a_label():
+    actions = _recorded_actions()
+    assert "investor.pii_revealed" in actions  # the scan finds what it should
+    assert actions - set(ACTION_LABELS) == set()
