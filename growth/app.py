@@ -143,8 +143,7 @@ def _register_background_work(app: Flask) -> None:
     from growth.background import register_worker
     from growth.events.processor import run_processor
 
-    if not app.config["BACKGROUND_WORK"]:
-        return
+    # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
 
 

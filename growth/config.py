@@ -22,7 +22,9 @@ class Config:
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
     WEBHOOK_SECRET: str = ""
-    BACKGROUND_WORK = True  # growth serve runs the processor/scheduler/delivery in-process
+    # `growth serve` supervises a `growth worker` child process for the processor/scheduler/delivery;
+    # false: it serves web requests only (workers run elsewhere). `growth worker` ignores it.
+    BACKGROUND_WORK = True
 
     # Sessions and cookies: secure by default; `growth serve` relaxes Secure for plain-HTTP loopback.
     SESSION_COOKIE_NAME = "growth_session"
@@ -45,7 +47,8 @@ class Config:
 
     PER_PAGE = 25
     PROCESSOR_BATCH_SIZE = 2000
-    PROCESSOR_IDLE_SECONDS = 0.5
+    PROCESSOR_IDLE_SECONDS = 5.0  # an idle processor renews its lease and looks again at least this often
+    PROCESSOR_POLL_SECONDS = 0.1  # ... and checks the log's last seq this often (a read, no write lock)
     LEADER_LEASE_SECONDS = 15
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
     PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)
