@@ -162,6 +162,8 @@ class WorkerSupervisor:
         with self._lock:
             self._stopping.set()
             proc = self.proc
+        with contextlib.suppress(OSError):  # end of file for the child too, should it ignore SIGTERM
+            os.close(self._write_fd)
         code = None
         if proc is not None:
             if proc.poll() is None:
@@ -174,9 +176,8 @@ class WorkerSupervisor:
                 code = proc.wait()
         if self._thread is not None:
             self._thread.join(5)
-        for fd in (self._write_fd, self._read_fd):
-            with contextlib.suppress(OSError):  # stop() called twice
-                os.close(fd)
+        with contextlib.suppress(OSError):  # stop() called twice
+            os.close(self._read_fd)
         return code
 
 
