@@ -235,9 +235,9 @@ def worker(watch_fd: int | None) -> None:
     if watch_fd is not None:
         watch_parent(watch_fd, stop)
     runner = BackgroundRunner(app, dict(workers_for(app)), stop=stop)
+    runner.start()
     names = ", ".join(runner.workers) or "none"
     click.echo(f"growth worker running: {names}  (pid {os.getpid()}; Ctrl+C to stop)")
-    runner.start()
     while not stop.wait(1.0):  # woken by a signal handler or the parent watch
         pass
     runner.shutdown()
