@@ -17,8 +17,12 @@ from growth.errors import DomainError
 
 def _create_app(**overrides: Any) -> Flask:
     from growth.app import create_app
+    from growth.config import ConfigError
 
-    return create_app(overrides or None)
+    try:
+        return create_app(overrides or None)
+    except ConfigError as err:  # a setting to fix, not a crash: say which, exit 1
+        raise click.ClickException(str(err)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)

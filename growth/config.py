@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from datetime import timedelta
 from typing import Any
 
 PREFIX = "GROWTH_"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+MIN_WEBHOOK_SECRET_BYTES = 24  # HMAC-SHA256 keys: shorter ones are guessable offline from one signed request
+
+
+class ConfigError(ValueError):
+    """A setting the app refuses to start with; the message says which and how to fix it."""
+
+
+def check_webhook_secrets(value: str, *, source: str = "GROWTH_WEBHOOK_SECRET") -> None:
+    """Refuse webhook secrets that are not `whsec_<base64>` of at least 24 bytes (each of the space-separated ones)."""
+    parts = value.split()
+    for n, secret in enumerate(parts, start=1):
+        which = f"{source}: secret {n} of {len(parts)}" if len(parts) > 1 else f"{source}"
+        if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+            raise ConfigError(f"{which} must look like whsec_<base64> (Standard Webhooks); "
+                              f"generate one with: python -c \"import base64, secrets; "
+                              f"print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\"")
+        try:
+            key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{which}: the part after whsec_ is not valid base64") from None
+        if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise ConfigError(f"{which} is too weak: {len(key)} bytes after base64 decoding, "
+                              f"at least {MIN_WEBHOOK_SECRET_BYTES} are needed (32 random bytes recommended)")
 
 
 def _env_bool(name: str, default: bool) -> bool:
