@@ -20,6 +20,7 @@ from growth import db as dbmod
 from growth.config import Config, check_webhook_secrets
 from growth.errors import register_error_handlers
 from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
+from growth.request_size import init_request_size
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("growth.app")
@@ -134,6 +135,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
+    init_request_size(app)
     _init_extensions(app)
     _register_blueprints(app)
     register_error_handlers(app)

@@ -71,6 +71,8 @@ class Config:
     BOOTSTRAP_SERVE_LOCAL = True
     BOOTSTRAP_BOOTSWATCH_THEME = None
 
+    MAX_CONTENT_LENGTH = 1024 * 1024  # request bodies; the routes that take more declare it (growth.request_size)
+
     PER_PAGE = 25
     PROCESSOR_BATCH_SIZE = 2000
     PROCESSOR_IDLE_SECONDS = 5.0  # an idle processor renews its lease and looks again at least this often

@@ -20,6 +20,7 @@ from growth.db import mark_rollback, request_session, writes
 from growth.errors import DomainError, NotFound
 from growth.exports import csv_response
 from growth.money import fen_to_api
+from growth.request_size import UPLOAD_MAX_BODY, max_body
 from growth.timeutil import local_date, utcnow
 
 bp = Blueprint("acquisition", __name__)
@@ -384,6 +385,7 @@ def delete_cost(cost_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/channels/costs/import", methods=["POST"])
 @require(Permission.COSTS_MANAGE)
+@max_body(UPLOAD_MAX_BODY)
 def import_costs():  # type: ignore[no-untyped-def]
     back_id = request.form.get("channel_id", type=int)
     back = url_for("acquisition.channel", channel_id=back_id) if back_id else url_for("acquisition.channels")
