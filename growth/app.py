@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from growth import db as dbmod
+from growth.assets import init_assets, register_asset
 from growth.config import Config, check_webhook_secrets
 from growth.errors import register_error_handlers
 from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
@@ -136,8 +137,10 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
     init_request_size(app)
+    init_assets(app)  # first: its after-request hook then runs last and has the final word on asset caching
     _init_extensions(app)
     _register_blueprints(app)
+    _register_assets(app)
     register_error_handlers(app)
     _register_template_helpers(app)
     _register_background_work(app)
@@ -184,6 +187,16 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_api)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
+
+
+def _register_assets(app: Flask) -> None:
+    from swagger_ui_bundle import swagger_ui_path
+
+    from dashboards.views import PLOTLY_JS
+
+    register_asset(app, "bootstrap.static", folder=app.blueprints["bootstrap"].static_folder)
+    register_asset(app, "events_api.swagger_asset", folder=swagger_ui_path)
+    register_asset(app, "dashboards.plotly_js", file=PLOTLY_JS)
 
 
 def _register_background_work(app: Flask) -> None:
