@@ -76,9 +76,15 @@ def register_worker(app: Flask, name: str, fn: Worker) -> None:
 # --- the child process of `growth serve` ------------------------------------------------------------
 
 
-def worker_command(watch_fd: int) -> list[str]:
-    """Return the command line of a `growth worker` that stops when `watch_fd` reaches end of file."""
-    return [sys.executable, "-m", "growth.cli", "worker", "--watch-fd", str(watch_fd)]
+def worker_command(watch_fd: int, predecessor: int | None = None) -> list[str]:
+    """Return the command line of a `growth worker` that stops when `watch_fd` reaches end of file.
+
+    `predecessor` is the process id of the child that died before it: the new one frees its leases.
+    """
+    command = [sys.executable, "-m", "growth.cli", "worker", "--watch-fd", str(watch_fd)]
+    if predecessor is not None:
+        command += ["--predecessor-pid", str(predecessor)]
+    return command
 
 
 @dataclass
@@ -106,7 +112,7 @@ class WorkerSupervisor:
     process ends in any way (even SIGKILL) the child reads end of file and stops by itself.
     """
 
-    def __init__(self, command: Callable[[int], Sequence[str]] = worker_command, *,
+    def __init__(self, command: Callable[[int, int | None], Sequence[str]] = worker_command, *,
                  env: dict[str, str] | None = None, backoff: Backoff | None = None,
                  stop_timeout: float = 20.0) -> None:
         self.command = command
@@ -132,13 +138,13 @@ class WorkerSupervisor:
         self._thread = threading.Thread(target=self._watch, name="growth-worker-supervisor", daemon=True)
         self._thread.start()
 
-    def _spawn(self) -> None:
+    def _spawn(self, predecessor: int | None = None) -> None:
         with self._lock:
             if self._stopping.is_set():
                 return
             # Its own process group: Ctrl+C in a terminal reaches the server only, which then stops
             # the child in order instead of the child dying (and being restarted) on its own.
-            self.proc = subprocess.Popen(list(self.command(self._read_fd)), env=self.env,
+            self.proc = subprocess.Popen(list(self.command(self._read_fd, predecessor)), env=self.env,
                                          pass_fds=(self._read_fd,), process_group=0)
             self.starts += 1
             log.info("background worker started (pid %d)", self.proc.pid)
@@ -155,7 +161,7 @@ class WorkerSupervisor:
             log.warning("background worker (pid %d) exited with %s; restarting in %.0f s", proc.pid, code, delay)
             if self._stopping.wait(delay):
                 return
-            self._spawn()
+            self._spawn(predecessor=proc.pid)  # reaped above: that pid is dead for sure
 
     def stop(self) -> int | None:
         """Stop the child (SIGTERM, then SIGKILL after `stop_timeout`) and let no new one start."""

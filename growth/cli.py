@@ -227,12 +227,20 @@ def serve(host: str, port: int, threads: int, secure_cookies: bool, no_backgroun
 @cli.command("worker")
 @click.option("--watch-fd", type=int, default=None, hidden=True,
               help="stop when this pipe closes (`growth serve` passes it to its child)")
-def worker(watch_fd: int | None) -> None:
+@click.option("--predecessor-pid", type=int, default=None, hidden=True,
+              help="a worker of this host that died: free its leases at once (`growth serve` passes it)")
+def worker(watch_fd: int | None, predecessor_pid: int | None) -> None:
     """Run the background work only (event processing, scheduler, delivery), for scale-out."""
     from growth.background import BackgroundRunner, watch_parent, workers_for
+    from growth.locks import release_dead_holder
 
     app = _create_app()
     ensure_schema(app)
+    if predecessor_pid is not None:
+        with _session_scope(app) as session:
+            freed = release_dead_holder(predecessor_pid, session=session)
+        if freed:
+            click.echo(f"took over {freed} lease(s) of the worker that died (pid {predecessor_pid})")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stop.set())
