@@ -67,8 +67,13 @@ def _private_file(path: Path, text: str) -> str:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process was first: its value wins
-            os.link(tmp, path)
+        try:
+            os.link(tmp, path)  # atomic, and refuses to replace: another process that was first wins
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path.read_text().strip()
