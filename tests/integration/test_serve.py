@@ -7,9 +7,11 @@ an event posted to the server reaches the funnel within a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ from growth.background import Backoff, WorkerSupervisor
 from growth.cli import ensure_schema
 from growth.config import TestConfig
 from growth.db import get_db
+from growth.events.processor import LEASE
 from tests.events import event, signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,12 +183,16 @@ def _registered(server: Server) -> int:
 # --- the real command ----------------------------------------------------------------------------------
 
 
-def test_serve_starts_one_growth_worker_child_and_runs_no_processor_thread_itself(server):
+def test_serve_starts_one_growth_worker_child_and_the_child_not_serve_holds_the_processor_lease(server):
     pid = worker_child(server)
-    threads = [p.name for p in Path(f"/proc/{server.proc.pid}/task").iterdir()]
-    names = {Path(f"/proc/{server.proc.pid}/task/{t}/comm").read_text().strip() for t in threads}
-    assert not any("processor" in name for name in names)  # thread names are kept in comm (truncated)
     assert f"pid {pid}" in server.output()
+
+    def holder_pid() -> int | None:
+        with contextlib.closing(sqlite3.connect(f"file:{server.log.parent / 'growth.db'}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT holder FROM leader_leases WHERE name = ?", (LEASE,)).fetchone()
+        return int(row[0].split(":")[1]) if row else None  # holder ids are host:pid:random
+
+    assert wait_for(holder_pid, START_TIMEOUT, "the processor lease", server) == pid != server.proc.pid
 
 
 def test_an_event_posted_to_serve_reaches_the_funnel_within_a_few_seconds(server):
