@@ -186,6 +186,7 @@ def _funnel_csv(labels: list[str], data: dict) -> Response:
 
 
 @bp.route("/assets/plotly.min.js")
+@bp.route("/assets/plotly.min.<fingerprint>.js")  # the app fills in the content hash and strips it (growth.assets)
 @public
 def plotly_js():  # type: ignore[no-untyped-def]
     return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=86400)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -11,15 +13,19 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from growth import db as dbmod
 from growth import inputs
-from growth.config import Config
+from growth.assets import init_assets, register_asset
+from growth.config import Config, check_webhook_secrets
 from growth.errors import register_error_handlers
 from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
+from growth.request_size import init_request_size
 
 ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("growth.app")
 
 
 def _nav() -> list[tuple[Any, str, Any, Any]]:
@@ -39,26 +45,70 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
 NAV = _nav()
 
 
+def _private_folder(path: Path) -> None:
+    """Create the instance folder for its owner only (0700); warn when an existing one is open to others."""
+    try:
+        path.mkdir(mode=0o700, parents=True)  # the mode is set by mkdir itself: never open, not even briefly
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("the instance folder %s can be read by other users (mode %o); `chmod 700 %s` protects "
+                        "the database and secrets in it", path, path.stat().st_mode & 0o777, path)
+
+
+def _private_file(path: Path, text: str) -> str:
+    """Create `path` with `text` for its owner only (0600) unless it exists; return the content that is there.
+
+    Written to a private temporary file and linked into place, so a second process starting at the same
+    moment (the server and its worker child) reads either nothing new or the whole of the first one's.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and refuses to replace: another process that was first wins
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (it would make it 0644); -wal/-shm copy its mode."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+
+
 def _secret_key(app: Flask) -> str:
     """Return the configured secret key, or one generated once and kept in the instance folder."""
     if app.config.get("SECRET_KEY"):
         return app.config["SECRET_KEY"]
     path = Path(app.instance_path) / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    if path.exists():
+        return path.read_text().strip()
+    return _private_file(path, secrets.token_urlsafe(48))
 
 
-def _webhook_secret(app: Flask) -> str:
-    """Return the configured webhook secret(s), or one generated once into the instance folder."""
-    if app.config.get("WEBHOOK_SECRET"):
-        return app.config["WEBHOOK_SECRET"]
+def _webhook_secret(app: Flask) -> tuple[str, str]:
+    """Return the configured webhook secret(s), or one generated once into the instance folder, and where it is."""
+    if (app.config.get("WEBHOOK_SECRET") or "").strip():
+        return app.config["WEBHOOK_SECRET"], "GROWTH_WEBHOOK_SECRET"
     path = Path(app.instance_path) / "webhook_secret"
-    if not path.exists():
-        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    if path.exists():
+        return path.read_text().strip(), str(path)
+    return _private_file(path, "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()), str(path)
 
 
 def _select_locale() -> str:
@@ -80,19 +130,24 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         app.config.from_object(config)
     elif config:
         app.config.update(config)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _private_folder(Path(app.instance_path))
     app.config["SECRET_KEY"] = _secret_key(app)
-    app.config["WEBHOOK_SECRET"] = _webhook_secret(app)
+    app.config["WEBHOOK_SECRET"], source = _webhook_secret(app)
+    check_webhook_secrets(app.config["WEBHOOK_SECRET"], source=source)  # ConfigError: refuse to start
     url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'growth.db'}"
     app.config["DATABASE_URL"] = url
+    _private_sqlite_file(url)
 
     if app.config["PROXY_COUNT"]:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
+    init_request_size(app)  # before anything reads a body: the size limit applies first
+    init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
     inputs.init_app(app)  # before the blueprints: their int URL parts use its bounded converter
     _init_extensions(app)
     _register_blueprints(app)
+    _register_assets(app)
     register_error_handlers(app)
     _register_template_helpers(app)
     _register_background_work(app)
@@ -141,12 +196,21 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
 
 
+def _register_assets(app: Flask) -> None:
+    from swagger_ui_bundle import swagger_ui_path
+
+    from dashboards.views import PLOTLY_JS
+
+    register_asset(app, "bootstrap.static", folder=app.blueprints["bootstrap"].static_folder)
+    register_asset(app, "events_api.swagger_asset", folder=swagger_ui_path)
+    register_asset(app, "dashboards.plotly_js", file=PLOTLY_JS)
+
+
 def _register_background_work(app: Flask) -> None:
     from growth.background import register_worker
     from growth.events.processor import run_processor
 
-    if not app.config["BACKGROUND_WORK"]:
-        return
+    # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
 
 

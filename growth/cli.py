@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -17,8 +18,12 @@ from growth.errors import DomainError
 
 def _create_app(**overrides: Any) -> Flask:
     from growth.app import create_app
+    from growth.config import ConfigError
 
-    return create_app(overrides or None)
+    try:
+        return create_app(overrides or None)
+    except ConfigError as err:  # a setting to fix, not a crash: say which, exit 1
+        raise click.ClickException(str(err)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)
@@ -206,22 +211,8 @@ def tokens_revoke(token_id: int) -> None:
 
 
 # --- serving --------------------------------------------------------------------------------------
-def _run_until_signal(app: Flask, serve: Any) -> None:
-    from growth.background import BackgroundRunner, workers_for
-
-    runner = BackgroundRunner(app, dict(workers_for(app)))
-    runner.start()
-
-    def _stop(*_args: Any) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        serve()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        runner.shutdown()
+def _raise_exit(*_args: Any) -> None:
+    raise SystemExit(0)
 
 
 @cli.command("serve")
@@ -230,28 +221,67 @@ def _run_until_signal(app: Flask, serve: Any) -> None:
 @click.option("--threads", default=8, show_default=True, type=int)
 @click.option("--secure-cookies/--no-secure-cookies", default=False,
               help="mark cookies Secure (only when users reach it over HTTPS)")
-@click.option("--no-background", is_flag=True, help="serve web requests only (workers run elsewhere)")
+@click.option("--no-background", is_flag=True,
+              help="serve web requests only (workers run elsewhere); same as GROWTH_BACKGROUND_WORK=false")
 def serve(host: str, port: int, threads: int, secure_cookies: bool, no_background: bool) -> None:
-    """Run the web app and the background work in one process (the embedded default)."""
+    """Run the web app, and the background work in a supervised `growth worker` child (the embedded default)."""
     from waitress import serve as waitress_serve
 
-    app = _create_app(SESSION_COOKIE_SECURE=secure_cookies, PUBLIC_BASE_URL=f"http://{host}:{port}",
-                      BACKGROUND_WORK=not no_background)
+    from growth.background import WorkerSupervisor
+
+    app = _create_app(SESSION_COOKIE_SECURE=secure_cookies, PUBLIC_BASE_URL=f"http://{host}:{port}")
     ensure_schema(app)
+    supervisor = None
+    if app.config["BACKGROUND_WORK"] and not no_background:
+        # The child builds its own app from the environment: hand it what this command decided.
+        env = dict(os.environ, GROWTH_PUBLIC_BASE_URL=app.config["PUBLIC_BASE_URL"])
+        supervisor = WorkerSupervisor(env=env)
+        supervisor.start()
+        click.echo(f"background worker: `growth worker` child process, pid {supervisor.pid}")
+    else:
+        click.echo("background work is off here: run `growth worker` elsewhere")
     click.echo(f"growth serving on http://{host}:{port}/  (Ctrl+C to stop)")
-    _run_until_signal(app, lambda: waitress_serve(app, host=host, port=port, threads=threads,
-                                                  max_request_body_size=16 * 1024 * 1024, ident="growth"))
+    signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, max_request_body_size=16 * 1024 * 1024,
+                       ident="growth")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @cli.command("worker")
-def worker() -> None:
+@click.option("--watch-fd", type=int, default=None, hidden=True,
+              help="stop when this pipe closes (`growth serve` passes it to its child)")
+@click.option("--predecessor-pid", type=int, default=None, hidden=True,
+              help="a worker of this host that died: free its leases at once (`growth serve` passes it)")
+def worker(watch_fd: int | None, predecessor_pid: int | None) -> None:
     """Run the background work only (event processing, scheduler, delivery), for scale-out."""
+    from growth.background import BackgroundRunner, watch_parent, workers_for
+    from growth.locks import release_dead_holder
+
     app = _create_app()
     ensure_schema(app)
-    names = ", ".join(app.extensions.get("growth.workers", {})) or "none"
-    click.echo(f"growth worker running: {names}  (Ctrl+C to stop)")
+    if predecessor_pid is not None:
+        with _session_scope(app) as session:
+            freed = release_dead_holder(predecessor_pid, session=session)
+        if freed:
+            click.echo(f"took over {freed} lease(s) of the worker that died (pid {predecessor_pid})")
     stop = threading.Event()
-    _run_until_signal(app, lambda: stop.wait())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_args: stop.set())
+    if watch_fd is not None:
+        watch_parent(watch_fd, stop)
+    runner = BackgroundRunner(app, dict(workers_for(app)), stop=stop)
+    runner.start()
+    names = ", ".join(runner.workers) or "none"
+    click.echo(f"growth worker running: {names}  (pid {os.getpid()}; Ctrl+C to stop)")
+    while not stop.wait(1.0):  # woken by a signal handler or the parent watch
+        pass
+    runner.shutdown()
+    click.echo("growth worker stopped")
 
 
 # --- demo data ------------------------------------------------------------------------------------

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from datetime import timedelta
 from typing import Any
 
 PREFIX = "GROWTH_"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+MIN_WEBHOOK_SECRET_BYTES = 24  # HMAC-SHA256 keys: shorter ones are guessable offline from one signed request
+
+
+class ConfigError(ValueError):
+    """A setting the app refuses to start with; the message says which and how to fix it."""
+
+
+def check_webhook_secrets(value: str, *, source: str = "GROWTH_WEBHOOK_SECRET") -> None:
+    """Refuse webhook secrets that are not `whsec_<base64>` of at least 24 bytes (each of the space-separated ones)."""
+    parts = value.split()
+    for n, secret in enumerate(parts, start=1):
+        which = f"{source}: secret {n} of {len(parts)}" if len(parts) > 1 else f"{source}"
+        if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+            raise ConfigError(f"{which} must look like whsec_<base64> (Standard Webhooks); "
+                              f"generate one with: python -c \"import base64, secrets; "
+                              f"print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\"")
+        try:
+            key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{which}: the part after whsec_ is not valid base64") from None
+        if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise ConfigError(f"{which} is too weak: {len(key)} bytes after base64 decoding, "
+                              f"at least {MIN_WEBHOOK_SECRET_BYTES} are needed (32 random bytes recommended)")
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -22,7 +48,9 @@ class Config:
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
     WEBHOOK_SECRET: str = ""
-    BACKGROUND_WORK = True  # growth serve runs the processor/scheduler/delivery in-process
+    # `growth serve` supervises a `growth worker` child process for the processor/scheduler/delivery;
+    # false: it serves web requests only (workers run elsewhere). `growth worker` ignores it.
+    BACKGROUND_WORK = True
 
     # Sessions and cookies: secure by default; `growth serve` relaxes Secure for plain-HTTP loopback.
     SESSION_COOKIE_NAME = "growth_session"
@@ -45,13 +73,16 @@ class Config:
     BOOTSTRAP_SERVE_LOCAL = True
     BOOTSTRAP_BOOTSWATCH_THEME = None
 
+    MAX_CONTENT_LENGTH = 1024 * 1024  # request bodies; the routes that take more declare it (growth.request_size)
+
     PER_PAGE = 25
     # Investor searches per staff member in a sliding window (a phone cannot be guessed by brute force).
     INVESTOR_SEARCH_LIMIT = 30
     INVESTOR_SEARCH_WINDOW = timedelta(minutes=1)
     INVESTOR_REVEAL_SECONDS = 300  # how long an audited reveal keeps the investor page unmasked
     PROCESSOR_BATCH_SIZE = 2000
-    PROCESSOR_IDLE_SECONDS = 0.5
+    PROCESSOR_IDLE_SECONDS = 5.0  # an idle processor renews its lease and looks again at least this often
+    PROCESSOR_POLL_SECONDS = 0.1  # ... and checks the log's last seq this often (a read, no write lock)
     LEADER_LEASE_SECONDS = 15
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
     PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)

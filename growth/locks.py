@@ -61,3 +61,23 @@ def release(name: str, holder: str, *, session: Session) -> None:
         .values(expires_at=datetime(1970, 1, 1).astimezone())
         .execution_options(synchronize_session=False)
     )
+
+
+def holder_prefix(pid: int) -> str:
+    """Return the start of the holder ids a process `pid` on this host would use (see `new_holder_id`)."""
+    return f"{socket.gethostname()}:{pid}:"
+
+
+def release_dead_holder(pid: int, *, session: Session) -> int:
+    """Release every lease held by process `pid` of this host, known dead (its parent reaped it); return how many.
+
+    `growth serve` tells the worker it restarts which child died, so the new one takes over at once
+    instead of waiting for the dead one's leases to expire.
+    """
+    result = session.execute(
+        update(LeaderLease)
+        .where(LeaderLease.holder.startswith(holder_prefix(pid), autoescape=True))
+        .values(expires_at=datetime(1970, 1, 1).astimezone())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

@@ -22,6 +22,7 @@ from growth.errors import DomainError, NotFound
 from growth.exports import csv_response
 from growth.inputs import page_arg
 from growth.money import fen_to_api
+from growth.request_size import UPLOAD_MAX_BODY, max_body
 from growth.timeutil import local_date, utcnow
 
 bp = Blueprint("acquisition", __name__)
@@ -407,6 +408,7 @@ def delete_cost(cost_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/acquisition/costs/import", methods=["POST"])
 @require(Permission.ACQUISITION_COSTS_MANAGE)
+@max_body(UPLOAD_MAX_BODY)
 def import_costs():  # type: ignore[no-untyped-def]
     back_id = request.form.get("channel_id", type=int)
     back = _channel_url(back_id) if back_id else url_for("acquisition.channels", **_period_args())

@@ -16,6 +16,7 @@ from growth.events.openapi import build_openapi, build_openapi_30
 from growth.events.processor import wake_event
 from growth.events.rules import EVENT_TYPE_LABELS, MAX_BODY_BYTES, MAX_EVENTS
 from growth.inputs import page_arg
+from growth.request_size import ENVELOPE_SLACK, max_body
 from growth.timeutil import utcnow
 
 # Prefix /api (not /api/v1) so the docs page can live at /api/docs beside the versioned API.
@@ -43,6 +44,7 @@ def _verifiers() -> list[Webhook]:
 
 @api.route("/v1/events", methods=["POST"])
 @public  # authenticated by the Standard Webhooks signature, not by a staff session
+@max_body(MAX_BODY_BYTES + ENVELOPE_SLACK)  # the view answers a body over MAX_BODY_BYTES with its JSON 413
 def receive_events() -> Response:
     """Verify, validate and append a batch of platform events."""
     if request.mimetype != "application/json":

@@ -103,3 +103,19 @@ def test_holders_racing_for_a_new_lease_get_exactly_one_winner(app):
         winners = [h for h, won in results.items() if won]
         assert len(results) == 4 and len(winners) == 1, results
         assert holder_of(app, name) == winners[0]
+
+
+def test_the_leases_of_a_dead_worker_of_this_host_are_freed_at_once_and_no_one_elses(app):
+    from growth.locks import holder_prefix, release_dead_holder
+
+    dead, alive, elsewhere = holder_prefix(123) + "ab12", holder_prefix(1234) + "cd34", "other-host:123:ef56"
+    assert claim_at(app, dead, T0, name="processor")
+    assert claim_at(app, dead, T0, name="scheduler")
+    assert claim_at(app, alive, T0, name="delivery")
+    assert claim_at(app, elsewhere, T0, name="outbox")
+    with get_db(app).session_scope(write=True) as s:
+        assert release_dead_holder(123, session=s) == 2
+    assert claim_at(app, "new", T0 + S, name="processor") is True
+    assert claim_at(app, "new", T0 + S, name="scheduler") is True
+    assert claim_at(app, "new", T0 + S, name="delivery") is False  # pid 1234 is not pid 123
+    assert claim_at(app, "new", T0 + S, name="outbox") is False  # the same pid on another host

@@ -9,7 +9,8 @@ from growth.audit.rules import ACTION_LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
 # record("x.y", ...), record("a" if c else "b", ...) and action="x.y" passed through a helper.
-_RECORDED = re.compile(r"""(?:record\(\s*|action=)(["'][a-z_]+\.[a-z_.]+["'](?:\s+if\s+[^"']+\s+else\s+["'][a-z_.]+["'])?)""")
+_RECORDED = re.compile(
+    r"""(?:record\(\s*|action=)(["'][a-z_]+\.[a-z_.]+["'](?:\s+if\s+[^"']+\s+else\s+["'][a-z_.]+["'])?)""")
 
 
 def _recorded_actions() -> set[str]:
