@@ -142,9 +142,9 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
-    init_request_size(app)  # before anything reads a body: the size limit applies first
-    init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
     inputs.init_app(app)  # before the blueprints: their int URL parts use its bounded converter
+    init_request_size(app)  # after inputs: its limit goes first, before the NUL guard reads the form
+    init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
     _init_extensions(app)
     _register_blueprints(app)
     _register_assets(app)

@@ -101,7 +101,7 @@ def test_a_huge_page_is_clamped_and_a_bad_filter_id_is_a_400_with_a_message(clie
     assert client.get(f"/investors?page={HUGE}").status_code == 200
     assert client.get(f"/events/?page={HUGE}").status_code == 200
     assert client.get(f"/admin/audit/?page={HUGE}").status_code == 200
-    assert client.get(f"/channels/{rows}?clicks_page={HUGE}&costs_page={HUGE}").status_code == 200
+    assert client.get(f"/acquisition/channels/{rows}?clicks_page={HUGE}&costs_page={HUGE}").status_code == 200
     refused = client.get(f"/investors?channel={HUGE}")
     assert refused.status_code == 400 and "筛选条件 channel 的值无效" in refused.get_data(as_text=True)
 
@@ -116,7 +116,8 @@ def _refused_as_page(response) -> bool:  # type: ignore[no-untyped-def]
 def test_a_nul_in_a_query_argument_is_refused_on_every_page(client, login, rows):
     login("admin")
     for url in ("/investors?q=%00", "/investors?q=u_1%00", "/investors/export.csv?q=%00", "/admin/audit/?actor=a%00",
-                "/events/?user_id=%00", "/channels?q=%00", f"/channels/{rows}?x=%00", "/funnel?group_by=%00"):
+                "/events/?user_id=%00", "/acquisition/channels?q=%00", f"/acquisition/channels/{rows}?x=%00",
+                "/dashboards/funnel?group_by=%00"):
         assert _refused_as_page(client.get(url)), url
 
 
@@ -124,7 +125,7 @@ def test_a_nul_in_a_form_field_is_refused(app, client, login):
     refused = client.post("/login", data={"email": "a\x00@example.com", "password": "x"})
     assert _refused_as_page(refused)
     login("admin")
-    refused = client.post("/channels/new", data={"code": "nul_code", "name": "坏\x00名字", "kind": "other"})
+    refused = client.post("/acquisition/channels/new", data={"code": "nul_code", "name": "坏\x00名字", "kind": "other"})
     assert _refused_as_page(refused)
     with get_db(app).session_scope() as s:
         assert s.query(AcquisitionChannel).count() == 0

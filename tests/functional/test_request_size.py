@@ -49,13 +49,13 @@ def test_a_client_that_wants_json_gets_the_413_as_json(client):
 
 def test_the_csv_import_takes_a_3_mib_upload_and_judges_it_itself(client, login):
     login("marketer")
-    response = client.post("/channels/costs/import", data=_file(3 * MiB), content_type="multipart/form-data")
+    response = client.post("/acquisition/costs/import", data=_file(3 * MiB), content_type="multipart/form-data")
     assert response.status_code == 302  # the view's own "file too large (at most 2 MB)" message, not a 413
 
 
 def test_the_csv_import_refuses_a_body_over_4_mib_with_413(client, login):
     login("marketer")
-    response = client.post("/channels/costs/import", data=_file(UPLOAD_MAX_BODY + 1),
+    response = client.post("/acquisition/costs/import", data=_file(UPLOAD_MAX_BODY + 1),
                            content_type="multipart/form-data")
     assert response.status_code == 413
 
@@ -63,9 +63,9 @@ def test_the_csv_import_refuses_a_body_over_4_mib_with_413(client, login):
 def test_the_route_limit_applies_before_the_csrf_check_reads_the_form(app, client, login):
     login("marketer")
     app.config["WTF_CSRF_ENABLED"] = True
-    response = client.post("/channels/costs/import", data=_file(3 * MiB), content_type="multipart/form-data")
+    response = client.post("/acquisition/costs/import", data=_file(3 * MiB), content_type="multipart/form-data")
     assert response.status_code == 400  # refused for its missing CSRF token, read under the 4 MiB limit
-    response = client.post("/channels/costs/import", data=_file(UPLOAD_MAX_BODY + 1),
+    response = client.post("/acquisition/costs/import", data=_file(UPLOAD_MAX_BODY + 1),
                            content_type="multipart/form-data")
     assert response.status_code == 413
 
