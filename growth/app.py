@@ -89,6 +89,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
+    _register_projections(app)
     _init_extensions(app)
     _register_blueprints(app)
     register_error_handlers(app)
@@ -137,6 +138,23 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_api)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
+
+
+def _register_projections(app: Flask) -> None:
+    """Register the event processor's projections, in the order it runs them (see docs/architecture.md)."""
+    from channels.projection import ConsentProjection
+    from growth import signals
+    from growth.acquisition.projection import AttributionProjection
+    from growth.investors.projection import InvestorsProjection
+    from growth.projections import EXTENSION, Projections
+    from growth.referrals.projection import ReferralsProjection
+
+    projections = Projections()
+    projections.register(InvestorsProjection)  # first: loads and creates the investor rows the others share
+    projections.register(ReferralsProjection)
+    projections.register(AttributionProjection)
+    projections.register(ConsentProjection.configured(changed=signals.consent_changed))
+    app.extensions[EXTENSION] = projections
 
 
 def _register_background_work(app: Flask) -> None:
