@@ -1,5 +1,7 @@
 """The event processor: reads the log in arrival order, one transaction per batch with its cursor.
 
+Each batch runs every projection the composition root registered (`growth.projections`), in order.
+
 Exactly one processor is active per database (a lease row elects it, renewed inside every batch
 so a node that lost it cannot commit); the others stand by and take over when the lease expires.
 """
