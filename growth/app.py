@@ -145,6 +145,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     inputs.init_app(app)  # before the blueprints: their int URL parts use its bounded converter
     init_request_size(app)  # after inputs: its limit goes first, before the NUL guard reads the form
     init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
+    _register_projections(app)
     _init_extensions(app)
     _register_blueprints(app)
     _register_assets(app)
@@ -204,6 +205,23 @@ def _register_assets(app: Flask) -> None:
     register_asset(app, "bootstrap.static", folder=app.blueprints["bootstrap"].static_folder)
     register_asset(app, "events_api.swagger_asset", folder=swagger_ui_path)
     register_asset(app, "dashboards.plotly_js", file=PLOTLY_JS)
+
+
+def _register_projections(app: Flask) -> None:
+    """Register the event processor's projections, in the order it runs them (see docs/architecture.md)."""
+    from channels.projection import ConsentProjection
+    from growth import signals
+    from growth.acquisition.projection import AttributionProjection
+    from growth.investors.projection import InvestorsProjection
+    from growth.projections import EXTENSION, Projections
+    from growth.referrals.projection import ReferralsProjection
+
+    projections = Projections()
+    projections.register(InvestorsProjection)  # first: loads and creates the investor rows the others share
+    projections.register(ReferralsProjection)
+    projections.register(AttributionProjection)
+    projections.register(ConsentProjection.configured(changed=signals.consent_changed))
+    app.extensions[EXTENSION] = projections
 
 
 def _register_background_work(app: Flask) -> None:

@@ -323,10 +323,11 @@ def events() -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @with_appcontext
 def events_replay(yes: bool) -> None:
-    """Rebuild every projection (investors, investments, attribution) from the event log."""
+    """Rebuild every registered projection (investors, attribution, referrals, consent …) from the event log."""
     from growth.audit.services import record
     from growth.events.processor import drain, reset_projections
     from growth.events.services import log_status
+    from growth.projections import projections_of
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     with _session_scope(app) as session:
@@ -335,7 +336,7 @@ def events_replay(yes: bool) -> None:
         click.confirm(f"Rebuild all projections from {total:,} events? Background processors should be stopped.",
                       abort=True)
     with _session_scope(app) as session:
-        reset_projections(session=session)
+        reset_projections(session=session, projections=projections_of(app))
         record("events.replayed", session=session, actor="cli", details={"events": total})
     with click.progressbar(length=total, label="replaying", show_pos=True) as bar:
         done = drain(app, emit=False, progress=bar.update)

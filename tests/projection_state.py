@@ -7,11 +7,13 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import delete, select
 
+from channels.services import consent_of
 from growth.acquisition.models import AcquisitionChannel
 from growth.db import get_db
 from growth.events.models import PlatformEvent
 from growth.events.processor import reset_projections
 from growth.investors.models import FundsMovement, Investment, Investor
+from growth.projections import projections_of
 
 # Everything the projector derives from the log; database ids are left out (they differ between runs).
 INVESTOR_FIELDS = (
@@ -19,7 +21,7 @@ INVESTOR_FIELDS = (
     "wechat_openid", "wechat_openid_at", "registered_at", "kyc_verified_at", "card_bound_at", "first_deposit_at",
     "first_investment_at", "repeat_investment_at", "click_id", "channel_code_given", "referral_code_used",
     "device_id", "registration_ip", "investment_count", "investment_total_fen", "holdings_fen",
-    "deposit_total_fen", "withdrawal_total_fen", "last_activity_at", "consent",
+    "deposit_total_fen", "withdrawal_total_fen", "last_activity_at",
 )
 INVESTMENT_FIELDS = (
     "investment_id", "product_id", "product_name", "term_days", "annual_rate_bp", "amount_fen", "started_at",
@@ -40,6 +42,7 @@ def snapshot(app: Flask) -> dict[str, Any]:
             row = {f: getattr(inv, f) for f in INVESTOR_FIELDS}
             row["channel"] = channels.get(inv.channel_id) if inv.channel_id else None
             row["referrer"] = by_id.get(inv.referrer_id) if inv.referrer_id else None
+            row["consent"] = consent_of(session=s, investor_id=inv.id)
             state["investors"][inv.platform_user_id] = row
         for it in s.scalars(select(Investment)):
             row = {f: getattr(it, f) for f in INVESTMENT_FIELDS}
@@ -55,7 +58,7 @@ def snapshot(app: Flask) -> dict[str, Any]:
 def wipe(app: Flask, *, investors: bool = False) -> None:
     """Reset the projections and delete the log (and, when asked, the investor rows too)."""
     with get_db(app).session_scope(write=True) as s:
-        reset_projections(session=s)
+        reset_projections(session=s, projections=projections_of(app))
         s.execute(delete(PlatformEvent))
         if investors:
             s.execute(delete(Investor))

@@ -1,5 +1,7 @@
 """The event processor: reads the log in arrival order, one transaction per batch with its cursor.
 
+Each batch runs every projection the composition root registered (`growth.projections`), in order.
+
 Exactly one processor is active per database (a lease row elects it, renewed inside every batch
 so a node that lost it cannot commit); the others stand by and take over when the lease expires.
 """
@@ -15,14 +17,13 @@ from datetime import datetime, timedelta
 
 import orjson
 from flask import Flask
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from growth.db import Database, get_db
 from growth.events.models import PlatformEvent, ProcessorCursor
-from growth.investors.models import FundsMovement, Investment, Investor
-from growth.investors.projection import Emission, LoggedEvent, Projector
 from growth.locks import claim, new_holder_id, release
+from growth.projections import Batch, Emission, LoggedEvent, Projections, projections_of
 from growth.timeutil import utcnow
 
 log = logging.getLogger("growth.events.processor")
@@ -48,8 +49,8 @@ def _cursor(session: Session, now: datetime) -> ProcessorCursor:
     return cursor
 
 
-def process_batch(*, session: Session, limit: int, now: datetime) -> BatchOutcome:
-    """Project the next `limit` events after the cursor and move the cursor, in the caller's transaction."""
+def process_batch(*, session: Session, projections: Projections, limit: int, now: datetime) -> BatchOutcome:
+    """Run the projections over the next `limit` events and move the cursor, in the caller's transaction."""
     cursor = _cursor(session, now)
     rows = session.execute(
         select(PlatformEvent.seq, PlatformEvent.event_id, PlatformEvent.type, PlatformEvent.occurred_at,
@@ -62,12 +63,12 @@ def process_batch(*, session: Session, limit: int, now: datetime) -> BatchOutcom
         return BatchOutcome(0, cursor.position)
     loads = orjson.loads
     events = [LoggedEvent(seq, eid, typ, at, uid, loads(payload)) for seq, eid, typ, at, uid, payload in rows]
-    projector = Projector(session)
-    projector.run(events)
+    batch = Batch(session, projections)
+    batch.run(events)
     cursor.position = rows[-1][0]
     cursor.updated_at = now
     session.flush()
-    return BatchOutcome(len(rows), cursor.position, projector.emissions)
+    return BatchOutcome(len(rows), cursor.position, batch.emissions)
 
 
 def send(emissions: list[Emission], sender: object) -> None:
@@ -83,11 +84,12 @@ def drain(app: Flask, *, limit: int | None = None, emit: bool = True,
           progress: Callable[[int], None] | None = None) -> int:
     """Process every pending event now (CLI, demo, tests); return how many were processed."""
     db = get_db(app)
+    projections = projections_of(app)
     limit = limit or app.config["PROCESSOR_BATCH_SIZE"]
     total = 0
     while True:
         with db.session_scope(write=True) as session:
-            outcome = process_batch(session=session, limit=limit, now=utcnow())
+            outcome = process_batch(session=session, projections=projections, limit=limit, now=utcnow())
         if emit:
             send(outcome.emissions, app)
         total += outcome.processed
@@ -97,18 +99,9 @@ def drain(app: Flask, *, limit: int | None = None, emit: bool = True,
             return total
 
 
-def reset_projections(*, session: Session) -> None:
+def reset_projections(*, session: Session, projections: Projections) -> None:
     """Forget everything derived from the log (investors keep their ids) and rewind the cursor."""
-    session.execute(delete(FundsMovement))
-    session.execute(delete(Investment))
-    session.execute(update(Investor).values(
-        phone=None, phone_at=None, name=None, name_at=None, email=None, email_at=None, wechat_openid=None,
-        wechat_openid_at=None, registered_at=None, kyc_verified_at=None, card_bound_at=None,
-        first_deposit_at=None, first_investment_at=None, repeat_investment_at=None, channel_id=None,
-        click_id=None, channel_code_given=None, referral_code_used=None, referrer_id=None, device_id=None,
-        registration_ip=None, investment_count=0, investment_total_fen=0, holdings_fen=0, deposit_total_fen=0,
-        withdrawal_total_fen=0, last_activity_at=None, consent={},
-    ))
+    projections.reset(session)
     session.execute(update(ProcessorCursor).where(ProcessorCursor.name == CURSOR).values(position=0))
 
 
@@ -144,6 +137,7 @@ def wait_for_events(db: Database, *, after: int, stop: threading.Event, wake: th
 def run_processor(app: Flask, stop: threading.Event) -> None:
     """Background worker: stand by for the lease, then process batches until stopped."""
     db = get_db(app)
+    projections = projections_of(app)
     holder = new_holder_id()
     ttl = timedelta(seconds=app.config["LEADER_LEASE_SECONDS"])
     limit = app.config["PROCESSOR_BATCH_SIZE"]
@@ -159,7 +153,7 @@ def run_processor(app: Flask, stop: threading.Event) -> None:
                 if not claim(LEASE, holder, session=session, now=now, ttl=ttl):
                     outcome = None
                 else:
-                    outcome = process_batch(session=session, limit=limit, now=now)
+                    outcome = process_batch(session=session, projections=projections, limit=limit, now=now)
             if outcome is None:
                 if leading:
                     log.warning("processor %s lost the lease; standing by", holder)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
@@ -67,9 +66,6 @@ class Investor(Base):
     deposit_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     withdrawal_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     last_activity_at: Mapped[datetime | None]
-
-    # Marketing consent per channel (None: never stated), latest statement wins.
-    consent: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     investments: Mapped[list[Investment]] = relationship(back_populates="investor", order_by="Investment.started_at")
 

@@ -14,7 +14,7 @@ AT = datetime(2026, 11, 30, 2, 15, 30, 123456, tzinfo=UTC)
 
 
 def _investor(session) -> int:
-    inv = Investor(platform_user_id="u1", referral_code="R1", consent={})
+    inv = Investor(platform_user_id="u1", referral_code="R1")
     session.add(inv)
     session.flush()
     return inv.id

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from growth.db import get_db
 from growth.events.processor import drain, reset_projections
 from growth.investors.rules import referral_code_for
+from growth.projections import projections_of
 from tests.events import post_events
 from tests.projection_state import snapshot, wipe
 
@@ -120,7 +121,7 @@ def _check_two_orders(app, client, data: st.DataObject, events: list[dict[str, A
 
     # A replay over the same log, in one batch, keeping the investor rows, agrees too.
     with get_db(app).session_scope(write=True) as s:
-        reset_projections(session=s)
+        reset_projections(session=s, projections=projections_of(app))
     drain(app, limit=1000)
     assert snapshot(app) == state_b
 

@@ -21,9 +21,9 @@ from growth.db import get_db
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.events.processor import CURSOR, LEASE, drain, reset_projections, run_processor
 from growth.investors.models import Investor
-from growth.investors.projection import Projector
 from growth.investors.rules import referral_code_for
 from growth.locks import LeaderLease
+from growth.projections import Batch, projections_of
 from tests.events import event, investment, post_events
 from tests.projection_state import snapshot
 
@@ -78,9 +78,9 @@ def last_seq(app) -> int:  # type: ignore[no-untyped-def]
 def committed(monkeypatch) -> Iterator[list[tuple[str, int]]]:  # type: ignore[no-untyped-def]
     """Record (thread name, seq) of every event whose batch committed, whichever thread ran it."""
     done: list[tuple[str, int]] = []
-    original = Projector.run
+    original = Batch.run
 
-    def run(self: Projector, events: Any) -> None:
+    def run(self: Batch, events: Any) -> None:
         original(self, events)
         seqs = [e.seq for e in events]
 
@@ -90,7 +90,7 @@ def committed(monkeypatch) -> Iterator[list[tuple[str, int]]]:  # type: ignore[n
 
         sa_event.listen(self.session, "after_commit", after_commit, once=True)
 
-    monkeypatch.setattr(Projector, "run", run)
+    monkeypatch.setattr(Batch, "run", run)
     yield done
 
 
@@ -105,19 +105,14 @@ def test_a_crash_mid_batch_leaves_cursor_and_projections_as_they_were_and_the_re
     post(client, history("b", 6) + [event("funds.deposited", "a0", T0 + 9 * D, {"deposit_id": "a0-new",
                                                                               "amount": "1.00"})])
 
-    original = Projector.run
+    original = Batch.run
 
-    def crash_halfway(self: Projector, events: Any) -> None:
+    def crash_halfway(self: Batch, events: Any) -> None:
         # Do real work for half the batch and write it, then die before the batch can commit.
-        self._load(events)
-        for e in events[: len(events) // 2]:
-            self._apply(e)
-        self._recompute_investment_totals()
-        self._attribute()
-        self._write()
+        original(self, events[: len(events) // 2])
         raise RuntimeError("killed mid-batch")
 
-    monkeypatch.setattr(Projector, "run", crash_halfway)
+    monkeypatch.setattr(Batch, "run", crash_halfway)
     with pytest.raises(RuntimeError, match="killed mid-batch"):
         drain(app, limit=10)
     assert cursor_position(app) == before_cursor
@@ -125,11 +120,11 @@ def test_a_crash_mid_batch_leaves_cursor_and_projections_as_they_were_and_the_re
 
     processed: list[int] = []
 
-    def counting(self: Projector, events: Any) -> None:
+    def counting(self: Batch, events: Any) -> None:
         processed.extend(e.seq for e in events)
         original(self, events)
 
-    monkeypatch.setattr(Projector, "run", counting)
+    monkeypatch.setattr(Batch, "run", counting)
     assert drain(app, limit=10) == last_seq(app) - before_cursor
     assert processed == list(range(before_cursor + 1, last_seq(app) + 1))
     assert cursor_position(app) == last_seq(app)
@@ -141,19 +136,19 @@ def test_a_crash_mid_batch_leaves_cursor_and_projections_as_they_were_and_the_re
 
 def test_a_crash_in_a_later_batch_keeps_the_batches_that_committed_before_it(app, client, monkeypatch):
     post(client, history("a", 4))
-    original, calls = Projector.run, []
+    original, calls = Batch.run, []
 
-    def fail_third(self: Projector, events: Any) -> None:
+    def fail_third(self: Batch, events: Any) -> None:
         calls.append(len(events))
         if len(calls) == 3:
             raise RuntimeError("third batch dies")
         original(self, events)
 
-    monkeypatch.setattr(Projector, "run", fail_third)
+    monkeypatch.setattr(Batch, "run", fail_third)
     with pytest.raises(RuntimeError):
         drain(app, limit=5)
     assert cursor_position(app) == 10
-    monkeypatch.setattr(Projector, "run", original)
+    monkeypatch.setattr(Batch, "run", original)
     drain(app, limit=5)
     assert cursor_position(app) == last_seq(app)
 
@@ -167,7 +162,7 @@ def test_replay_rebuilds_the_same_state(app, client):
     first = snapshot(app)
     assert first["investors"]["a2"]["referrer"] == "a3"  # the late referrer was found on the first run
     with get_db(app).session_scope(write=True) as s:
-        reset_projections(session=s)
+        reset_projections(session=s, projections=projections_of(app))
     cleared = snapshot(app)
     assert all(inv["registered_at"] is None and inv["deposit_total_fen"] == 0
                for inv in cleared["investors"].values())

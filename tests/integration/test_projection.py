@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from channels.services import consent_of
 from growth import signals
 from growth.db import get_db
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.events.processor import CURSOR, drain
 from growth.investors.models import FundsMovement, Investment, Investor
-from growth.investors.projection import Projector
+from growth.projections import Batch
 from tests.events import event, investment, post_events
 
 T0 = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
@@ -296,16 +297,17 @@ def test_the_latest_consent_statement_of_each_channel_wins_whatever_the_arrival_
     ingest(app, client, [consent("u1", T0 + H, "sms", False), consent("u1", T0 + H, "email", True),
                          consent("u1", T0 + 4 * H, "wechat", True)])
     inv = load(session, "u1")
-    assert {ch: v["granted"] for ch, v in inv.consent.items()} == {"sms": True, "email": False, "wechat": True}
+    assert {ch: v["granted"] for ch, v in consent_of(session=session, investor_id=inv.id).items()} == {
+        "sms": True, "email": False, "wechat": True}
 
     ingest(app, client, [consent("u1", T0 + 5 * H, "sms", False)])
-    assert load(session, "u1").consent["sms"]["granted"] is False
+    assert consent_of(session=session, investor_id=load(session, "u1").id)["sms"]["granted"] is False
 
 
 def test_consent_statements_with_microsecond_times_are_ordered_by_time(app, client, session):
     ingest(app, client, [consent("u1", T0 + timedelta(microseconds=500000), "sms", True)])
     ingest(app, client, [consent("u1", T0, "sms", False)])
-    assert load(session, "u1").consent["sms"]["granted"] is True
+    assert consent_of(session=session, investor_id=load(session, "u1").id)["sms"]["granted"] is True
 
 
 # --- signals -------------------------------------------------------------------------------------
@@ -374,16 +376,16 @@ def test_a_redemption_is_signalled_once_and_a_redelivery_signals_nothing(app, cl
 
 
 def test_a_batch_that_fails_sends_no_signal_and_changes_nothing(app, client, session, received, monkeypatch):
-    original = Projector.run
+    original = Batch.run
 
-    def run_then_fail(self: Projector, events: Any) -> None:
+    def run_then_fail(self: Batch, events: Any) -> None:
         original(self, events)
         assert self.emissions  # the work, and its signals, were collected before the failure
         raise RuntimeError("database went away")
 
     assert post_events(client, [event("user.registered", "u1", T0), investment("u1", T0 + H, "i1")]).json[
         "accepted"] == 2
-    monkeypatch.setattr(Projector, "run", run_then_fail)
+    monkeypatch.setattr(Batch, "run", run_then_fail)
     with pytest.raises(RuntimeError):
         drain(app)
     assert received == []
@@ -391,7 +393,7 @@ def test_a_batch_that_fails_sends_no_signal_and_changes_nothing(app, client, ses
     assert session.scalar(select(func.count()).select_from(Investor)) == 0
     assert session.scalar(select(func.count()).select_from(Investment)) == 0
 
-    monkeypatch.setattr(Projector, "run", original)
+    monkeypatch.setattr(Batch, "run", original)
     assert drain(app) == 2
     assert sorted(n for n, _s, _kw in received) == [
         "investment_created", "investor_registered", "milestone_reached", "milestone_reached"]
