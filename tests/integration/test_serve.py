@@ -92,6 +92,13 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, server:
         time.sleep(0.05)
 
 
+def lease_holder_pid(server: Server) -> int | None:
+    """Return the process id holding the processor lease, read straight from the embedded database."""
+    with contextlib.closing(sqlite3.connect(f"file:{server.log.parent / 'growth.db'}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT holder FROM leader_leases WHERE name = ?", (LEASE,)).fetchone()
+    return int(row[0].split(":")[1]) if row else None  # holder ids are host:pid:random
+
+
 def worker_child(server: Server) -> int:
     """Wait for the server's single `growth worker` child and return its id."""
     def only_child() -> int | None:
@@ -187,12 +194,8 @@ def test_serve_starts_one_growth_worker_child_and_the_child_not_serve_holds_the_
     pid = worker_child(server)
     assert f"pid {pid}" in server.output()
 
-    def holder_pid() -> int | None:
-        with contextlib.closing(sqlite3.connect(f"file:{server.log.parent / 'growth.db'}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT holder FROM leader_leases WHERE name = ?", (LEASE,)).fetchone()
-        return int(row[0].split(":")[1]) if row else None  # holder ids are host:pid:random
-
-    assert wait_for(holder_pid, START_TIMEOUT, "the processor lease", server) == pid != server.proc.pid
+    assert wait_for(lambda: lease_holder_pid(server), START_TIMEOUT, "the processor lease", server) == pid
+    assert pid != server.proc.pid
 
 
 def test_an_event_posted_to_serve_reaches_the_funnel_within_a_few_seconds(server):
@@ -207,6 +210,8 @@ def test_an_event_posted_to_serve_reaches_the_funnel_within_a_few_seconds(server
 
 def test_a_killed_worker_child_is_restarted_and_keeps_processing(server):
     first = worker_child(server)
+    # Killed while it holds the lease, as a crash mid-work would leave it.
+    wait_for(lambda: lease_holder_pid(server) == first, START_TIMEOUT, "the first worker's lease", server)
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: not alive(first), 10, "the killed worker to go")
     second = worker_child(server)
