@@ -32,6 +32,8 @@ run: $(VENV)/.installed
 ## The whole suite, on SQLite and PostgreSQL, with the browser tests.
 test: $(VENV)/.installed-dev browser services
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$rc
 
@@ -50,6 +52,8 @@ services:
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

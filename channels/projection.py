@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from channels.models import PLATFORM_EVENT, ConsentState, ConsentStatement
 from channels.rules import statement_wins
 from channels.services import rebuild_states
-from growth.db import insert_many, update_many
+from growth.db import insert_many, table_of, update_many
 from growth.projections import Batch, Emission, LoggedEvent, Projection
 
-_STATEMENTS = ConsentStatement.__table__
-_STATES = ConsentState.__table__
+_STATEMENTS = table_of(ConsentStatement)
+_STATES = table_of(ConsentState)
 
 
 class ConsentProjection(Projection):

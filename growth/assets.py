@@ -158,7 +158,7 @@ def init_assets(app: Flask) -> None:
             return
         if source.file is not None:
             given = values.pop("fingerprint", None)
-            path = source.file
+            path: Path | None = source.file
         else:
             given = None
             filename = values.get("filename")

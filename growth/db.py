@@ -9,7 +9,7 @@ import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
@@ -174,6 +174,11 @@ def update_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     sql = (f"UPDATE {quote(table.name)} AS t SET {assignments} "
            f"FROM json_to_recordset(%(rows)s::json) AS r({record}) WHERE t.{quote(key)} = r.{quote(key)}")
     conn.exec_driver_sql(sql, {"rows": orjson.dumps(list(rows)).decode()})
+
+
+def table_of(model: type[Base]) -> Table:
+    """Return a mapped class's table, typed as the Table it is (the ORM types it as any FromClause)."""
+    return cast(Table, model.__table__)
 
 
 def standalone_engine(url: str) -> Engine:

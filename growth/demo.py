@@ -134,7 +134,8 @@ def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = N
             "webhook-signature": hook.sign(msg_id, sent_at, body.decode()),
         })
         if response.status_code != 200:
-            raise RuntimeError(f"the events API refused the demo batch: {response.status_code} {response.get_data()}")
+            raise RuntimeError(f"the events API refused the demo batch: {response.status_code} "
+                               f"{response.get_data(as_text=True)}")
         result = response.get_json()
         summary.events_sent += len(events[i:i + BATCH])
         summary.events_accepted += result["accepted"]

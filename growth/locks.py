@@ -10,8 +10,10 @@ import os
 import socket
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import String, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -35,12 +37,12 @@ def new_holder_id() -> str:
 
 def claim(name: str, holder: str, *, session: Session, now: datetime, ttl: timedelta) -> bool:
     """Take or renew the lease; return whether `holder` holds it. Call inside the unit of work it guards."""
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(
         update(LeaderLease)
         .where(LeaderLease.name == name, (LeaderLease.holder == holder) | (LeaderLease.expires_at < now))
         .values(holder=holder, expires_at=now + ttl)
         .execution_options(synchronize_session=False)
-    )
+    ))
     if result.rowcount:
         return True
     if session.scalar(select(LeaderLease.name).where(LeaderLease.name == name)) is not None:
@@ -74,10 +76,10 @@ def release_dead_holder(pid: int, *, session: Session) -> int:
     `growth serve` tells the worker it restarts which child died, so the new one takes over at once
     instead of waiting for the dead one's leases to expire.
     """
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(
         update(LeaderLease)
         .where(LeaderLease.holder.startswith(holder_prefix(pid), autoescape=True))
         .values(expires_at=datetime(1970, 1, 1).astimezone())
         .execution_options(synchronize_session=False)
-    )
+    ))
     return result.rowcount or 0

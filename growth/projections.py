@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from flask import Flask
-from sqlalchemy import Column, ColumnElement, Table, any_, bindparam, delete, update
+from sqlalchemy import Column, ColumnDefault, ColumnElement, Table, any_, bindparam, delete, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -120,10 +120,10 @@ def column_default(column: Column[Any]) -> Any:
         if not column.nullable:
             raise ValueError(f"{column} has no default to reset to")
         return None
-    if default.is_scalar:  # type: ignore[attr-defined]
-        return default.arg  # type: ignore[attr-defined]
-    if default.is_callable:  # type: ignore[attr-defined]
-        return default.arg(None)  # type: ignore[attr-defined]  # SQLAlchemy wraps it to take a context
+    if isinstance(default, ColumnDefault) and default.is_scalar:
+        return default.arg
+    if isinstance(default, ColumnDefault) and default.is_callable:
+        return default.arg(None)  # SQLAlchemy wraps it to take a context
     raise ValueError(f"{column} has a default that is not a plain value")
 
 
@@ -166,7 +166,8 @@ class Projections:
 
 def projections_of(app: Flask) -> Projections:
     """Return the app's registry (built by the composition root)."""
-    return app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    registry: Projections = app.extensions[EXTENSION]
+    return registry
 
 
 @dataclass

@@ -119,7 +119,7 @@ def init_security(app: Flask) -> None:
             if request.path.startswith("/api/"):
                 return jsonify({"error": "password change required"}), 403
             return redirect(url_for("auth.change_password"))
-        if need is None or not role_has(current_user.role, need):
+        if not isinstance(need, Permission) or not role_has(current_user.role, need):
             abort(403)
         return None
 

@@ -14,15 +14,16 @@ from typing import Any
 from sqlalchemy import select
 
 from growth.acquisition.models import AcquisitionChannel, Click
+from growth.db import table_of
 from growth.investors.models import Investor
 from growth.investors.rules import attribution_kind
 from growth.projections import LoggedEvent, Projection
 
 REFERRAL_CHANNEL = ("referral", "邀请好友", "referral")
 ORGANIC_CHANNEL = ("organic", "自然流量", "organic")
-_INVESTORS = Investor.__table__
-_CHANNELS = AcquisitionChannel.__table__
-_CLICKS = Click.__table__
+_INVESTORS = table_of(Investor)
+_CHANNELS = table_of(AcquisitionChannel)
+_CLICKS = table_of(Click)
 # (event data field, investor column): the registration's data, kept from the earliest registration.
 _REGISTRATION_FIELDS = (("click_id", "click_id"), ("channel_code", "channel_code_given"),
                         ("referral_code", "referral_code_used"), ("device_id", "device_id"), ("ip", "registration_ip"))
@@ -71,7 +72,7 @@ class AttributionProjection(Projection):
         click_channel: dict[str, int] = {}
         for clause in batch.where_in(_CLICKS.c.click_id, click_ids):
             click_channel.update(s.execute(select(_CLICKS.c.click_id, _CLICKS.c.channel_id).where(clause)).all())
-        channels = dict(s.execute(select(_CHANNELS.c.code, _CHANNELS.c.id)).all())
+        channels: dict[str, int] = dict(s.execute(select(_CHANNELS.c.code, _CHANNELS.c.id)).all())
         for inv in invs:
             kind = attribution_kind(click_channel=inv["click_id"] in click_channel,
                                     channel_code=inv["channel_code_given"],

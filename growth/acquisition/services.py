@@ -191,7 +191,7 @@ def _first_investment_amount() -> Any:
     )
 
 
-def _stats_query(period: rules.Period) -> Select[Any]:
+def _stats_query(period: rules.Period) -> Select:
     lo, hi = period_bounds(period)
     links = (
         select(TrackingLink.channel_id.label("cid"), func.count().label("n"),
@@ -588,12 +588,12 @@ def import_costs(
     accepted: list[tuple[rules.CostRow, AcquisitionChannel]] = []
     for row in sheet.rows:
         # Exact code first; Excel users sometimes type BAIDU_SEM for baidu_sem.
-        channel = channels.get(row.channel_code) or by_lower.get(row.channel_code.lower())
-        if channel is None:
+        known = channels.get(row.channel_code) or by_lower.get(row.channel_code.lower())
+        if known is None:
             result.errors.append(rules.RowError(
                 row.row, "channel_code", _l("未知的渠道代码：%(code)s（请先创建渠道）", code=row.channel_code)))
             continue
-        accepted.append((row, channel))
+        accepted.append((row, known))
 
     # The same channel and day may still appear twice when two spellings map to one channel.
     unique: dict[tuple[int, date], rules.CostRow] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -129,7 +130,7 @@ def _period() -> tuple[rules.Period, str | None]:
         return rules.default_period(today), str(err.message)
 
 
-def _period_args() -> dict[str, str]:
+def _period_args() -> dict[str, Any]:
     """Return the query arguments of the selected period, to carry it through links and redirects."""
     return _period()[0].url_args()
 
@@ -166,7 +167,8 @@ def channels():  # type: ignore[no-untyped-def]
 @bp.route("/acquisition/")
 @require(Permission.ACQUISITION_VIEW)
 def index():  # type: ignore[no-untyped-def]
-    return redirect(url_for("acquisition.channels", **request.args))
+    args: dict[str, Any] = request.args.to_dict()
+    return redirect(url_for("acquisition.channels", **args))
 
 
 @bp.route("/acquisition/channels/new", methods=["POST"])
@@ -209,7 +211,7 @@ def export_channels():  # type: ignore[no-untyped-def]
 
 
 def _render_detail(channel: AcquisitionChannel, *, edit_form: ChannelEditForm | None = None,
-                   cost_form: CostForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+                   cost_form: CostForm | None = None, status: int = 200) -> tuple[str, int]:
     session = request_session()
     period, error = _period()
     clicks_page = page_arg("clicks_page")
@@ -497,7 +499,7 @@ LEGACY_ROUTES = (
 def _moved_to(view: Callable[..., object]) -> Callable[..., Response]:
     endpoint = f"acquisition.{view.__name__}"
 
-    def moved(**values: object) -> Response:
+    def moved(**values: Any) -> Response:
         target = url_for(endpoint, **values)
         if request.query_string:
             target += "?" + request.query_string.decode("latin-1")

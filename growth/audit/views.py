@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from werkzeug.routing import BuildError
 
 from growth.audit import rules
 from growth.audit.models import AuditEntry
 from growth.audit.services import list_entries, record, target_names
-from growth.auth.permissions import Permission, require
+from growth.auth.permissions import Permission, require, role_label
 from growth.db import request_session, short_write
 from growth.exports import csv_response
 from growth.inputs import page_arg
@@ -46,13 +47,13 @@ def _url(target_type: str | None, page_id: int | None) -> str | None:
         return None
     name, arg = endpoint
     try:
-        return url_for(name, **({arg: page_id} if arg else {}))
+        values: dict[str, Any] = {arg: page_id} if arg else {}
+        return url_for(name, **values)
     except BuildError:  # the page is not part of this app (or was renamed): show the name without a link
         return None
 
 
 def _views(entries: list[AuditEntry]) -> list[EntryView]:
-    role_label = current_app.jinja_env.globals["role_label"]  # the app's one way of naming a role
     names = target_names(entries, session=request_session())
     views = []
     for e in entries:
@@ -82,7 +83,7 @@ def export():  # type: ignore[no-untyped-def]
     actor = request.args.get("actor", "").strip() or None
     entries, _total = list_entries(session=request_session(), action=action, actor=actor, page=1, per_page=100_000)
     # The export keeps the full details as recorded (JSON), for machines and later audits.
-    rows = [["id", "at_utc", "actor", "action", "target_type", "target_id", "ip", "details"]]
+    rows: list[list[object]] = [["id", "at_utc", "actor", "action", "target_type", "target_id", "ip", "details"]]
     rows += [[e.id, e.at.isoformat(), e.actor, e.action, e.target_type or "", e.target_id or "", e.ip or "",
               json.dumps(e.details, ensure_ascii=False, sort_keys=True)] for e in entries]
     with short_write() as audit:  # the export was read in the request's read transaction

@@ -149,7 +149,7 @@ def set_password(user: StaffUser, password: str, *, session: Session, by: str | 
 def change_password(user: StaffUser, current: str, new: str, *, session: Session) -> None:
     """Let a user replace their own password, proving the current one; their other sessions end."""
     try:
-        ok = _hasher.verify(user.password_hash, current)
+        ok: bool = _hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
+from werkzeug.datastructures import Headers
 
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.events.rules import ValidEvent, split_envelope, validate_event
@@ -95,7 +96,9 @@ def _well_formed_signatures(header: str) -> str:
     return " ".join(kept)
 
 
-def verify_signature(body: bytes, headers: Mapping[str, str], hooks: Sequence[Webhook], *, now: datetime) -> None:
+def verify_signature(
+    body: bytes, headers: Mapping[str, str] | Headers, hooks: Sequence[Webhook], *, now: datetime
+) -> None:
     """Accept the body if its Standard Webhooks signature matches any secret; raise SignatureError otherwise.
 
     The official library checks the HMAC of "{webhook-id}.{webhook-timestamp}.{body}" and the

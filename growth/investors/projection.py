@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from growth import signals
-from growth.db import insert_many, update_many
+from growth.db import insert_many, table_of, update_many
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
 from growth.investors.rules import (
     PhoneFormatError,
@@ -40,9 +40,9 @@ MILESTONE_EVENTS = {
 }
 _MOVEMENT_ID = {"funds.deposited": "deposit_id", "funds.withdrawn": "withdrawal_id"}
 
-_INVESTORS = Investor.__table__
-_INVESTMENTS = Investment.__table__
-_MOVEMENTS = FundsMovement.__table__
+_INVESTORS = table_of(Investor)
+_INVESTMENTS = table_of(Investment)
+_MOVEMENTS = table_of(FundsMovement)
 _INVESTMENT_COLUMNS = tuple(c.key for c in _INVESTMENTS.columns if c.key not in ("id", "investment_id"))
 _KEEPS = ("platform_user_id", "referral_code")  # who the investor is: kept by a replay
 _TOTALS = ("investment_count", "investment_total_fen", "holdings_fen", "deposit_total_fen", "withdrawal_total_fen")
@@ -89,8 +89,8 @@ class InvestorsProjection(Projection):
         batch, s = self.batch, self.batch.session
         user_ids = sorted({e.user_id for e in events})
         for clause in batch.where_in(_INVESTORS.c.platform_user_id, user_ids):
-            for row in s.execute(select(_INVESTORS).where(clause)).mappings():
-                self.investors[row["platform_user_id"]] = dict(row)
+            for found in s.execute(select(_INVESTORS).where(clause)).mappings():
+                self.investors[found["platform_user_id"]] = dict(found)
         new = {uid: _new_investor_values(uid) for uid in user_ids if uid not in self.investors}
         if new:
             # Only the columns that have a value are sent; ids come back matched by platform user id.
@@ -105,8 +105,8 @@ class InvestorsProjection(Projection):
 
         movement_ids = sorted({e.body["data"][_MOVEMENT_ID[e.type]] for e in events if e.type in _MOVEMENT_ID})
         for clause in batch.where_in(_MOVEMENTS.c.external_id, movement_ids):
-            for row in s.execute(select(_MOVEMENTS).where(clause)).mappings():
-                self._movement_rows[(row["kind"], row["external_id"])] = dict(row)
+            for movement in s.execute(select(_MOVEMENTS).where(clause)).mappings():
+                self._movement_rows[(movement["kind"], movement["external_id"])] = dict(movement)
 
         # Every investment of every investor in the batch: totals and milestones are recomputed from them.
         investor_ids = sorted(row["id"] for row in self.investors.values())

@@ -120,7 +120,7 @@ def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: st
     return conditions
 
 
-def _list_query(conditions: list[ColumnElement[bool]]) -> Select[tuple[Investor, AcquisitionChannel]]:
+def _list_query(conditions: list[ColumnElement[bool]]) -> Select[Investor, AcquisitionChannel]:
     return (
         select(Investor, AcquisitionChannel)
         .outerjoin(AcquisitionChannel, Investor.channel_id == AcquisitionChannel.id)

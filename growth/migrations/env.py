@@ -14,7 +14,10 @@ target_metadata = Base.metadata
 
 def run_migrations_online() -> None:
     """Run migrations with a live connection (render_as_batch lets SQLite alter tables)."""
-    engine = standalone_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url in the Alembic configuration (growth.migrate sets it)")
+    engine = standalone_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           compare_type=True)

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import or_, select
 
+from growth.db import table_of
 from growth.investors.models import Investor
 from growth.projections import LoggedEvent, Projection
 
-_INVESTORS = Investor.__table__
+_INVESTORS = table_of(Investor)
 
 
 class ReferralsProjection(Projection):
