@@ -131,10 +131,10 @@ def test_a_provider_slower_than_the_timeout_is_retried(fake: FakeAliyunSms) -> N
 
 
 def test_a_refused_connection_is_retried(fake: FakeAliyunSms) -> None:
-    endpoint = fake.endpoint
+    adapter = AliyunSms(settings_for(fake))
     fake.stop()
 
-    result = AliyunSms(settings_for(fake, endpoint=endpoint)).send(message())
+    result = adapter.send(message())
 
     assert (result.outcome, result.code) == (Outcome.RETRY, "connection")
 
