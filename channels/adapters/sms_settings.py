@@ -36,7 +36,7 @@ class SmsSettings:
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> SmsSettings:
-        """Build from field names (`endpoint`) or the environment's names (`GROWTH_SMS_ENDPOINT`); others are ignored."""
+        """Build from field names (`endpoint`) or environment names (`GROWTH_SMS_ENDPOINT`); others are ignored."""
         names = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in settings.items():

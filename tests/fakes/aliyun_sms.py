@@ -44,7 +44,7 @@ def expected_signature(params: dict[str, str], method: str, secret: str) -> str:
 class FakeAliyunSms(FakeHttpServer):
     """Aliyun SMS `SendSms`; `sent` holds the parameters of every accepted request."""
 
-    def __init__(self, access_key_id: str = "LTAI-test-key", secret: str = "test-secret") -> None:
+    def __init__(self, access_key_id: str = "LTAI-test-key", secret: str = "test-secret") -> None:  # noqa: S107 (test credentials)
         super().__init__()
         self.access_key_id = access_key_id
         self.secret = secret

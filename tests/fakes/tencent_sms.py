@@ -36,7 +36,7 @@ def expected_authorization(secret_id: str, secret_key: str, host: str, body: byt
 class FakeTencentSms(FakeHttpServer):
     """Tencent Cloud SMS `SendSms`; `sent` holds the JSON body of every accepted request."""
 
-    def __init__(self, secret_id: str = "AKID-test", secret_key: str = "test-secret-key") -> None:
+    def __init__(self, secret_id: str = "AKID-test", secret_key: str = "test-secret-key") -> None:  # noqa: S107 (test credentials)
         super().__init__()
         self.secret_id = secret_id
         self.secret_key = secret_key
