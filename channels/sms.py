@@ -74,7 +74,7 @@ def sms_length(text: str, sign_name: str = "") -> SmsLength:
 
 
 def has_opt_out(text: str) -> bool:
-    """Tell whether a marketing text carries an opt-out phrase (`回T退订`, `拒收请回复R`, anything with 退订 or 拒收)."""
+    """Tell whether a marketing text carries an opt-out phrase (`回T退订`, `拒收请回复R`, any with 退订 or 拒收)."""
     normalised = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
     return any(word in normalised for word in OPT_OUT_WORDS)
 

@@ -112,7 +112,8 @@ def test_an_opt_out_phrase_anywhere_in_the_text_is_found(before: str, phrase: st
 
 
 @pytest.mark.parametrize("reply", [
-    "T", "t", " T ", "Ｔ", "ｔｄ", "TD", "Td", "退订", " 退订。", "退 订", "N", "n", "R", "ｒ", "T\n", "\u3000TD\u3000", "TD!",
+    "T", "t", " T ", "Ｔ", "ｔｄ", "TD", "Td", "退订", " 退订。", "退 订", "N", "n", "R", "ｒ", "T\n",
+    "\u3000TD\u3000", "TD!",
 ])
 def test_these_replies_withdraw_sms_consent(reply: str) -> None:
     assert reply_withdraws_consent(reply)

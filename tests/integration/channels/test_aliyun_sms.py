@@ -92,6 +92,7 @@ def test_an_unknown_access_key_fails(fake: FakeAliyunSms) -> None:
     ("isv.BUSINESS_LIMIT_CONTROL", Outcome.RETRY, False),
     ("isp.SYSTEM_ERROR", Outcome.RETRY, False),
     ("isp.RAM_PERMISSION_DENY", Outcome.RETRY, False),
+    ("Throttling.User", Outcome.RETRY, False),
     ("isv.MOBILE_NUMBER_ILLEGAL", Outcome.UNREACHABLE, False),
     ("isv.AMOUNT_NOT_ENOUGH", Outcome.FAILED, True),
     ("isv.BLACK_KEY_CONTROL_LIMIT", Outcome.FAILED, False),
