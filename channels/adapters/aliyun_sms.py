@@ -105,9 +105,10 @@ class AliyunSms:
             "PhoneNumbers": ",".join(aliyun_phone(p) for p in recipients(message.to)),
             "SignName": self.settings.sign_name,
             "TemplateCode": message.template_code,
-            "TemplateParam": json.dumps(dict(message.params), ensure_ascii=False, separators=(",", ":")),
             "OutId": message.message_id,
         }
+        if message.params:  # a template without variables takes no TemplateParam
+            params["TemplateParam"] = json.dumps(dict(message.params), ensure_ascii=False, separators=(",", ":"))
         params["Signature"] = sign("POST", params, self.settings.access_key_secret)
         return params
 

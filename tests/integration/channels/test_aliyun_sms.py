@@ -63,6 +63,13 @@ def test_the_request_carries_the_sendsms_parameters_and_the_rpc_common_parameter
     assert fake.received[0].method == "POST"
 
 
+def test_a_template_without_parameters_is_sent_without_templateparam(fake: FakeAliyunSms) -> None:
+    result = AliyunSms(settings_for(fake)).send(message(params={}))
+
+    assert result.outcome is Outcome.SENT
+    assert "TemplateParam" not in fake.sent[0]
+
+
 def test_every_call_uses_a_fresh_signature_nonce(fake: FakeAliyunSms) -> None:
     adapter = AliyunSms(settings_for(fake))
 
