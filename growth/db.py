@@ -81,6 +81,19 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else _sqlite_begin.get())
 
 
+@contextmanager
+def committing(session: Session) -> Iterator[Session]:
+    """Yield the session, then commit it once, or roll it back on error; close it either way."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 class Database:
     """An engine and its session factory; one per app, created by the composition root."""
 
@@ -112,15 +125,10 @@ class Database:
     def session_scope(self, *, write: bool = False) -> Iterator[Session]:
         """Yield a session that commits once at the end or rolls back on error."""
         token = _sqlite_begin.set("BEGIN IMMEDIATE" if write else "BEGIN")
-        session = self.sessionmaker()
         try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+            with committing(self.sessionmaker()) as session:
+                yield session
         finally:
-            session.close()
             _sqlite_begin.reset(token)
 
     def dispose(self) -> None:
@@ -246,15 +254,8 @@ def short_write() -> Iterator[Session]:
         if g.get("_db_writer"):
             yield g._db_session
             return
-    session = get_db().writer_sessionmaker()
-    try:
+    with committing(get_db().writer_sessionmaker()) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def mark_rollback() -> None:
