@@ -35,7 +35,7 @@ class Received:
 class FakeWechat:
     """The fake API server; `start()` it, point `GROWTH_WECHAT_API_BASE` at `api_base`, `stop()` it."""
 
-    def __init__(self, appid: str = "wx_app", secret: str = "s3cret") -> None:
+    def __init__(self, appid: str = "wx_app", secret: str = "s3cret") -> None:  # noqa: S107 (a fake)
         self.appid = appid
         self.secret = secret
         self.received: list[Received] = []
@@ -138,13 +138,13 @@ class FakeWechat:
                 except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
                     pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 self._handle("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._handle("POST")
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
