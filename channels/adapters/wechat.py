@@ -70,7 +70,7 @@ class WechatSettings:
         names = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in settings.items():
-            name = key[len(PREFIX):].lower() if key.upper().startswith(PREFIX) else key
+            name = key[len(PREFIX) :].lower() if key.upper().startswith(PREFIX) else key
             if name in names and value is not None and value != "":
                 values[name] = float(value) if name == "timeout" else str(value)
         return cls(**values)

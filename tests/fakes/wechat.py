@@ -108,8 +108,7 @@ class FakeWechat:
         if len(body["touser"]) < 2:
             return 200, {"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"}
         n = next(self._counter)
-        return 200, {"errcode": 0, "errmsg": "send job submission success", "msg_id": 1000 + n,
-                     "msg_data_id": 2000 + n}
+        return 200, {"errcode": 0, "errmsg": "send job submission success", "msg_id": 1000 + n, "msg_data_id": 2000 + n}
 
     def start(self) -> FakeWechat:
         fake = self
@@ -117,7 +116,7 @@ class FakeWechat:
         class Handler(BaseHTTPRequestHandler):
             def _handle(self, method: str) -> None:
                 parts = urlsplit(self.path)
-                endpoint = parts.path[len(PREFIX):] if parts.path.startswith(PREFIX) else parts.path
+                endpoint = parts.path[len(PREFIX) :] if parts.path.startswith(PREFIX) else parts.path
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:

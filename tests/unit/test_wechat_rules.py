@@ -75,8 +75,14 @@ def test_the_token_store_keeps_a_value_without_ttl_until_it_is_deleted() -> None
 
 def test_settings_come_from_the_environments_names_or_field_names() -> None:
     settings = WechatSettings.from_mapping(
-        {"GROWTH_WECHAT_APPID": "wx1", "secret": "s", "GROWTH_WECHAT_AES_KEY": "k" * 43, "GROWTH_WECHAT_TIMEOUT": "3",
-         "GROWTH_WECHAT_API_BASE": "", "GROWTH_SMTP_URL": "smtp://x"}
+        {
+            "GROWTH_WECHAT_APPID": "wx1",
+            "secret": "s",
+            "GROWTH_WECHAT_AES_KEY": "k" * 43,
+            "GROWTH_WECHAT_TIMEOUT": "3",
+            "GROWTH_WECHAT_API_BASE": "",
+            "GROWTH_SMTP_URL": "smtp://x",
+        }
     )
 
     assert (settings.appid, settings.secret, settings.aes_key, settings.timeout) == ("wx1", "s", "k" * 43, 3.0)

@@ -111,8 +111,16 @@ def test_a_mass_send_wechat_already_accepted_under_our_message_id_counts_as_sent
         template(wechat_kind="news"),
         Outgoing("m", Channel.SMS, MessageClass.SERVICE, "oA", wechat_kind="template", template_id="t"),
     ],
-    ids=["one-openid", "one-openid-twice", "mass-to-a-string", "mass-without-text", "template-to-a-list",
-         "template-without-id", "unknown-kind", "not-wechat"],
+    ids=[
+        "one-openid",
+        "one-openid-twice",
+        "mass-to-a-string",
+        "mass-without-text",
+        "template-to-a-list",
+        "template-without-id",
+        "unknown-kind",
+        "not-wechat",
+    ],
 )
 def test_a_message_wechat_cannot_take_fails_without_a_call(fake: FakeWechat, message: Outgoing) -> None:
     result = adapter(fake).send(message)
@@ -278,7 +286,8 @@ def test_a_token_expired_in_the_store_is_fetched_again_before_the_call(fake: Fak
 
     first, second = fake.calls("token")
     assert [r.query["access_token"] for r in fake.calls(TEMPLATE)] == [
-        first.answer["access_token"], second.answer["access_token"]
+        first.answer["access_token"],
+        second.answer["access_token"],
     ]
     assert all(r.answer["errcode"] == 0 for r in fake.calls(TEMPLATE))  # no refused call on the way
 
@@ -314,8 +323,13 @@ def test_the_default_api_base_is_wechats_own() -> None:
 def test_the_registry_builds_adapters_from_the_environments_names_sharing_one_token(fake: FakeWechat) -> None:
     registry = AdapterRegistry()
     register_wechat(registry)
-    env = {"GROWTH_WECHAT_APPID": "wx_app", "GROWTH_WECHAT_SECRET": "s3cret", "GROWTH_WECHAT_API_BASE": fake.api_base,
-           "GROWTH_WECHAT_TOKEN": "cb-token", "GROWTH_SMS_PROVIDER": "aliyun"}
+    env = {
+        "GROWTH_WECHAT_APPID": "wx_app",
+        "GROWTH_WECHAT_SECRET": "s3cret",
+        "GROWTH_WECHAT_API_BASE": fake.api_base,
+        "GROWTH_WECHAT_TOKEN": "cb-token",
+        "GROWTH_SMS_PROVIDER": "aliyun",
+    }
 
     one = registry.build(Channel.WECHAT, "wechat", env)
     two = registry.build(Channel.WECHAT, "wechat", env)
