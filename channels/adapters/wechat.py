@@ -127,6 +127,10 @@ class MemoryTokenStore:
             self._data.pop(key, None)
 
 
+# One token fetch at a time in this process, so threads that find no token fetch one, not one each.
+_FETCH_LOCK = threading.Lock()
+
+
 class TokenFetchError(WeChatClientException):
     """The token request itself was refused or failed (errcode None for HTTP/connection trouble)."""
 
@@ -139,6 +143,22 @@ class _Client(WeChatClient):
         self.API_BASE_URL = settings.base  # read by wechatpy for every endpoint
 
     def fetch_access_token(self) -> dict[str, Any]:
+        """Called by wechatpy when the store holds no live token: fetch one unless another thread just did."""
+        with _FETCH_LOCK:
+            if self.session.get(self.access_token_key):
+                return {}
+            return self.fetch_new_token()
+
+    def refresh_token(self, rejected: str | None) -> None:
+        """Replace a token WeChat refused, unless another adapter on the same store already did."""
+        with _FETCH_LOCK:
+            current = self.session.get(self.access_token_key)
+            if current and current != rejected:
+                return
+            self.fetch_new_token()
+
+    def fetch_new_token(self) -> dict[str, Any]:
+        """`GET {API_BASE}token` and store the token for its lifetime (raises TokenFetchError)."""
         params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
         try:
             res = self._http.get(self.API_BASE_URL + "token", params=params, timeout=self.timeout)
@@ -168,7 +188,6 @@ class WechatAdapter:
         self.settings = settings
         self.token_store = token_store
         self._client = _Client(settings, token_store)
-        self._refresh_lock = threading.Lock()
 
     def send(self, message: Outgoing) -> SendResult:
         """Make the WeChat call for one message and report its outcome; never raises for provider errors."""
@@ -212,7 +231,7 @@ class WechatAdapter:
                 if exc.errcode in TOKEN_CODES and not refreshed:
                     refreshed = True
                     try:
-                        self._refresh(used)
+                        self._client.refresh_token(used)
                     except TokenFetchError as fetch_exc:
                         return _token_failure(fetch_exc)
                     continue
@@ -220,14 +239,6 @@ class WechatAdapter:
             except requests.RequestException as exc:
                 return SendResult(Outcome.RETRY, detail=f"WeChat unreachable ({type(exc).__name__})")
             return _accepted(kind, result)
-
-    def _refresh(self, rejected: str | None) -> None:
-        """Replace a token WeChat refused, unless another adapter on the same store already did."""
-        with self._refresh_lock:
-            current = self.token_store.get(self._client.access_token_key)
-            if current and current != rejected:
-                return
-            self._client.fetch_access_token()
 
 
 def _accepted(kind: str, result: Any) -> SendResult:

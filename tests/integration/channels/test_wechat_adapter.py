@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -253,6 +254,18 @@ def test_two_adapters_sharing_a_token_store_fetch_the_token_once(fake: FakeWecha
     [token_call] = fake.calls("token")
     token = token_call.answer["access_token"]
     assert [r.query["access_token"] for r in fake.received if r.endpoint != "token"] == [token, token, token]
+
+
+def test_concurrent_sends_finding_no_token_fetch_it_once(fake: FakeWechat) -> None:
+    store = MemoryTokenStore()
+    adapters = [adapter(fake, store), adapter(fake, store)]
+    fake.delay = 0.2  # every answer is slow, so the sends overlap while the token is being fetched
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda i: adapters[i % 2].send(template()), range(6)))
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 6
+    assert len(fake.calls("token")) == 1
 
 
 def test_adapters_with_their_own_stores_fetch_a_token_each(fake: FakeWechat) -> None:
