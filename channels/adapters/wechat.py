@@ -202,7 +202,7 @@ class WechatAdapter:
 
             def call() -> Any:
                 return self._client.message.send_template(
-                    openid, message.template_id, dict(message.data), url=message.url or None
+                    openid, message.template_id, template_data(message.data), url=message.url or None
                 )
 
             return self._call("template", call)
@@ -239,6 +239,15 @@ class WechatAdapter:
             except requests.RequestException as exc:
                 return SendResult(Outcome.RETRY, detail=f"WeChat unreachable ({type(exc).__name__})")
             return _accepted(kind, result)
+
+
+def template_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """WeChat's template `data`: each keyword as `{"value": ...}`; a rendered plain value is wrapped.
+
+    Campaign definitions hold rendered strings (`{"first": "…", "keyword1": "50.00"}`); a keyword that
+    already is an object (`{"value": "…", "color": "#173177"}`) is passed as it is.
+    """
+    return {key: dict(value) if isinstance(value, Mapping) else {"value": str(value)} for key, value in data.items()}
 
 
 def _accepted(kind: str, result: Any) -> SendResult:

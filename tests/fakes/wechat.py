@@ -43,6 +43,7 @@ class FakeWechat:
         self.errors: dict[str, deque[int]] = {}  # endpoint -> errcodes to answer next, in order
         self.http_status: deque[int] = deque()  # HTTP statuses to answer next (any endpoint)
         self.delay = 0.0
+        self.mass_jobs: dict[str, int] = {}  # clientmsgid -> msg_id of the accepted job
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -107,7 +108,12 @@ class FakeWechat:
             return 200, {"errcode": 47001, "errmsg": "data format error"}
         if len(body["touser"]) < 2:
             return 200, {"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"}
+        client_msg_id = str(body.get("clientmsgid", ""))
+        if client_msg_id in self.mass_jobs:
+            return 200, {"errcode": 45065, "errmsg": "clientmsgid exist", "msg_id": self.mass_jobs[client_msg_id]}
         n = next(self._counter)
+        if client_msg_id:
+            self.mass_jobs[client_msg_id] = 1000 + n
         return 200, {"errcode": 0, "errmsg": "send job submission success", "msg_id": 1000 + n, "msg_data_id": 2000 + n}
 
     def start(self) -> FakeWechat:

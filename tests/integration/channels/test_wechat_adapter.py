@@ -51,10 +51,10 @@ def template(to: str = "oOPENID_1", **overrides: Any) -> Outgoing:
     return Outgoing("msg-1", Channel.WECHAT, MessageClass.SERVICE, to, **values)
 
 
-def mass(to: tuple[str, ...] = ("oOPENID_1", "oOPENID_2"), **overrides: Any) -> Outgoing:
+def mass(to: tuple[str, ...] = ("oOPENID_1", "oOPENID_2"), message_id: str = "msg-2", **overrides: Any) -> Outgoing:
     values: dict[str, Any] = {"wechat_kind": "mass", "text": "12月加息活动开始了。投资有风险，理财需谨慎"}
     values.update(overrides)
-    return Outgoing("msg-2", Channel.WECHAT, MessageClass.MARKETING, to, **values)
+    return Outgoing(message_id, Channel.WECHAT, MessageClass.MARKETING, to, **values)
 
 
 def test_a_template_message_is_sent_to_one_openid_with_a_fetched_token(fake: FakeWechat) -> None:
@@ -73,6 +73,18 @@ def test_a_template_message_is_sent_to_one_openid_with_a_fetched_token(fake: Fak
         "data": {"first": {"value": "王先生，红包已到账"}, "keyword1": {"value": "50.00"}},
     }
     assert result.provider_id == str(call.answer["msgid"])
+
+
+def test_rendered_plain_template_values_are_sent_as_wechat_keyword_objects(fake: FakeWechat) -> None:
+    data = {"first": "王先生，红包已到账", "keyword1": "50.00", "remark": {"value": "谢谢", "color": "#173177"}}
+
+    assert adapter(fake).send(template(data=data)).outcome == Outcome.SENT
+
+    assert fake.calls(TEMPLATE)[0].body["data"] == {
+        "first": {"value": "王先生，红包已到账"},
+        "keyword1": {"value": "50.00"},
+        "remark": {"value": "谢谢", "color": "#173177"},
+    }
 
 
 def test_a_template_message_without_a_link_sends_no_url(fake: FakeWechat) -> None:
@@ -98,6 +110,20 @@ def test_a_mass_send_wechat_already_accepted_under_our_message_id_counts_as_sent
     result = adapter(fake).send(mass())
 
     assert (result.outcome, result.provider_id, result.code) == (Outcome.SENT, "1000", "45065")
+
+
+def test_a_mass_send_repeated_after_a_timeout_finds_the_job_wechat_already_accepted(fake: FakeWechat) -> None:
+    wechat = adapter(fake, timeout=0.3)
+    wechat.send(template())  # the token is there
+    fake.delay = 1.0
+
+    assert wechat.send(mass()).outcome == Outcome.RETRY  # WeChat accepted the job, the answer came too late
+    fake.delay = 0.0
+    result = wechat.send(mass())
+
+    accepted, repeated = fake.calls(MASS)
+    assert (result.outcome, result.code) == (Outcome.SENT, "45065")
+    assert result.provider_id == str(accepted.answer["msg_id"]) == str(repeated.answer["msg_id"])
 
 
 @pytest.mark.parametrize(
@@ -136,12 +162,11 @@ def test_a_refused_token_is_refreshed_once_and_the_call_repeated_in_the_same_sen
     fake: FakeWechat, errcode: int, kind: str
 ) -> None:
     wechat = adapter(fake)
-    message = template() if kind == "template" else mass()
     endpoint = TEMPLATE if kind == "template" else MASS
-    assert wechat.send(message).outcome == Outcome.SENT
+    assert wechat.send(template() if kind == "template" else mass(message_id="first")).outcome == Outcome.SENT
     fake.expire_tokens(errcode)
 
-    result = wechat.send(message)
+    result = wechat.send(template() if kind == "template" else mass(message_id="second"))
 
     assert result.outcome == Outcome.SENT
     first, second = fake.calls("token")
