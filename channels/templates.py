@@ -92,7 +92,8 @@ def unknown_variables(template_text: str) -> list[str]:
     except TemplateSyntaxError as exc:
         return [f"syntax error: {exc.message}"]
     assigned = frozenset(
-        {name for a in tree.find_all(nodes.Assign | nodes.AssignBlock) for name in _names(a.target)}
+        {name for a in tree.find_all(nodes.Assign) for name in _names(a.target)}
+        | {name for b in tree.find_all(nodes.AssignBlock) for name in _names(b.target)}
         | {m.name for m in tree.find_all(nodes.Macro)}
     )
     found = {p for p in _paths(tree, assigned) if p and p not in VARIABLES}

@@ -173,6 +173,7 @@ def test_starttls_with_login_delivers_over_tls(ca_file: str, server_tls: ssl.SSL
     assert str(server.messages[0].message["Subject"]) == "欢迎加入投资人增长"
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_implicit_tls_with_login_delivers(ca_file: str, server_tls: ssl.SSLContext) -> None:
     server = FakeSmtp(tls_context=server_tls, implicit_tls=True, users={"apikey": "s3cret"}).start()
     try:
