@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Every variable path a message template may use (spec §2).
 VARIABLES: frozenset[str] = frozenset({
@@ -26,8 +28,27 @@ VARIABLES: frozenset[str] = frozenset({
 })
 _ROOTS: frozenset[str] = frozenset(path.split(".", 1)[0] for path in VARIABLES)
 
-_text_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_html_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+MAX_REPEAT = 1000  # `"x" * n` and `n ** m` stay small: a template cannot make the renderer allocate gigabytes
+MAX_EXPONENT = 64
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox (no attribute escapes, no mutation) that also bounds repetition and powers."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError("the exponent is too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and times * len(seq) > MAX_REPEAT:
+                    raise SecurityError("the repetition is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+_text_env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_html_env = _Sandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 
 
 def _path(node: nodes.Node) -> str | None:

@@ -220,6 +220,11 @@ class SmtpEmailAdapter:
         except smtplib.SMTPRecipientsRefused as exc:
             code, resp = next(iter(exc.recipients.values()))
             return _by_code(code, _reply_text(resp), recipient=True)
+        except smtplib.SMTPSenderRefused as exc:  # our own From: every message would meet the same refusal
+            result = _by_code(exc.smtp_code, _reply_text(exc.smtp_error))
+            if result.outcome is Outcome.FAILED:
+                return SendResult(Outcome.FAILED, code=result.code, detail=result.detail, pause_channel=True)
+            return result
         except smtplib.SMTPNotSupportedError as exc:
             return SendResult(Outcome.FAILED, code="not_supported", detail=str(exc)[:200], pause_channel=True)
         except smtplib.SMTPResponseException as exc:  # sender refused, DATA refused, HELO refused, ...

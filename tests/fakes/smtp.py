@@ -42,7 +42,16 @@ class FakeSmtpHandler:
     messages: list[Received] = field(default_factory=list)
     rcpt_answers: dict[str, str] = field(default_factory=dict)
     data_answer: str = "250 2.0.0 Message accepted"
+    mail_answer: str | None = None  # answer MAIL FROM with this instead of accepting the sender
     logins: list[tuple[str, str]] = field(default_factory=list)
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.mail_answer is not None:
+            return self.mail_answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:

@@ -23,6 +23,10 @@ def test_every_spec_variable_is_known() -> None:
         ("{% for x in items %}{{ x.name }}{{ loop.index }}{% endfor %}", ["items"]),
         ("{% set who = investor.name %}{{ who }}{{ whom }}", ["whom"]),
         ("{{ foo }}{{ foo }}{{ a.b.c }}", ["a.b.c", "foo"]),
+        ("{% set block %}{{ investor.name }}{% endset %}{{ block }}", []),
+        ("{{ investor.name.__class__ }}", ["investor.name.__class__"]),
+        ("{{ range(3)|join }}", ["range"]),
+        ("{{ investor.name }}{{ reward.amount }}", []),
     ],
 )
 def test_unknown_variables_finds_every_path_outside_the_spec_set(template: str, unknown: list[str]) -> None:
@@ -63,6 +67,21 @@ def test_render_refuses_an_unknown_variable_instead_of_printing_nothing() -> Non
 def test_render_refuses_sandbox_escapes(template: str) -> None:
     with pytest.raises((SecurityError, UndefinedError)):
         render(template, sample_context())
+
+
+@pytest.mark.parametrize("template", ["{{ 'x' * 100000000 }}", "{{ 9 ** 9999999 }}", "{{ [1] * 10**6 }}"])
+def test_render_refuses_templates_that_would_exhaust_memory(template: str) -> None:
+    with pytest.raises(SecurityError):
+        render(template, sample_context())
+
+
+def test_small_arithmetic_still_renders() -> None:
+    assert render("{{ '-' * 3 }}{{ 2 ** 3 }}", sample_context()) == "---8"
+
+
+def test_render_refuses_to_mutate_the_context() -> None:
+    with pytest.raises(SecurityError):
+        render("{{ investor.update({'name': 'x'}) }}", sample_context())
 
 
 def test_sample_context_holds_no_full_phone() -> None:

@@ -143,6 +143,25 @@ def test_a_refused_message_body_maps_to_its_outcome(smtp_server: FakeSmtp, answe
     assert (result.outcome, result.code) == (outcome, answer[:3])
 
 
+@pytest.mark.parametrize(("answer", "outcome", "pause"), [
+    ("553 5.7.1 sender address rejected", Outcome.FAILED, True),
+    ("451 4.3.0 try later", Outcome.RETRY, False),
+])
+def test_a_refused_sender_fails_and_pauses_unless_temporary(smtp_server: FakeSmtp, answer: str, outcome: Outcome,
+                                                             pause: bool) -> None:
+    smtp_server.handler.mail_answer = answer
+    result = adapter_for(f"smtp://127.0.0.1:{smtp_server.port}").send(outgoing())
+    assert (result.outcome, result.code, result.pause_channel) == (outcome, answer[:3], pause)
+
+
+@pytest.mark.parametrize("field", ["subject", "unsubscribe_url"])
+def test_a_line_break_in_a_header_value_fails_instead_of_injecting_headers(smtp_server: FakeSmtp, field: str) -> None:
+    result = adapter_for(f"smtp://127.0.0.1:{smtp_server.port}").send(
+        outgoing(**{field: "hello\r\nBcc: victim@example.net"}))
+    assert (result.outcome, result.code) == (Outcome.FAILED, "invalid")
+    assert smtp_server.messages == []
+
+
 def test_a_server_that_is_not_there_means_retry() -> None:
     result = adapter_for(f"smtp://127.0.0.1:{free_port()}").send(outgoing())
     assert result.outcome is Outcome.RETRY
