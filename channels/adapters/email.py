@@ -141,9 +141,17 @@ def _recipients(message: Outgoing) -> list[str]:
     return [message.to] if isinstance(message.to, str) else list(message.to)
 
 
+_ADDRESS = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
+
+
+def redact(text: str) -> str:
+    """Remove mail addresses from a server's reply text (servers echo the recipient: personal data)."""
+    return _ADDRESS.sub("<address>", text)
+
+
 def _by_code(code: int, text: str, *, recipient: bool = False) -> SendResult:
     """Map an SMTP reply code to an outcome (`recipient`: the refusal was of RCPT TO)."""
-    detail = text[:200]
+    detail = redact(text)[:200]
     if 200 <= code < 300:
         return SendResult(Outcome.SENT, code=str(code), detail=detail)
     if 400 <= code < 500:
@@ -204,6 +212,11 @@ class SmtpEmailAdapter:
         except ValueError as exc:
             return SendResult(Outcome.FAILED, code="invalid", detail=str(exc))
         provider_id = str(msg["Message-ID"])
+        if self.settings.smtp.security != PLAIN:
+            try:
+                self.tls_context()
+            except (OSError, ssl.SSLError) as exc:  # the CA file is missing or unreadable: a setting to fix
+                return SendResult(Outcome.FAILED, code="tls_ca_file", detail=type(exc).__name__, pause_channel=True)
         smtp: smtplib.SMTP | None = None
         talking = True  # the server still answers: say QUIT rather than just hang up
         try:

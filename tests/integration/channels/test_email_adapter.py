@@ -162,6 +162,19 @@ def test_a_line_break_in_a_header_value_fails_instead_of_injecting_headers(smtp_
     assert smtp_server.messages == []
 
 
+def test_the_refusal_detail_does_not_repeat_the_recipient_address(smtp_server: FakeSmtp) -> None:
+    smtp_server.rcpt_answers["investor@example.org"] = "550 5.1.1 <investor@example.org>: Recipient address rejected"
+    result = adapter_for(f"smtp://127.0.0.1:{smtp_server.port}").send(outgoing())
+    assert result.outcome is Outcome.UNREACHABLE
+    assert "investor@example.org" not in result.detail
+    assert "Recipient address rejected" in result.detail
+
+
+def test_a_missing_ca_file_fails_and_pauses_the_channel(tmp_path: Path) -> None:
+    result = adapter_for("smtps://127.0.0.1:1", ca_file=str(tmp_path / "missing.pem")).send(outgoing())
+    assert (result.outcome, result.code, result.pause_channel) == (Outcome.FAILED, "tls_ca_file", True)
+
+
 def test_a_server_that_is_not_there_means_retry() -> None:
     result = adapter_for(f"smtp://127.0.0.1:{free_port()}").send(outgoing())
     assert result.outcome is Outcome.RETRY
