@@ -40,6 +40,11 @@ def make_unsubscribe_token(secret: str | bytes, investor_id: int, channel: str, 
     return str(_serializer(secret).dumps(payload))
 
 
+def unsubscribe_url(public_base_url: str, token: str) -> str:
+    """Return the one-click link for a token: `{GROWTH_PUBLIC_BASE_URL}/unsubscribe/<token>`."""
+    return f"{public_base_url.rstrip('/')}/unsubscribe/{token}"
+
+
 def read_unsubscribe_token(secret: str | bytes, token: str, *, now: datetime | None = None,
                            max_age_days: int | None = None) -> UnsubscribeToken:
     """Verify a token and return what it says; raise `InvalidUnsubscribeToken` for anything else.

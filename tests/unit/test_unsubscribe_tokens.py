@@ -10,6 +10,7 @@ from channels.unsubscribe import (
     UnsubscribeToken,
     make_unsubscribe_token,
     read_unsubscribe_token,
+    unsubscribe_url,
 )
 
 SECRET = "s3cret-key"
@@ -66,3 +67,9 @@ def test_an_age_limit_applies_only_when_asked() -> None:
 def test_a_naive_issue_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone"):
         make_unsubscribe_token(SECRET, 42, "email", datetime(2026, 12, 3, 12))
+
+
+def test_the_unsubscribe_url_joins_the_public_base_and_the_token() -> None:
+    token = make_unsubscribe_token(SECRET, 42, "email", ISSUED)
+    assert unsubscribe_url("https://growth.example.com/", token) == f"https://growth.example.com/unsubscribe/{token}"
+    assert unsubscribe_url("https://example.com/growth", "t") == "https://example.com/growth/unsubscribe/t"
