@@ -118,6 +118,8 @@ def unknown_variables(template_text: str) -> list[str]:
         | {m.name for m in tree.find_all(nodes.Macro)}
     )
     found = {p for p in _paths(tree, assigned) if p and p not in VARIABLES}
+    if any(True for _ in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
+        found.add("{% include/import/extends %}")  # a message is one self-contained template
     return sorted(found)
 
 

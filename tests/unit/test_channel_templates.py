@@ -33,6 +33,14 @@ def test_unknown_variables_finds_every_path_outside_the_spec_set(template: str, 
     assert unknown_variables(template) == unknown
 
 
+@pytest.mark.parametrize("template", [
+    "{% include 'other.html' %}", "{% extends 'base.html' %}", "{% import 'm.html' as m %}",
+    "{% from 'm.html' import x %}",
+])
+def test_loading_other_templates_is_reported(template: str) -> None:
+    assert unknown_variables(template) != []
+
+
 def test_a_syntax_error_is_reported_as_unknown_rather_than_passing() -> None:
     found = unknown_variables("{{ investor.name ")
     assert len(found) == 1 and found[0].startswith("syntax error")
