@@ -1,0 +1,153 @@
+"""Message templates: sandboxed Jinja2 with a fixed set of variables (spec §2).
+
+`unknown_variables` walks the parsed template so a campaign naming a variable outside the set
+(`investor.nickname`, `foo`) is refused at submission, before anything is queued; `render` fills a
+template with strict undefined handling, HTML escaping only for HTML parts; `sample_context` is the
+made-up investor that previews show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# Every variable path a message template may use (spec §2).
+VARIABLES: frozenset[str] = frozenset({
+    "investor.name",
+    "investor.masked_phone",
+    "reward.amount",
+    "reward.expires_on",
+    "reward.kind_label",
+    "campaign.name",
+    "unsubscribe_url",
+})
+_ROOTS: frozenset[str] = frozenset(path.split(".", 1)[0] for path in VARIABLES)
+
+MAX_REPEAT = 1000  # `"x" * n` and `n ** m` stay small: a template cannot make the renderer allocate gigabytes
+MAX_EXPONENT = 64
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox (no attribute escapes, no mutation) that also bounds repetition and powers."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError("the exponent is too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and times * len(seq) > MAX_REPEAT:
+                    raise SecurityError("the repetition is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+_text_env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_html_env = _Sandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+
+
+def _path(node: nodes.Node) -> str | None:
+    """Return the dotted path of a name or attribute chain (`investor.name`), or None for anything else."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        parent = _path(node.node)
+        return None if parent is None else f"{parent}.{node.attr}"
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        parent = _path(node.node)
+        return None if parent is None else f"{parent}.{node.arg.value}"
+    return None
+
+
+def _names(target: nodes.Node) -> set[str]:
+    """Return the names a loop or assignment target binds (`x`, or `a, b`)."""
+    found = {n.name for n in target.find_all(nodes.Name)}
+    if isinstance(target, nodes.Name):
+        found.add(target.name)
+    return found
+
+
+def _paths(node: nodes.Node, local: frozenset[str]) -> Iterator[str]:
+    """Yield every variable path a node reads, the whole chain once (`investor.name`, not `investor`)."""
+    if isinstance(node, nodes.Name):
+        if node.ctx == "load" and node.name not in local:
+            yield node.name
+        return
+    if isinstance(node, nodes.Getattr | nodes.Getitem):
+        path = _path(node)
+        if path is not None:
+            if path.split(".", 1)[0] not in local:
+                yield path
+            return
+    if isinstance(node, nodes.For):
+        yield from _paths(node.iter, local)
+        inner = local | _names(node.target) | {"loop"}
+        for child in [*node.body, *node.else_, *([node.test] if node.test is not None else [])]:
+            yield from _paths(child, inner)
+        return
+    if isinstance(node, nodes.Macro | nodes.CallBlock):
+        args = node.args if isinstance(node, nodes.Macro) else []
+        inner = local | {a.name for a in args} | {"caller", "varargs", "kwargs"}
+        for child in node.iter_child_nodes():
+            if child not in args:
+                yield from _paths(child, inner)
+        return
+    for child in node.iter_child_nodes():
+        yield from _paths(child, local)
+
+
+def unknown_variables(template_text: str) -> list[str]:
+    """Return every variable path the template reads that is not one of `VARIABLES`, sorted, once each.
+
+    A variable set inside the template (`{% set x = ... %}`, a loop target) counts as known from then
+    on; a root that is known but read whole (`{{ investor }}`) or a syntax error are reported too, so
+    that nothing unrenderable is queued.
+    """
+    try:
+        tree = _text_env.parse(template_text)
+    except TemplateSyntaxError as exc:
+        return [f"syntax error: {exc.message}"]
+    assigned = frozenset(
+        {name for a in tree.find_all(nodes.Assign) for name in _names(a.target)}
+        | {name for b in tree.find_all(nodes.AssignBlock) for name in _names(b.target)}
+        | {m.name for m in tree.find_all(nodes.Macro)}
+    )
+    found = {p for p in _paths(tree, assigned) if p and p not in VARIABLES}
+    if any(True for _ in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
+        found.add("{% include/import/extends %}")  # a message is one self-contained template
+    return sorted(found)
+
+
+def render(template: str, context: Mapping[str, Any], *, html: bool = False) -> str:
+    """Render a message template (HTML-escaped when `html`); raise on an unknown variable or a sandbox escape."""
+    env = _html_env if html else _text_env
+    return env.from_string(template).render(dict(context))
+
+
+def context(*, investor_name: str, masked_phone: str, reward_amount: str = "", reward_expires_on: str = "",
+            reward_kind_label: str = "", campaign_name: str = "", unsubscribe_url: str = "") -> dict[str, Any]:
+    """Build a render context with exactly the variables of spec §2."""
+    return {
+        "investor": {"name": investor_name, "masked_phone": masked_phone},
+        "reward": {"amount": reward_amount, "expires_on": reward_expires_on, "kind_label": reward_kind_label},
+        "campaign": {"name": campaign_name},
+        "unsubscribe_url": unsubscribe_url,
+    }
+
+
+def sample_context(campaign_name: str = "示例活动") -> dict[str, Any]:
+    """Return the made-up investor and reward that previews render with (no real person's data)."""
+    return context(
+        investor_name="张三",
+        masked_phone="138****0000",
+        reward_amount="50.00",
+        reward_expires_on="2026-12-31",
+        reward_kind_label="投资红包",
+        campaign_name=campaign_name,
+        unsubscribe_url="https://example.com/unsubscribe/sample",
+    )
