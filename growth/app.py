@@ -146,6 +146,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     init_request_size(app)  # after inputs: its limit goes first, before the NUL guard reads the form
     init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
     _register_projections(app)
+    _register_message_channels(app)
     _init_extensions(app)
     _register_blueprints(app)
     _register_assets(app)
@@ -222,6 +223,22 @@ def _register_projections(app: Flask) -> None:
     projections.register(AttributionProjection)
     projections.register(ConsentProjection.configured(changed=signals.consent_changed))
     app.extensions[EXTENSION] = projections
+
+
+def _register_message_channels(app: Flask) -> None:
+    """Register every message-channel adapter; delivery builds one per provider from its settings."""
+    from channels.adapters.email import register_email
+    from channels.adapters.port import EXTENSION, AdapterRegistry
+    from channels.adapters.sms import register_sms
+    from channels.adapters.webhook import register_webhook
+    from channels.adapters.wechat import MemoryTokenStore, register_wechat
+
+    registry = AdapterRegistry()
+    register_sms(registry)
+    register_email(registry)
+    register_webhook(registry)
+    register_wechat(registry, token_store=MemoryTokenStore())  # one store per process until the shared one lands
+    app.extensions[EXTENSION] = registry
 
 
 def _register_background_work(app: Flask) -> None:

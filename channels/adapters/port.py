@@ -87,6 +87,7 @@ class Adapter(Protocol):
 
 
 AdapterFactory = Callable[[Mapping[str, Any]], Adapter]
+EXTENSION = "channels.adapters"  # where the composition root keeps the app's registry (app.extensions)
 
 
 class AdapterRegistry:
