@@ -142,16 +142,28 @@ def format_value(key: str, value: Any, *, role_label: Callable[[str], str] = str
 
 
 def describe(action: str, details: Mapping[str, Any] | None, *,
-             role_label: Callable[[str], str] = str) -> list[DetailField]:
-    """Return an entry's details as labelled, formatted fields in their recorded order."""
+             role_label: Callable[[str], str] = str, kind_label: Callable[[str], str] = str) -> list[DetailField]:
+    """Return an entry's details as labelled, formatted fields in their recorded order.
+
+    `role_label` names role codes and `kind_label` acquisition-channel kinds (both given by the caller,
+    which knows the value lists; this module stays free of other packages).
+    """
     fields = []
+    kind = action.startswith("channel.")
+
+    def shown(field: str, value: Any) -> str:
+        if kind and field == "kind" and isinstance(value, str) and value:
+            return kind_label(value)
+        return format_value(field, value)
+
     for key, value in (details or {}).items():
         if key == "changes" and isinstance(value, Mapping):
             for field, pair in value.items():  # recorded as [old, new]
                 old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
-                change = f"{format_value(field, old)} → {format_value(field, new)}"
+                change = f"{shown(field, old)} → {shown(field, new)}"
                 fields.append(DetailField(field, _label(field), change))
             continue
         role = action in ROLE_ACTIONS and key in ("role", "from", "to")
-        fields.append(DetailField(key, _label(key), format_value(key, value, role_label=role_label, role=role)))
+        text = format_value(key, value, role_label=role_label, role=True) if role else shown(key, value)
+        fields.append(DetailField(key, _label(key), text))
     return fields

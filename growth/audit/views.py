@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, render_template, request, url_for
 from werkzeug.routing import BuildError
 
+from growth.acquisition.models import kind_label
 from growth.audit import rules
 from growth.audit.models import AuditEntry
 from growth.audit.services import list_entries, record, target_names
@@ -61,7 +62,7 @@ def _views(entries: list[AuditEntry]) -> list[EntryView]:
         name = found[0] if found else (f"#{e.target_id}" if e.target_id else "")
         url = _url(e.target_type, found[1]) if found else None
         views.append(EntryView(e, rules.action_label(e.action), rules.target_label(e.target_type), name, url,
-                               rules.describe(e.action, e.details, role_label=role_label)))
+                               rules.describe(e.action, e.details, role_label=role_label, kind_label=kind_label)))
     return views
 
 

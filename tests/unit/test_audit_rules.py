@@ -26,3 +26,15 @@ def test_every_recorded_audit_action_has_a_label():
     actions = _recorded_actions()
     assert "investor.pii_revealed" in actions  # the scan finds what it should
     assert actions - set(ACTION_LABELS) == set()
+
+
+def test_a_channel_kind_reads_as_its_label_also_in_a_change():
+    from growth.audit.rules import describe
+
+    labels = {"sem": "搜索引擎"}.get
+    created = describe("channel.created", {"code": "baidu_sem", "kind": "sem"}, kind_label=lambda k: labels(k, k))
+    updated = describe("channel.updated", {"changes": {"kind": ["sem", "seo"]}}, kind_label=lambda k: labels(k, k))
+    assert [f.value for f in created] == ["baidu_sem", "搜索引擎"]
+    assert updated[0].value == "搜索引擎 → seo"
+    # Another action's "kind" is not a channel kind.
+    assert describe("link.created", {"kind": "sem"}, kind_label=lambda k: "x")[0].value == "sem"
