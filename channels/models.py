@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
@@ -47,3 +48,192 @@ class ConsentState(Base):
     granted: Mapped[bool]
     occurred_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(32))
+
+
+# --- the outbox -------------------------------------------------------------------------------------
+
+# The spec's message statuses (campaigns-api.md §5), with the labels every page shows for them.
+STATUS_LABELS = {
+    "queued": _l("排队中"),
+    "deferred": _l("暂缓"),
+    "sending": _l("发送中"),
+    "sent": _l("已发送"),
+    "delivered": _l("已送达"),
+    "failed": _l("失败"),
+    "dead": _l("重试用尽"),
+    "skipped_no_consent": _l("未获同意"),
+    "capped": _l("超出频次"),
+    "unreachable": _l("无法触达"),
+}
+STATUSES = tuple(STATUS_LABELS)
+WAITING = ("queued", "deferred")  # a worker will look at it again
+FINAL = ("sent", "delivered", "failed", "dead", "skipped_no_consent", "capped", "unreachable")
+RETRYABLE = ("failed", "dead", "capped", "unreachable", "skipped_no_consent")  # staff may queue it again
+
+CHANNEL_LABELS = {"wechat": _l("微信"), "sms": _l("短信"), "email": _l("邮件"), "webhook": _l("平台回调")}
+MESSAGE_CHANNELS = tuple(CHANNEL_LABELS)
+CLASS_LABELS = {"service": _l("服务通知"), "marketing": _l("营销")}
+
+# Why a message waits (status `deferred`).
+HOLD_LABELS = {"quiet_hours": _l("免打扰时段"), "paused": _l("渠道已暂停"), "rate": _l("限速")}
+
+
+class OutboxMessage(Base):
+    """One message to one investor over one channel for one cause; written in its cause's transaction.
+
+    `key` is the idempotency key — (campaign or sender, investor, channel, cause) — so a replay, a retry
+    or a second worker never makes a second message. `content` holds the rendered message (text,
+    subject, html, provider template code and params, WeChat kind/template/data, webhook body); the
+    recipient's address is looked up when sending, so new contact data applies.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_due", "status", "due_at"),
+        Index("ix_outbox_messages_investor_created", "investor_id", "created_at"),
+        Index("ix_outbox_messages_campaign", "campaign_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    campaign_id: Mapped[int | None]
+    sender: Mapped[str] = mapped_column(String(64))  # campaign / reward / crm / system …
+    cause: Mapped[str] = mapped_column(String(200))  # trigger event id, run id, reward id …
+    investor_id: Mapped[int | None] = mapped_column(ForeignKey("investors.id"))
+    user_id: Mapped[str | None] = mapped_column(String(200), index=True)  # the platform's user id (API)
+    channel: Mapped[str] = mapped_column(String(16))
+    message_class: Mapped[str] = mapped_column(String(16))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fallback: Mapped[str | None] = mapped_column(String(16))  # e.g. WeChat → sms when WeChat cannot reach them
+    fallback_of: Mapped[int | None] = mapped_column(BigId)
+
+    status: Mapped[str] = mapped_column(String(24), default="queued")
+    hold_reason: Mapped[str | None] = mapped_column(String(32))  # deferred: HOLD_LABELS
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime]  # when a worker may take it (next attempt, end of quiet hours)
+    lease_until: Mapped[datetime | None]  # while `sending`: after this a crashed worker's claim is taken over
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)  # BizId, WeChat msgid / job id
+    recipient_masked: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+
+class Unreachable(Base):
+    """An investor a provider refused for good on a channel, for the address it refused.
+
+    New contact data clears it by itself: the refusal only holds while the investor's address still
+    has the same digest (a WeChat follow clears it explicitly).
+    """
+
+    __tablename__ = "channel_unreachable"
+    __table_args__ = (UniqueConstraint("investor_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_digest: Mapped[str] = mapped_column(String(64))  # sha256 of the refused address, never the address
+    code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    since: Mapped[datetime]
+    message_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class CapUsage(Base):
+    """Marketing messages counted against one frequency cap for one investor in one period."""
+
+    __tablename__ = "marketing_cap_usage"
+    __table_args__ = (UniqueConstraint("investor_id", "scope", "period"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
+    scope: Mapped[str] = mapped_column(String(16))  # a channel or "all"
+    period: Mapped[str] = mapped_column(String(24))  # "day:2026-12-03" / "week:2026-W49"
+    used: Mapped[int] = mapped_column(default=0)
+
+
+class RateSlot(Base):
+    """The next free send slot of a provider (GCRA), shared by every worker when there is no Redis."""
+
+    __tablename__ = "provider_rate_slots"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float]  # seconds since the epoch
+
+
+class ChannelSetting(Base):
+    """A setting overridden on the settings page; it wins over the environment until cleared."""
+
+    __tablename__ = "channel_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int | None]
+    updated_at: Mapped[datetime]
+
+
+class SharedToken(Base):
+    """A value every worker shares (the WeChat access token), with its expiry."""
+
+    __tablename__ = "shared_tokens"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+
+
+class WechatMassJob(Base):
+    """One WeChat mass send (4 a month for a service account); totals arrive with MASSSENDJOBFINISH."""
+
+    __tablename__ = "wechat_mass_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    campaign_id: Mapped[int | None]
+    recipients: Mapped[int]
+    sent_at: Mapped[datetime]
+    status: Mapped[str | None] = mapped_column(String(64))  # WeChat's Status, e.g. "send success"
+    total_count: Mapped[int | None]
+    filter_count: Mapped[int | None]
+    sent_count: Mapped[int | None]
+    error_count: Mapped[int | None]
+    finished_at: Mapped[datetime | None]
+
+
+class WechatFollower(Base):
+    """A follower of the official account as its callbacks tell it, with the QR scene they came by."""
+
+    __tablename__ = "wechat_followers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(128), unique=True)
+    subscribed: Mapped[bool]
+    scene: Mapped[str | None] = mapped_column(String(64))  # the parametric QR scene (an acquisition channel's code)
+    first_scene: Mapped[str | None] = mapped_column(String(64))  # the scene of their first follow: their channel
+    changed_at: Mapped[datetime]
+
+
+class MessageTemplate(Base):
+    """A reusable message wording for one channel and class (the template library)."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    message_class: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200), default="")  # email
+    body: Mapped[str] = mapped_column(Text)  # Jinja text: SMS wording, email text, WeChat mass text
+    html: Mapped[str] = mapped_column(Text, default="")  # email HTML part
+    provider_template: Mapped[str] = mapped_column(String(64), default="")  # SMS template code / WeChat template id
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # provider template params / WeChat data (Jinja)
+    archived: Mapped[bool] = mapped_column(default=False)
+    updated_by: Mapped[int | None]
+    updated_at: Mapped[datetime]

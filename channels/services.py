@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from channels.models import CONSENT_SOURCES, ConsentState, ConsentStatement
+from channels.models import CONSENT_SOURCES, ConsentState, ConsentStatement, Unreachable
 from channels.rules import statement_wins
 
 
@@ -62,3 +64,47 @@ def rebuild_states(*, session: Session) -> None:
     session.add_all(ConsentState(investor_id=i, channel=c, occurred_at=at, granted=g, source=src)
                     for (i, c), (at, g, src) in sorted(best.items()))
     session.flush()
+
+
+# --- reachability -----------------------------------------------------------------------------------
+
+
+def contact_digest(address: str) -> str:
+    """Return the digest a refusal is kept under (the address itself is never stored again)."""
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+def mark_unreachable(*, session: Session, investor_id: int, channel: str, address: str, code: str, reason: str,
+                     now: datetime, message_id: int | None = None) -> None:
+    """Record that a provider refused an investor's address on a channel for good (replaces an older refusal)."""
+    row = session.scalar(select(Unreachable).where(Unreachable.investor_id == investor_id,
+                                                   Unreachable.channel == channel).with_for_update())
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(Unreachable(investor_id=investor_id, channel=channel,
+                                        contact_digest=contact_digest(address), code=code[:64], reason=reason[:500],
+                                        since=now, message_id=message_id))
+            return
+        except IntegrityError:  # another worker recorded it at the same moment
+            row = session.scalar(select(Unreachable).where(Unreachable.investor_id == investor_id,
+                                                           Unreachable.channel == channel).with_for_update())
+            if row is None:
+                raise
+    row.contact_digest, row.code, row.reason = contact_digest(address), code[:64], reason[:500]
+    row.since, row.message_id = now, message_id
+    session.flush()
+
+
+def clear_unreachable(*, session: Session, investor_id: int, channel: str) -> bool:
+    """Forget a refusal (e.g. the investor followed the official account again); return whether there was one."""
+    result = session.execute(delete(Unreachable).where(Unreachable.investor_id == investor_id,
+                                                       Unreachable.channel == channel))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def unreachable_on(*, session: Session, investor_id: int, addresses: dict[str, str]) -> dict[str, Unreachable]:
+    """Return the refusals that still hold for an investor: those for the address they have now, per channel."""
+    rows = session.scalars(select(Unreachable).where(Unreachable.investor_id == investor_id))
+    return {r.channel: r for r in rows
+            if r.channel in addresses and r.contact_digest == contact_digest(addresses[r.channel])}

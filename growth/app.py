@@ -232,6 +232,8 @@ def _register_message_channels(app: Flask) -> None:
     from channels.adapters.sms import register_sms
     from channels.adapters.webhook import register_webhook
     from channels.adapters.wechat import MemoryTokenStore, register_wechat
+    from channels.recipients import EXTENSION as RECIPIENTS
+    from growth.investors.services import InvestorDirectory
 
     registry = AdapterRegistry()
     register_sms(registry)
@@ -239,6 +241,7 @@ def _register_message_channels(app: Flask) -> None:
     register_webhook(registry)
     register_wechat(registry, token_store=MemoryTokenStore())  # one store per process until the shared one lands
     app.extensions[EXTENSION] = registry
+    app.extensions[RECIPIENTS] = InvestorDirectory()
 
 
 def _register_background_work(app: Flask) -> None:

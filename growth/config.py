@@ -85,6 +85,12 @@ class Config:
     PROCESSOR_POLL_SECONDS = 0.1  # ... and checks the log's last seq this often (a read, no write lock)
     LEADER_LEASE_SECONDS = 15
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+    REDIS_URL: str | None = None  # shared rate limits and tokens across machines; unset = the database
+    CHANNEL_ENV: dict[str, str] = {}  # replaced at start, never changed in place
+    DELIVERY_BATCH_SIZE = 200  # messages one worker claims at a time
+    DELIVERY_THREADS = 16  # concurrent provider calls per worker
+    DELIVERY_IDLE_SECONDS = 1.0  # an idle delivery worker looks for due messages this often
+    DELIVERY_LEASE_SECONDS = 300  # a claimed message whose worker died is taken over after this
     PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)
 
     @classmethod
@@ -97,6 +103,9 @@ class Config:
         values["SESSION_COOKIE_SECURE"] = _env_bool("COOKIE_SECURE", cls.SESSION_COOKIE_SECURE)
         values["BACKGROUND_WORK"] = _env_bool("BACKGROUND_WORK", cls.BACKGROUND_WORK)
         values["PROXY_COUNT"] = int(os.environ.get(PREFIX + "PROXY_COUNT", cls.PROXY_COUNT))
+        values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
+        # The message channels' GROWTH_* variables (channels/settings.py reads them, overrides win).
+        values["CHANNEL_ENV"] = {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
         return values
 
 
@@ -108,5 +117,7 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret-key"  # noqa: S105 (test only)
     WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (test only)
     BACKGROUND_WORK = False
+    CHANNEL_ENV: dict[str, str] = {}  # the developer's own GROWTH_* never leak into tests
+    REDIS_URL = None
     SESSION_COOKIE_SECURE = False
     SERVER_NAME = None

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, DateTime, MetaData, Table, bindparam, create_engine, event, insert, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -137,9 +138,13 @@ class Database:
 
 
 def insert_many(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: Sequence[str] = ()
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: Sequence[str] = (),
+    *, skip_conflicts: bool = False,
 ) -> list[Any]:
     """Insert rows (all with the same keys) in one go; return the `returning` columns of each, in no order.
+
+    `skip_conflicts`: a row that breaks a unique constraint is left out (ON CONFLICT DO NOTHING), and
+    only the rows inserted are returned.
 
     On PostgreSQL the rows travel as one JSON parameter read by json_to_recordset (here and in
     update_many): psycopg re-parses a multi-row statement with thousands of placeholders on every
@@ -148,7 +153,7 @@ def insert_many(
     if not rows:
         return []
     if conn.dialect.name != "postgresql":
-        stmt = insert(table)
+        stmt = sqlite_insert(table).on_conflict_do_nothing() if skip_conflicts else insert(table)
         if returning:
             stmt = stmt.returning(*(table.c[name] for name in returning))
             return list(conn.execute(stmt, list(rows)))
@@ -160,6 +165,8 @@ def insert_many(
     record = ", ".join(f"{quote(n)} {table.c[n].type.compile(conn.dialect)}" for n in names)
     sql = (f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} "
            f"FROM json_to_recordset(%(rows)s::json) AS r({record})")
+    if skip_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += " RETURNING " + ", ".join(quote(n) for n in returning)
     result = conn.exec_driver_sql(sql, {"rows": orjson.dumps(list(rows)).decode()})

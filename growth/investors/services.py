@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from channels.recipients import Recipient
 from growth.acquisition.models import AcquisitionChannel
 from growth.audit.services import record
 from growth.errors import DomainError, NotFound
@@ -23,6 +24,7 @@ from growth.events.models import PlatformEvent
 from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
 from growth.investors.rules import (
+    PhoneFormatError,
     SearchTerms,
     format_phone,
     mask_email,
@@ -32,6 +34,7 @@ from growth.investors.rules import (
     mask_phone,
     mask_query,
     may_search,
+    normalize_phone,
     recent_within,
 )
 from growth.money import fen_to_api
@@ -349,3 +352,36 @@ def audit_search(terms: SearchTerms, q: str, *, results: int, session: Session) 
     kinds = [kind for kind in ("phone", "phone_suffix", "name", "email") if getattr(terms, kind)]
     record("investor.searched", session=session, target_type="investor",
            details={"q": mask_query(q), "matched_by": kinds, "withheld": terms.withheld, "results": results})
+
+
+class InvestorDirectory:
+    """The message channels' view of investors (`channels.recipients.Directory`): addresses, masked forms."""
+
+    _COLUMNS = {"sms": Investor.phone, "email": Investor.email, "wechat": Investor.wechat_openid}
+    _MASKS: dict[str, Callable[[str], str]] = {"sms": mask_phone, "email": mask_email,
+                                              "wechat": lambda value: f"openid …{value[-4:]}"}
+
+    def recipients(self, ids: Sequence[int], *, session: Session) -> dict[int, Recipient]:
+        """Return the recipients with these investor ids."""
+        found: dict[int, Recipient] = {}
+        query = select(Investor.id, Investor.platform_user_id, Investor.phone, Investor.email, Investor.wechat_openid)
+        for start in range(0, len(ids), 1000):
+            chunk = list(ids[start:start + 1000])
+            for investor_id, user_id, phone, email, openid in session.execute(query.where(Investor.id.in_(chunk))):
+                addresses = {k: v for k, v in (("sms", phone), ("email", email), ("wechat", openid)) if v}
+                masked = {k: self._MASKS[k](v) for k, v in addresses.items()}
+                found[investor_id] = Recipient(investor_id, user_id, addresses, masked)
+        return found
+
+    def by_address(self, channel: str, address: str, *, session: Session) -> list[int]:
+        """Return the ids of the investors with this address on a channel (phones compared as normalised)."""
+        column = self._COLUMNS.get(channel)
+        if column is None or not address:
+            return []
+        value = address
+        if channel == "sms":
+            try:
+                value = normalize_phone(address)
+            except PhoneFormatError:
+                return []
+        return list(session.scalars(select(Investor.id).where(column == value).order_by(Investor.id)))

@@ -1,0 +1,128 @@
+"""The outbox: messages written in their cause's transaction, once per idempotency key.
+
+Callers (campaign triggers and runs, the rewards ledger, the CRM) render a message and enqueue it in
+the same transaction as the change that caused it; the delivery workers (`channels.delivery`) send it
+after that transaction commits. Enqueueing the same (campaign or sender, investor, channel, cause)
+twice — a replay, a retried job, a second worker — adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from channels.adapters.port import Channel, MessageClass
+from channels.models import OutboxMessage
+from growth.db import insert_many, table_of
+
+_OUTBOX = table_of(OutboxMessage)
+CONTENT_FIELDS = frozenset({"text", "subject", "html", "template_code", "params", "wechat_kind", "template_id",
+                            "data", "url"})
+
+
+def message_key(*, sender: str, campaign_id: int | None, investor_ref: str, channel: str, cause: str) -> str:
+    """Return the idempotency key: one message per (campaign or sender, investor, channel, cause)."""
+    source = f"c{campaign_id}" if campaign_id is not None else sender
+    return f"{source}|{investor_ref}|{channel}|{cause}"[:255]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A rendered message to enqueue.
+
+    `content` holds the rendered parts the channel needs (`text`; `subject`/`html` for email;
+    `template_code`/`params` for SMS template providers; `wechat_kind` ("template" or "mass"),
+    `template_id`, `data`, `url` for WeChat; `data` is the JSON body of a platform webhook).
+    `investor_id` is None only for the platform webhook, which goes to the platform, not a person.
+    """
+
+    sender: str
+    cause: str
+    channel: Channel
+    message_class: MessageClass
+    content: Mapping[str, Any]
+    investor_id: int | None = None
+    user_id: str | None = None  # the platform's user id, for the messages API
+    campaign_id: int | None = None
+    fallback: Channel | None = None  # WeChat → SMS when WeChat cannot reach the investor
+    fallback_of: int | None = None
+    extra_key: str = ""  # makes the key differ when one cause sends two messages on one channel
+
+    def key(self) -> str:
+        """The message's idempotency key."""
+        investor_ref = str(self.investor_id) if self.investor_id is not None else "-"
+        cause = f"{self.cause}|{self.extra_key}" if self.extra_key else self.cause
+        return message_key(sender=self.sender, campaign_id=self.campaign_id, investor_ref=investor_ref,
+                           channel=str(self.channel), cause=cause)
+
+    def check(self) -> None:
+        """Raise ValueError for a message no worker could send (a programming error of the caller)."""
+        unknown = set(self.content) - CONTENT_FIELDS
+        if unknown:
+            raise ValueError(f"unknown message content fields: {sorted(unknown)}")
+        if self.channel != Channel.WEBHOOK and self.investor_id is None:
+            raise ValueError("a message to a person needs an investor")
+        if self.fallback is not None and (self.channel != Channel.WECHAT or self.fallback != Channel.SMS):
+            raise ValueError("only WeChat messages fall back, and only to SMS")
+        if self.channel == Channel.WECHAT and self.content.get("wechat_kind") not in ("template", "mass"):
+            raise ValueError("a WeChat message is a template message or part of a mass send")
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The outbox row for the message, queued and due now."""
+        return {
+            "key": self.key(), "campaign_id": self.campaign_id, "sender": self.sender, "cause": self.cause,
+            "investor_id": self.investor_id, "user_id": self.user_id, "channel": str(self.channel),
+            "message_class": str(self.message_class), "content": dict(self.content),
+            "fallback": str(self.fallback) if self.fallback else None, "fallback_of": self.fallback_of,
+            "status": "queued", "hold_reason": None, "attempts": 0, "due_at": now, "lease_until": None,
+            "claimed_by": None, "provider": None, "provider_id": None, "recipient_masked": None,
+            "error_code": None, "error": None, "created_at": now, "updated_at": now, "sent_at": None,
+            "delivered_at": None,
+        }
+
+
+@dataclass(slots=True)
+class Enqueued:
+    """What an enqueue did: the ids of the new messages, and how many were already there."""
+
+    ids: list[int] = field(default_factory=list)
+    existing: int = 0
+
+
+def enqueue(message: NewMessage, *, session: Session, now: datetime) -> int | None:
+    """Queue one message in the caller's transaction; return its id, or None when its key was already queued."""
+    result = enqueue_many([message], session=session, now=now)
+    return result.ids[0] if result.ids else None
+
+
+def enqueue_many(messages: Iterable[NewMessage], *, session: Session, now: datetime,
+                 chunk: int = 5000) -> Enqueued:
+    """Queue many messages in the caller's transaction (bulk inserts; keys already queued are skipped)."""
+    result = Enqueued()
+    conn = session.connection()
+    batch: list[dict[str, Any]] = []
+
+    def flush(rows: Sequence[dict[str, Any]]) -> None:
+        ids = [r[0] for r in insert_many(conn, _OUTBOX, rows, returning=("id",), skip_conflicts=True)]
+        result.ids.extend(sorted(ids))
+        result.existing += len(rows) - len(ids)
+
+    for message in messages:  # a generator is read chunk by chunk: memory stays flat
+        message.check()
+        batch.append(message.row(now))
+        if len(batch) >= chunk:
+            flush(batch)
+            batch = []
+    if batch:
+        flush(batch)
+    return result
+
+
+def find(key: str, *, session: Session) -> OutboxMessage | None:
+    """Return the message with an idempotency key."""
+    return session.scalar(select(OutboxMessage).where(OutboxMessage.key == key))

@@ -1,0 +1,44 @@
+"""Who a message goes to: the port through which channels reads investors' contact data.
+
+`channels` imports only the kernel, so the investors module provides the directory and the
+composition root registers it (`app.extensions[EXTENSION]`). Addresses are read when a message is
+sent, so new contact data applies to messages already queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+EXTENSION = "channels.recipients"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An investor's addresses per channel (sms/email/wechat), and how each is shown masked."""
+
+    investor_id: int
+    user_id: str
+    addresses: dict[str, str] = field(default_factory=dict)  # only the channels the investor has an address on
+    masked: dict[str, str] = field(default_factory=dict)
+
+
+class Directory(Protocol):
+    """Looks investors up for delivery, receipts and replies."""
+
+    def recipients(self, ids: Sequence[int], *, session: Session) -> dict[int, Recipient]:
+        """Return the recipients with these investor ids (missing ids are left out)."""
+        ...
+
+    def by_address(self, channel: str, address: str, *, session: Session) -> list[int]:
+        """Return the ids of the investors with this address on a channel (a phone, an email, an openid)."""
+        ...
+
+
+def directory_of(app: Flask) -> Directory:
+    """Return the app's directory (registered by the composition root)."""
+    return app.extensions[EXTENSION]
