@@ -56,6 +56,12 @@ class Permission(StrEnum):
     EVENTS_VIEW = "events.view"
     EVENTS_REPLAY = "events.replay"
     FUNNEL_VIEW = "funnel.view"
+    # Message channels (channels/): the delivery log, channel health and the template library …
+    MESSAGES_VIEW = "messages.view"
+    # … retrying messages and editing templates …
+    MESSAGES_MANAGE = "messages.manage"
+    # … and the channel settings (quiet hours, caps, signature, rates, pausing a channel).
+    CHANNELS_SETTINGS = "channels.settings"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -63,17 +69,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MARKETER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
+        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
+        Permission.MESSAGES_VIEW,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
-        Permission.EVENTS_VIEW,
+        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
-        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW,
+        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
     }),
 }
 
