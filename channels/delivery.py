@@ -485,7 +485,7 @@ class Deliverer:
             session.add(ChannelSetting(key=key, value="true", updated_by=None, updated_at=now))
         else:
             setting.value, setting.updated_by, setting.updated_at = "true", None, now
-        audit("channels.paused", session=session, target_type="channel", target_id=channel,
+        audit("channels.paused", session=session, target_type="message_channel", target_id=channel,
               details={"reason": reason}, actor="delivery")
         log.error("the %s channel is paused: the provider refused it as a whole (%s); messages wait as deferred "
                   "until an admin resumes it on the channel settings page", channel, reason)

@@ -12,7 +12,8 @@ from werkzeug.routing import BuildError
 from growth.acquisition.models import kind_label
 from growth.audit import rules
 from growth.audit.models import AuditEntry
-from growth.audit.services import list_entries, record, target_names
+from growth.audit.services import list_entries, record
+from growth.audit.targets import target_names
 from growth.auth.permissions import Permission, require, role_label
 from growth.db import request_session, short_write
 from growth.exports import csv_response
