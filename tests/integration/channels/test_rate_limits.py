@@ -43,7 +43,9 @@ def busiest_second(slots: list[float]) -> int:
     return max(bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered))
 
 
-def reserve_in_batches(backend: Backend, provider: str, total: int, batch: int, rate: float, barrier: Any) -> list[float]:
+def reserve_in_batches(
+    backend: Backend, provider: str, total: int, batch: int, rate: float, barrier: Any
+) -> list[float]:
     """Child process: reserve `total` slots, `batch` at a time, once every process is ready."""
     limiter = backend.limiter()
     limiter.reserve("warm-up", 1, 1000)  # connect before the start, so the two really overlap
