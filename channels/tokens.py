@@ -150,6 +150,7 @@ class RedisTokenStore:
         self._client = client
         self._prefix = prefix
         self._margin = margin
+        self._held = threading.local()  # the keys whose refresh lock this thread holds
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the stored value while it is served, else `default`."""
@@ -176,13 +177,19 @@ class RedisTokenStore:
     @contextmanager
     def refresh_lock(self, key: str, timeout: float = FETCH_TIMEOUT) -> Iterator[None]:
         """Hold a Redis lock for the block; it expires by itself after about twice `timeout`; TimeoutError if busy."""
+        held: set[str] = self._held.__dict__.setdefault("keys", set())
+        if key in held:  # re-entered by the holder
+            yield
+            return
         hold = 2 * timeout + 1  # a fetch's connect and read may each take `timeout`
         lock = self._client.lock(self._prefix + key + ":refresh", timeout=hold, blocking_timeout=hold + 1)
         if not lock.acquire():
             raise TimeoutError(f"the refresh lock of {key!r} is busy")
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             try:
                 lock.release()
             except (redis.exceptions.LockError, redis.exceptions.RedisError) as exc:  # expired, or Redis went away

@@ -105,8 +105,9 @@ class TokenStore(Protocol):
     def refresh_lock(self, key: str, timeout: float = ...) -> AbstractContextManager[None]:
         """Hold the key's refresh lock for the block, with a fetch taking at most about `timeout` seconds.
 
-        Raises TimeoutError when another holder keeps it too long. Whoever gets it must read the store
-        again before fetching: the previous holder may have just stored a fresh token.
+        Raises TimeoutError when another holder keeps it too long; re-entrant for its holder. Whoever
+        gets it must read the store again before fetching: the previous holder may have just stored a
+        fresh token.
         """
         ...
 
@@ -119,7 +120,7 @@ class MemoryTokenStore:
         self._lock = threading.Lock()
         self._margin = margin
         self._clock = clock
-        self._refresh = threading.Lock()
+        self._refresh = threading.RLock()  # re-entrant for its holder, like the shared stores' locks
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:
@@ -145,7 +146,7 @@ class MemoryTokenStore:
 
     @contextmanager
     def refresh_lock(self, key: str, timeout: float = 30.0) -> Iterator[None]:
-        """Hold this store's refresh lock (one fetch at a time among the threads sharing it)."""
+        """Hold this store's refresh lock (one fetch at a time among the threads sharing it); TimeoutError if busy."""
         if not self._refresh.acquire(timeout=2 * timeout + 1):
             raise TimeoutError(f"the refresh lock of {key!r} is busy")
         try:
