@@ -15,8 +15,9 @@ Redis (`GROWTH_REDIS_URL`) holds the slots when configured: one Lua script, atom
 database does (`provider_rate_slots`): one short transaction per call, the row created on first use
 by an upsert that also locks it, so concurrent workers queue on the row. On PostgreSQL that
 transaction commits without waiting for its WAL flush (`synchronous_commit = off`, about twice the
-reservations a second): a database crash may forget the last few milliseconds of reservations, whose
-sends the crash interrupted anyway. A configured Redis that
+reservations a second): a crash of the database server may forget the reservations of its last
+moments (at most three `wal_writer_delay`, 0.6 s by default), so once after such a crash up to that
+much of the rate may be handed out twice — a brief excess we accept for the speed every call gets. A configured Redis that
 cannot be reached falls back to the database (`channels.shared_state.Fallback`), so an outage of
 Redis slows nothing and loses no message.
 
