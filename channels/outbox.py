@@ -32,6 +32,14 @@ def message_key(*, sender: str, campaign_id: int | None, investor_ref: str, chan
 
 
 @dataclass(frozen=True, slots=True)
+class Fallback:
+    """A channel to try when the one before cannot reach the investor, with its rendered content."""
+
+    channel: Channel
+    content: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """A rendered message to enqueue.
 
@@ -49,7 +57,9 @@ class NewMessage:
     investor_id: int | None = None
     user_id: str | None = None  # the platform's user id, for the messages API
     campaign_id: int | None = None
-    fallback: Channel | None = None  # WeChat → SMS when WeChat cannot reach the investor
+    # Tried in order when this channel cannot reach the investor (spec §2 `fallback: true`): each a
+    # channel and its rendered content; the first channel the investor can be reached on wins.
+    fallbacks: tuple[Fallback, ...] = ()
     fallback_of: int | None = None
     extra_key: str = ""  # makes the key differ when one cause sends two messages on one channel
 
@@ -67,18 +77,32 @@ class NewMessage:
             raise ValueError(f"unknown message content fields: {sorted(unknown)}")
         if self.channel != Channel.WEBHOOK and self.investor_id is None:
             raise ValueError("a message to a person needs an investor")
-        if self.fallback is not None and (self.channel != Channel.WECHAT or self.fallback != Channel.SMS):
-            raise ValueError("only WeChat messages fall back, and only to SMS")
         if self.channel == Channel.WECHAT and self.content.get("wechat_kind") not in ("template", "mass"):
             raise ValueError("a WeChat message is a template message or part of a mass send")
+        if self.channel == Channel.WECHAT and (self.content["wechat_kind"] == "mass") != (
+                self.message_class == MessageClass.MARKETING):
+            raise ValueError("WeChat template messages are service notices; marketing goes by mass send")
+        chain = [self.channel, *(f.channel for f in self.fallbacks)]
+        if len(set(chain)) != len(chain) or Channel.WEBHOOK in chain[1:]:
+            raise ValueError("a fallback names another channel to a person, each once")
+        for f in self.fallbacks:
+            NewMessage(sender=self.sender, cause=self.cause, channel=f.channel, message_class=self.message_class,
+                       content=f.content, investor_id=self.investor_id).check()
+
+    def stored_content(self) -> dict[str, Any]:
+        """The content as stored: the rendered parts, and the fallbacks still to try under `fallbacks`."""
+        stored = dict(self.content)
+        if self.fallbacks:
+            stored["fallbacks"] = [{"channel": str(f.channel), "content": dict(f.content)} for f in self.fallbacks]
+        return stored
 
     def row(self, now: datetime) -> dict[str, Any]:
         """The outbox row for the message, queued and due now."""
         return {
             "key": self.key(), "campaign_id": self.campaign_id, "sender": self.sender, "cause": self.cause,
             "investor_id": self.investor_id, "user_id": self.user_id, "channel": str(self.channel),
-            "message_class": str(self.message_class), "content": dict(self.content),
-            "fallback": str(self.fallback) if self.fallback else None, "fallback_of": self.fallback_of,
+            "message_class": str(self.message_class), "content": self.stored_content(),
+            "fallback": str(self.fallbacks[0].channel) if self.fallbacks else None, "fallback_of": self.fallback_of,
             "status": "queued", "hold_reason": None, "attempts": 0, "due_at": now, "lease_until": None,
             "claimed_by": None, "provider": None, "provider_id": None, "recipient_masked": None,
             "error_code": None, "error": None, "created_at": now, "updated_at": now, "sent_at": None,
@@ -126,3 +150,17 @@ def enqueue_many(messages: Iterable[NewMessage], *, session: Session, now: datet
 def find(key: str, *, session: Session) -> OutboxMessage | None:
     """Return the message with an idempotency key."""
     return session.scalar(select(OutboxMessage).where(OutboxMessage.key == key))
+
+
+def fallback_of(row: OutboxMessage) -> NewMessage | None:
+    """Return the message to try next when `row` cannot reach its investor, or None at the end of the chain."""
+    chain = row.content.get("fallbacks") or []
+    if not chain or row.investor_id is None:
+        return None
+    first, rest = chain[0], chain[1:]
+    return NewMessage(
+        sender=row.sender, cause=row.cause, channel=Channel(first["channel"]),
+        message_class=MessageClass(row.message_class), content=first["content"], investor_id=row.investor_id,
+        user_id=row.user_id, campaign_id=row.campaign_id,
+        fallbacks=tuple(Fallback(Channel(f["channel"]), f["content"]) for f in rest), fallback_of=row.id,
+    )

@@ -126,7 +126,7 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
 
 def overrides(*, session: Session) -> dict[str, str]:
     """Return the settings overridden on the settings page."""
-    return dict(session.execute(select(ChannelSetting.key, ChannelSetting.value)).tuples().all())
+    return {key: value for key, value in session.execute(select(ChannelSetting.key, ChannelSetting.value))}
 
 
 def check_value(key: str, value: str) -> str:
@@ -187,10 +187,11 @@ class ChannelConfig:
         return None
 
     def adapter_settings(self, channel: str) -> dict[str, str]:
-        """The settings a channel's adapter is built with, under its environment names (GROWTH_SMS_ENDPOINT …)."""
+        """The settings a channel's adapter is built with, under their keys and environment names (both are read)."""
         prefix = {"sms": "sms_", "wechat": "wechat_", "email": "", "webhook": "platform_webhook_"}[channel]
         keys = ("smtp_url", "mail_from") if channel == "email" else [k for k in self.values if k.startswith(prefix)]
-        return {BY_KEY[k].env: self.values[k] for k in keys if k in BY_KEY}
+        chosen = {k: self.values[k] for k in keys if k in BY_KEY}
+        return {**chosen, **{BY_KEY[k].env: v for k, v in chosen.items()}}
 
 
 def load(*, session: Session, environment: Mapping[str, str]) -> ChannelConfig:

@@ -247,11 +247,13 @@ def _register_message_channels(app: Flask) -> None:
 
 
 def _register_background_work(app: Flask) -> None:
+    from channels.delivery import run_delivery
     from growth.background import register_worker
     from growth.events.processor import run_processor
 
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
+    register_worker(app, "message-delivery", run_delivery)
 
 
 def _register_template_helpers(app: Flask) -> None:

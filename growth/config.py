@@ -103,6 +103,10 @@ class Config:
         values["SESSION_COOKIE_SECURE"] = _env_bool("COOKIE_SECURE", cls.SESSION_COOKIE_SECURE)
         values["BACKGROUND_WORK"] = _env_bool("BACKGROUND_WORK", cls.BACKGROUND_WORK)
         values["PROXY_COUNT"] = int(os.environ.get(PREFIX + "PROXY_COUNT", cls.PROXY_COUNT))
+        for key, kind in (("DELIVERY_BATCH_SIZE", int), ("DELIVERY_THREADS", int), ("DELIVERY_LEASE_SECONDS", float),
+                          ("DELIVERY_IDLE_SECONDS", float)):
+            if os.environ.get(PREFIX + key, "").strip():
+                values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
         # The message channels' GROWTH_* variables (channels/settings.py reads them, overrides win).
         values["CHANNEL_ENV"] = {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}

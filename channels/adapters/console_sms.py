@@ -1,4 +1,4 @@
-"""The `console` SMS provider (the embedded default): logs the message with a masked phone and reports SENT."""
+"""The `console` SMS provider (the default): logs each message (masked phone, no wording), counts it delivered."""
 
 from __future__ import annotations
 
@@ -40,10 +40,12 @@ class ConsoleSms:
         """Log the message and report it sent; the provider id is `console-<message_id>`."""
         phones = tuple(recipients(message.to))
         sign = f"【{self.settings.sign_name}】" if self.settings.sign_name else ""
-        log.info("SMS %s (%s) to %s: %s%s", message.message_id, message.message_class,
-                 ", ".join(mask_phone(p) for p in phones), sign, message.text)
+        # The wording is not logged: a rendered message may carry the investor's name. The delivery log shows
+        # it to roles that may see personal data; the in-memory record keeps it for tests and the demo.
+        log.info("SMS %s (%s) to %s: %d characters, %s", message.message_id, message.message_class,
+                 ", ".join(mask_phone(p) for p in phones), len(sign + message.text), sign or "no signature")
         self.sent.append(ConsoleRecord(message.message_id, phones, sign + message.text, str(message.message_class)))
-        return SendResult(Outcome.SENT, code="OK", provider_id=f"console-{message.message_id}")
+        return SendResult(Outcome.SENT, code="OK", provider_id=f"console-{message.message_id}", delivered=True)
 
 
 def register_console(registry: AdapterRegistry) -> None:

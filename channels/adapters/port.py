@@ -73,6 +73,7 @@ class SendResult:
     provider_id: str = ""  # the provider's id for the message (BizId, msgid, Message-ID)
     retry_after: float | None = None  # seconds, when the provider says when to try again
     pause_channel: bool = False  # the whole channel must stop (e.g. Aliyun isv.AMOUNT_NOT_ENOUGH)
+    delivered: bool = False  # the answer itself confirms delivery (the console provider): no receipt will come
 
 
 class Adapter(Protocol):

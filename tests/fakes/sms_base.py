@@ -20,6 +20,7 @@ class Received:
     body: bytes
     accepted: bool = False  # the signature and credentials were good
     data: Any = field(default=None)  # the parsed parameters / JSON body
+    at: float = field(default_factory=time.time)  # when it arrived (rate-limit checks)
 
 
 class FakeHttpServer:

@@ -108,7 +108,7 @@ def worker_child(server: Server) -> int:
     pid = int(wait_for(only_child, START_TIMEOUT, "the worker child", server))  # type: ignore[arg-type]
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"worker" in cmdline and b"growth.cli" in cmdline
-    wait_for(lambda: f"running: events-processor  (pid {pid};" in server.output(), START_TIMEOUT,
+    wait_for(lambda: f"message-delivery  (pid {pid};" in server.output(), START_TIMEOUT,
              "the worker to be running", server)
     return pid
 

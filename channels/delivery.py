@@ -1,0 +1,542 @@
+"""Delivery workers: claim due outbox messages, check them, send them, record what happened.
+
+One round (`Deliverer.run_once`):
+
+1. **Claim**, in one write transaction: due messages (`queued`, `deferred` whose hold has ended, and
+   `sending` ones whose worker died — a claim's `due_at` is its lease's end), `FOR UPDATE SKIP LOCKED`
+   on PostgreSQL so several workers share the queue; SQLite's single writer makes one claimer. Each is
+   checked at this moment, with the settings in effect now: channel off or paused, quiet hours
+   (marketing only: `deferred` until the period ends), address and reachability, consent (marketing:
+   no statement, no message), and the frequency caps, which are counted atomically (a conditional
+   increment per investor, cap and period) so two workers or two campaigns never pass one together.
+   A message that goes is marked `sending` with attempts + 1 before the commit.
+2. **Send**, after the commit: concurrent provider calls (a thread pool), each at a slot of the
+   provider's shared rate limit (`channels.limits`).
+3. **Record**, in one write transaction: `sent`/`delivered`; a retry later (exponential backoff with
+   full jitter) or `dead` once the retry policy is spent; `failed`; `unreachable` (and the refusal is
+   kept for that address). A message that could not reach its investor hands over to the next channel
+   of its fallback chain. Caps reserved for a message that did not go are given back.
+
+A crash between 2 and 3 loses nothing: the claim's lease runs out and the message is sent again —
+the one repeat the spec allows, since providers here take no idempotency key.
+
+WeChat marketing goes by mass send to a list of followers (4 a month): those messages are claimed by
+campaign, up to 10,000 at a time, by one worker at a time (a lease), and sent as one job.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import and_, not_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from channels.adapters.port import EXTENSION as ADAPTERS
+from channels.adapters.port import Adapter, AdapterRegistry, Channel, MessageClass, Outcome, Outgoing, SendResult
+from channels.adapters.wechat import mass_sends_left
+from channels.limits import RateLimiter, rate_limiter_for
+from channels.models import CapUsage, ChannelSetting, ConsentState, OutboxMessage, Unreachable, WechatMassJob
+from channels.outbox import enqueue_many, fallback_of
+from channels.recipients import Directory, Recipient, directory_of
+from channels.rules import cap_period, quiet_until
+from channels.services import contact_digest, mark_unreachable
+from channels.settings import ChannelConfig, load
+from channels.sms import has_opt_out
+from channels.unsubscribe import make_unsubscribe_token, unsubscribe_url
+from growth.db import Database, get_db, table_of, update_many
+from growth.locks import claim, new_holder_id
+from growth.timeutil import SHANGHAI, utcnow
+
+log = logging.getLogger("channels.delivery")
+
+_OUTBOX = table_of(OutboxMessage)
+SETTINGS_SECONDS = 5.0  # settings are read again this often: a change on the settings page applies without restart
+PAUSED_RECHECK = timedelta(seconds=30)  # a paused channel's messages look again this often
+MASS_LEASE = "wechat-mass-send"
+MASS_MAX_RECIPIENTS = 10_000  # WeChat takes at most this many openids in one mass send
+
+
+@dataclass(slots=True)
+class Job:
+    """One provider call: one message, or a WeChat mass send of several."""
+
+    ids: list[int]
+    channel: str
+    provider: str
+    outgoing: Outgoing
+    rows: list[OutboxMessage]
+    addresses: dict[int, str]  # investor id → the address used (for a refusal's digest)
+    masked: dict[int, str]  # message id → masked recipient
+    caps: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # message id → (scope, period) reserved
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A message that does not go now: its new status and why."""
+
+    row: OutboxMessage
+    status: str
+    error_code: str | None = None
+    error: str | None = None
+    hold_reason: str | None = None
+    due_at: datetime | None = None
+    fall_back: bool = False
+    masked: str | None = None
+
+
+@dataclass(slots=True)
+class Round:
+    """What one claim produced."""
+
+    jobs: list[Job] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(j.ids) for j in self.jobs) + len(self.verdicts)
+
+
+class Deliverer:
+    """Claims, sends and records outbox messages for one worker process."""
+
+    def __init__(self, app: Flask, *, holder: str | None = None, draw: Callable[[float, float], float] = random.uniform,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db: Database = get_db(app)
+        self.registry: AdapterRegistry = app.extensions[ADAPTERS]
+        self.directory: Directory = directory_of(app)
+        self.limiter: RateLimiter = rate_limiter_for(app)
+        self.environment: dict[str, str] = dict(app.config.get("CHANNEL_ENV") or {})
+        self.secret = str(app.config["SECRET_KEY"])
+        self.public_base_url = str(app.config["PUBLIC_BASE_URL"])
+        self.batch = int(app.config["DELIVERY_BATCH_SIZE"])
+        self.lease = timedelta(seconds=float(app.config["DELIVERY_LEASE_SECONDS"]))
+        self.holder = holder or new_holder_id()
+        self.draw = draw
+        self.clock = clock
+        self.pool = ThreadPoolExecutor(max_workers=int(app.config["DELIVERY_THREADS"]), thread_name_prefix="send")
+        self._config: tuple[float, ChannelConfig] | None = None
+        self._adapters: dict[tuple[str, str, tuple[tuple[str, str], ...]], Adapter] = {}
+        self._adapter_lock = threading.Lock()
+
+    # --- settings and adapters --------------------------------------------------------------------
+
+    def config(self, *, fresh: bool = False) -> ChannelConfig:
+        """The settings in effect, read again every few seconds."""
+        if fresh or self._config is None or time.monotonic() - self._config[0] > SETTINGS_SECONDS:
+            with self.db.session_scope() as session:
+                self._config = (time.monotonic(), load(session=session, environment=self.environment))
+        return self._config[1]
+
+    def adapter(self, channel: str, provider: str, cfg: ChannelConfig) -> Adapter:
+        """The adapter for a provider with the settings in effect (built again when they change)."""
+        settings = cfg.adapter_settings(channel)
+        key = (channel, provider, tuple(sorted(settings.items())))
+        with self._adapter_lock:
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                adapter = self.registry.build(Channel(channel), provider, settings)
+                self._adapters[key] = adapter
+            return adapter
+
+    def close(self) -> None:
+        """Stop the sending threads."""
+        self.pool.shutdown(wait=True)
+
+    # --- one round --------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim, send and record one batch (and one WeChat mass send if any is due); return how many were handled."""
+        handled = 0
+        cfg = self.config()
+        for claim_round in (self._claim_messages, self._claim_mass_send):
+            with self.db.session_scope(write=True) as session:
+                now = self.clock()
+                batch = claim_round(session, now, cfg)
+            if batch.jobs:
+                results = self.send(batch.jobs, cfg)
+                with self.db.session_scope(write=True) as session:
+                    self.record(session, results, self.clock(), cfg)
+            handled += len(batch)
+        return handled
+
+    def _claim_messages(self, session: Session, now: datetime, cfg: ChannelConfig) -> Round:
+        query = (select(OutboxMessage)
+                 .where(OutboxMessage.status.in_(("queued", "deferred", "sending")), OutboxMessage.due_at <= now,
+                        not_(and_(OutboxMessage.channel == "wechat", OutboxMessage.message_class == "marketing")))
+                 .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(self.batch))
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        return self._check(session, rows, now, cfg, mass=False)
+
+    def _claim_mass_send(self, session: Session, now: datetime, cfg: ChannelConfig) -> Round:
+        due = (select(OutboxMessage.id)
+               .where(OutboxMessage.status.in_(("queued", "deferred", "sending")), OutboxMessage.due_at <= now,
+                      OutboxMessage.channel == "wechat", OutboxMessage.message_class == "marketing")
+               .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(1))
+        first_id = session.scalar(due)
+        if first_id is None or not claim(MASS_LEASE, self.holder, session=session, now=now, ttl=self.lease):
+            return Round()
+        first = session.get_one(OutboxMessage, first_id)
+        query = (select(OutboxMessage)
+                 .where(OutboxMessage.status.in_(("queued", "deferred", "sending")), OutboxMessage.due_at <= now,
+                        OutboxMessage.channel == "wechat", OutboxMessage.message_class == "marketing",
+                        OutboxMessage.sender == first.sender,
+                        OutboxMessage.campaign_id.is_(None) if first.campaign_id is None
+                        else OutboxMessage.campaign_id == first.campaign_id)
+                 .order_by(OutboxMessage.id).limit(MASS_MAX_RECIPIENTS))
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        text = first.content.get("text", "")
+        rows = [r for r in session.scalars(query) if r.content.get("text", "") == text]
+        return self._check(session, rows, now, cfg, mass=True)
+
+    # --- the checks at send time ------------------------------------------------------------------
+
+    def _check(self, session: Session, rows: list[OutboxMessage], now: datetime, cfg: ChannelConfig, *,
+               mass: bool) -> Round:
+        result = Round()
+        if not rows:
+            return result
+        investor_ids = sorted({r.investor_id for r in rows if r.investor_id is not None})
+        recipients = self.directory.recipients(investor_ids, session=session) if investor_ids else {}
+        consent = self._consent(session, investor_ids)
+        refusals = self._refusals(session, investor_ids)
+        quiet_end = quiet_until(cfg.quiet_hours, now, SHANGHAI)
+        going: list[tuple[OutboxMessage, str, str]] = []  # row, address, masked
+        for row in rows:
+            verdict, address, masked = self._verdict(row, cfg, now, quiet_end, recipients, consent, refusals)
+            if verdict is not None:
+                result.verdicts.append(verdict)
+            else:
+                going.append((row, address, masked))
+        reserved: dict[int, list[tuple[str, str]]] = {}
+        for row, address, masked in going:
+            if row.message_class == MessageClass.MARKETING and row.investor_id is not None:
+                taken = self._take_caps(session, row.investor_id, row.channel, cfg, now)
+                if taken is None:
+                    result.verdicts.append(Verdict(row, "capped", error_code="cap", masked=masked,
+                                                   error="the investor reached a marketing frequency cap"))
+                    continue
+                reserved[row.id] = taken
+            result.jobs.extend(self._jobs_for(row, address, masked, cfg, now) if not mass else [])
+        if mass:
+            self._mass_job(session, [g for g in going if g[0].id in reserved], reserved, cfg, now, result)
+        for job in result.jobs:
+            job.caps = {i: reserved[i] for i in job.ids if i in reserved}
+        self._apply_claims(session, result, now)
+        return result
+
+    def _consent(self, session: Session, investor_ids: Sequence[int]) -> dict[tuple[int, str], bool]:
+        states: dict[tuple[int, str], bool] = {}
+        for start in range(0, len(investor_ids), 1000):
+            chunk = investor_ids[start:start + 1000]
+            query = select(ConsentState.investor_id, ConsentState.channel, ConsentState.granted).where(
+                ConsentState.investor_id.in_(chunk))
+            for investor_id, channel, granted in session.execute(query):
+                states[(investor_id, channel)] = granted
+        return states
+
+    @staticmethod
+    def _refusals(session: Session, investor_ids: Sequence[int]) -> dict[tuple[int, str], Unreachable]:
+        found: dict[tuple[int, str], Unreachable] = {}
+        for start in range(0, len(investor_ids), 1000):
+            query = select(Unreachable).where(Unreachable.investor_id.in_(investor_ids[start:start + 1000]))
+            found.update(((r.investor_id, r.channel), r) for r in session.scalars(query))
+        return found
+
+    @staticmethod
+    def _verdict(row: OutboxMessage, cfg: ChannelConfig, now: datetime, quiet_end: datetime | None,
+                 recipients: dict[int, Recipient], consent: dict[tuple[int, str], bool],
+                 refusals: dict[tuple[int, str], Unreachable]) -> tuple[Verdict | None, str, str]:
+        channel, marketing = row.channel, row.message_class == MessageClass.MARKETING
+        if cfg.provider(channel) is None:
+            return Verdict(row, "failed", "channel_off", f"the {channel} channel is not configured",
+                           fall_back=True), "", ""
+        if cfg.paused(channel):
+            return Verdict(row, "deferred", hold_reason="paused", due_at=now + PAUSED_RECHECK), "", ""
+        if marketing and quiet_end is not None:
+            return Verdict(row, "deferred", hold_reason="quiet_hours", due_at=quiet_end), "", ""
+        if channel == Channel.WEBHOOK:
+            return None, "", ""
+        recipient = recipients.get(row.investor_id) if row.investor_id is not None else None
+        address = recipient.addresses.get(channel, "") if recipient else ""
+        if not address or recipient is None:
+            return Verdict(row, "unreachable", "no_address", f"the investor has no {channel} address",
+                           fall_back=True), "", ""
+        masked = recipient.masked.get(channel, "")
+        refused = refusals.get((recipient.investor_id, channel))
+        if refused is not None and refused.contact_digest == contact_digest(address):  # new contact data clears it
+            return Verdict(row, "unreachable", refused.code, "the provider refused this address before",
+                           fall_back=True, masked=masked), address, masked
+        if marketing and not consent.get((recipient.investor_id, channel), False):
+            return Verdict(row, "skipped_no_consent", "no_consent", f"no consent to marketing by {channel}",
+                           fall_back=True, masked=masked), address, masked
+        if marketing and channel == Channel.SMS and not has_opt_out(str(row.content.get("text", ""))):
+            return Verdict(row, "failed", "sms_opt_out_missing", "a marketing SMS must carry an opt-out phrase",
+                           masked=masked), address, masked
+        return None, address, masked
+
+    def _take_caps(self, session: Session, investor_id: int, channel: str, cfg: ChannelConfig,
+                   now: datetime) -> list[tuple[str, str]] | None:
+        """Count the message against every cap it falls under, atomically; None (and nothing counted) if one is full."""
+        caps = sorted((c for c in cfg.caps if c.applies_to(channel)), key=lambda c: (c.scope, c.unit))
+        taken: list[tuple[str, str]] = []
+        insert_fn = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        for cap in caps:
+            period = cap_period(cap, now, SHANGHAI)
+            session.execute(insert_fn(CapUsage).values(investor_id=investor_id, scope=cap.scope, period=period, used=0)
+                            .on_conflict_do_nothing())
+            counted = session.execute(
+                update(CapUsage).where(CapUsage.investor_id == investor_id, CapUsage.scope == cap.scope,
+                                       CapUsage.period == period, CapUsage.used < cap.limit)
+                .values(used=CapUsage.used + 1).execution_options(synchronize_session=False))
+            if not getattr(counted, "rowcount", 0):
+                self._give_back(session, investor_id, taken)
+                return None
+            taken.append((cap.scope, period))
+        return taken
+
+    @staticmethod
+    def _give_back(session: Session, investor_id: int, taken: Iterable[tuple[str, str]]) -> None:
+        for scope, period in taken:
+            session.execute(update(CapUsage).where(CapUsage.investor_id == investor_id, CapUsage.scope == scope,
+                                                   CapUsage.period == period, CapUsage.used > 0)
+                            .values(used=CapUsage.used - 1).execution_options(synchronize_session=False))
+
+    # --- building the provider calls --------------------------------------------------------------
+
+    def _jobs_for(self, row: OutboxMessage, address: str, masked: str, cfg: ChannelConfig, now: datetime) -> list[Job]:
+        provider = cfg.provider(row.channel) or ""
+        outgoing = self.outgoing(row, address, now)
+        addresses = {row.investor_id: address} if row.investor_id is not None else {}
+        return [Job([row.id], row.channel, provider, outgoing, [row], addresses, {row.id: masked})]
+
+    def outgoing(self, row: OutboxMessage, address: str, now: datetime) -> Outgoing:
+        """The provider-neutral message for one outbox row sent to `address`."""
+        c = row.content
+        unsubscribe = ""
+        if row.channel == Channel.EMAIL and row.message_class == MessageClass.MARKETING and row.investor_id:
+            token = make_unsubscribe_token(self.secret, row.investor_id, "email", now)
+            unsubscribe = unsubscribe_url(self.public_base_url, token)
+        return Outgoing(
+            message_id=str(row.id), channel=Channel(row.channel), message_class=MessageClass(row.message_class),
+            to=address, text=str(c.get("text", "")), subject=str(c.get("subject", "")), html=str(c.get("html", "")),
+            template_code=str(c.get("template_code", "")), params=dict(c.get("params") or {}),
+            wechat_kind=str(c.get("wechat_kind", "")), template_id=str(c.get("template_id", "")),
+            data=dict(c.get("data") or {}), url=str(c.get("url", "")), unsubscribe_url=unsubscribe,
+        )
+
+    def _mass_job(self, session: Session, going: list[tuple[OutboxMessage, str, str]],
+                  reserved: dict[int, list[tuple[str, str]]], cfg: ChannelConfig, now: datetime, result: Round) -> None:
+        if not going:
+            return
+        month_start = now.astimezone(SHANGHAI).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        sent = session.scalars(select(WechatMassJob.sent_at).where(WechatMassJob.sent_at >= month_start))
+        openids = list(dict.fromkeys(address for _, address, _ in going))
+        reason = None
+        if mass_sends_left(list(sent), now) <= 0:
+            reason = ("mass_quota", "this month's WeChat mass sends are used up (4 a month)")
+        elif len(openids) < 2:
+            reason = ("mass_needs_two", "a WeChat mass send goes to at least two followers")
+        if reason is not None:
+            for row, _, masked in going:
+                result.verdicts.append(Verdict(row, "failed", reason[0], reason[1], fall_back=True, masked=masked))
+                if row.investor_id is not None:
+                    self._give_back(session, row.investor_id, reserved.pop(row.id, []))
+            return
+        rows = [row for row, _, _ in going]
+        first = rows[0]
+        outgoing = Outgoing(message_id=str(first.id), channel=Channel.WECHAT, message_class=MessageClass.MARKETING,
+                            to=tuple(openids), text=str(first.content.get("text", "")), wechat_kind="mass")
+        result.jobs.append(Job([r.id for r in rows], "wechat", cfg.provider("wechat") or "", outgoing, rows,
+                               {r.investor_id: a for r, a, _ in going if r.investor_id is not None},
+                               {r.id: m for r, _, m in going}))
+
+    def _apply_claims(self, session: Session, result: Round, now: datetime) -> None:
+        updates: list[dict[str, Any]] = []
+        lease_end = now + self.lease
+        for job in result.jobs:
+            for row in job.rows:
+                updates.append(_row_update(row, status="sending", attempts=row.attempts + 1, due_at=lease_end,
+                                           lease_until=lease_end, claimed_by=self.holder, hold_reason=None,
+                                           provider=job.provider, recipient_masked=job.masked.get(row.id), now=now))
+        fallbacks = []
+        for v in result.verdicts:
+            final = v.status not in ("deferred",)
+            updates.append(_row_update(v.row, status=v.status, hold_reason=v.hold_reason,
+                                       due_at=v.due_at or v.row.due_at, lease_until=None, claimed_by=None,
+                                       error_code=v.error_code or (v.row.error_code if not final else None),
+                                       error=v.error or (v.row.error if not final else None),
+                                       recipient_masked=v.masked or v.row.recipient_masked, now=now))
+            if v.fall_back:
+                fallbacks.append(v.row)
+        session.flush()
+        session.expunge_all()  # the rows are written below in bulk; the loaded copies are stale after
+        update_many(session.connection(), _OUTBOX, updates)
+        self._fall_back(session, fallbacks, now)
+
+    def _fall_back(self, session: Session, rows: Iterable[OutboxMessage], now: datetime) -> None:
+        nexts = [m for m in (fallback_of(r) for r in rows) if m is not None]
+        if nexts:
+            enqueue_many(nexts, session=session, now=now)
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def send(self, jobs: Sequence[Job], cfg: ChannelConfig) -> list[tuple[Job, SendResult]]:
+        """Make every job's provider call, concurrently, each at its rate-limit slot; never raises."""
+        by_provider: dict[tuple[str, str], list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_provider[(job.channel, job.provider)].append(job)
+        done: list[tuple[Job, SendResult]] = []
+        futures: list[Future[tuple[Job, SendResult]]] = []
+        for (channel, provider), group in by_provider.items():
+            try:
+                adapter = self.adapter(channel, provider, cfg)
+            except (KeyError, ValueError) as exc:  # a setting the adapter refuses: keep the messages, say why
+                failure = SendResult(Outcome.RETRY, code="config", detail=str(exc)[:200])
+                done.extend((job, failure) for job in group)
+                continue
+            slots = self.limiter.reserve(f"{channel}:{provider}", len(group), cfg.rate(channel))
+            for job, slot in zip(group, slots, strict=True):
+                futures.append(self.pool.submit(_send_at, adapter, job, slot))
+        return done + [f.result() for f in futures]
+
+    # --- recording --------------------------------------------------------------------------------
+
+    def record(self, session: Session, results: Sequence[tuple[Job, SendResult]], now: datetime,
+               cfg: ChannelConfig) -> None:
+        """Write what each provider call came to (one transaction), hand over to fallbacks, pause channels."""
+        updates: list[dict[str, Any]] = []
+        fallbacks: list[OutboxMessage] = []
+        pause: set[str] = set()
+        for job, result in results:
+            if result.pause_channel:
+                pause.add(job.channel)
+            if result.outcome == Outcome.SENT and job.outgoing.wechat_kind == "mass":
+                session.add(WechatMassJob(msg_id=result.provider_id or f"local-{job.ids[0]}",
+                                          campaign_id=job.rows[0].campaign_id, recipients=len(job.rows), sent_at=now))
+            for row in job.rows:
+                change, falls = self._outcome(session, row, job, result, now, cfg)
+                updates.append(change)
+                if falls:
+                    fallbacks.append(row)
+        session.flush()
+        session.expunge_all()
+        update_many(session.connection(), _OUTBOX, updates)
+        self._fall_back(session, fallbacks, now)
+        for channel in sorted(pause):
+            self._pause(session, channel, results, now)
+
+    def _outcome(self, session: Session, row: OutboxMessage, job: Job, result: SendResult, now: datetime,
+                 cfg: ChannelConfig) -> tuple[dict[str, Any], bool]:
+        attempts = row.attempts + 1
+        common: dict[str, Any] = {"attempts": attempts, "lease_until": None, "claimed_by": None, "hold_reason": None,
+                                  "provider": job.provider, "recipient_masked": job.masked.get(row.id), "now": now}
+        code, detail = result.code or None, result.detail or None
+        if result.outcome == Outcome.SENT:
+            status = "delivered" if result.delivered else "sent"
+            return _row_update(row, status=status, due_at=now, provider_id=result.provider_id or None,
+                               error_code=None, error=None, sent_at=now,
+                               delivered_at=now if result.delivered else None, **common), False
+        if row.investor_id is not None and job.caps.get(row.id):
+            self._give_back(session, row.investor_id, job.caps[row.id])
+        if result.outcome == Outcome.RETRY:
+            policy = cfg.retry_policy(row.channel)
+            if not policy.exhausted(attempts, now - row.created_at):
+                delay = policy.delay(attempts, self.draw)
+                if result.retry_after is not None:
+                    delay = max(delay, min(result.retry_after, policy.longest))
+                return _row_update(row, status="queued", due_at=now + timedelta(seconds=delay), error_code=code,
+                                   error=detail, **common), False
+            return _row_update(row, status="dead", due_at=now, error_code=code,
+                               error=f"retries exhausted after {attempts} attempts: "
+                                     f"{' '.join(x for x in (code, detail) if x)}"[:500],
+                               **common), True
+        if result.outcome == Outcome.UNREACHABLE and row.investor_id is not None:
+            address = job.addresses.get(row.investor_id, "")
+            if address:
+                mark_unreachable(session=session, investor_id=row.investor_id, channel=row.channel, address=address,
+                                 code=code or "", reason=detail or "", now=now, message_id=row.id)
+            return _row_update(row, status="unreachable", due_at=now, error_code=code, error=detail, **common), True
+        return _row_update(row, status="failed", due_at=now, error_code=code, error=detail, **common), True
+
+    def _pause(self, session: Session, channel: str, results: Sequence[tuple[Job, SendResult]], now: datetime) -> None:
+        """Stop a channel the provider refused as a whole (e.g. no balance left) and leave word for the admins."""
+        from growth.audit.services import record as audit
+
+        key = f"{channel}_paused"
+        setting = session.get(ChannelSetting, key)
+        if setting is not None and setting.value == "true":
+            return
+        reason = next((r.code or r.detail for j, r in results if j.channel == channel and r.pause_channel), "")
+        if setting is None:
+            session.add(ChannelSetting(key=key, value="true", updated_by=None, updated_at=now))
+        else:
+            setting.value, setting.updated_by, setting.updated_at = "true", None, now
+        audit("channels.paused", session=session, target_type="channel", target_id=channel,
+              details={"reason": reason}, actor="delivery")
+        log.error("the %s channel is paused: the provider refused it as a whole (%s); messages wait as deferred "
+                  "until an admin resumes it on the channel settings page", channel, reason)
+        self._config = None
+
+
+def _row_update(row: OutboxMessage, *, now: datetime, **values: Any) -> dict[str, Any]:
+    """A full bulk-update row (update_many takes the same keys for every row)."""
+    current = {
+        "status": row.status, "hold_reason": row.hold_reason, "attempts": row.attempts, "due_at": row.due_at,
+        "lease_until": row.lease_until, "claimed_by": row.claimed_by, "provider": row.provider,
+        "provider_id": row.provider_id, "recipient_masked": row.recipient_masked, "error_code": row.error_code,
+        "error": row.error, "sent_at": row.sent_at, "delivered_at": row.delivered_at,
+    }
+    current.update(values)
+    current["updated_at"] = now
+    current["id"] = row.id
+    return current
+
+
+def _send_at(adapter: Adapter, job: Job, slot: float) -> tuple[Job, SendResult]:
+    wait = slot - time.time()
+    if wait > 0:
+        time.sleep(wait)
+    try:
+        return job, adapter.send(job.outgoing)
+    except Exception as exc:  # an adapter must not raise; if one does, the message is retried, not lost
+        log.exception("adapter %s raised for message %s", job.provider, job.outgoing.message_id)
+        return job, SendResult(Outcome.RETRY, code="adapter_error", detail=type(exc).__name__)
+
+
+def release_holds(*, session: Session, now: datetime) -> int:
+    """Make every deferred message due now, so it is checked against the settings in effect (start, settings change)."""
+    result = session.execute(update(OutboxMessage).where(OutboxMessage.status == "deferred", OutboxMessage.due_at > now)
+                             .values(due_at=now).execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def run_delivery(app: Flask, stop: threading.Event) -> None:
+    """Background worker: deliver due messages until stopped (several may run: claims never overlap)."""
+    deliverer = Deliverer(app)
+    idle = float(app.config["DELIVERY_IDLE_SECONDS"])
+    with deliverer.db.session_scope(write=True) as session:
+        released = release_holds(session=session, now=utcnow())
+    if released:
+        log.info("re-checking %d deferred messages against the settings in effect", released)
+    try:
+        while not stop.is_set():
+            if deliverer.run_once() == 0:
+                stop.wait(idle)
+    finally:
+        deliverer.close()
+
+
