@@ -17,9 +17,10 @@ by an upsert that also locks it, so concurrent workers queue on the row. On Post
 transaction commits without waiting for its WAL flush (`synchronous_commit = off`, about twice the
 reservations a second): a crash of the database server may forget the reservations of its last
 moments (at most three `wal_writer_delay`, 0.6 s by default), so once after such a crash up to that
-much of the rate may be handed out twice — a brief excess we accept for the speed every call gets. A configured Redis that
-cannot be reached falls back to the database (`channels.shared_state.Fallback`), so an outage of
-Redis slows nothing and loses no message.
+much of the rate may be handed out twice — a brief excess we accept for the speed every call gets.
+
+A configured Redis that cannot be reached falls back to the database (`channels.shared_state.Fallback`),
+so an outage of Redis slows nothing and loses no message.
 
 Times are `time.time()` seconds: workers on several machines need clocks kept in step (NTP); a skew
 between two machines eats into the guard.
