@@ -231,15 +231,17 @@ def _register_message_channels(app: Flask) -> None:
     from channels.adapters.port import EXTENSION, AdapterRegistry
     from channels.adapters.sms import register_sms
     from channels.adapters.webhook import register_webhook
-    from channels.adapters.wechat import MemoryTokenStore, register_wechat
+    from channels.adapters.wechat import register_wechat
     from channels.recipients import EXTENSION as RECIPIENTS
+    from channels.tokens import token_store_for
     from growth.investors.services import InvestorDirectory
 
     registry = AdapterRegistry()
     register_sms(registry)
     register_email(registry)
     register_webhook(registry)
-    register_wechat(registry, token_store=MemoryTokenStore())  # one store per process until the shared one lands
+    # One token for every worker process: Redis (REDIS_URL) or the database; opens no connection here.
+    register_wechat(registry, token_store=token_store_for(app))
     app.extensions[EXTENSION] = registry
     app.extensions[RECIPIENTS] = InvestorDirectory()
 

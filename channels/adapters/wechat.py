@@ -3,7 +3,9 @@
 Every call goes through the real `wechatpy` client, pointed at `GROWTH_WECHAT_API_BASE` — the access
 token request included (wechatpy itself fetches the token from a fixed public address, so the client
 below fetches it from the configured base instead). The access token lives in a `TokenStore`, which is
-wechatpy's `session` storage, so every adapter (and every worker) sharing one store shares one token.
+wechatpy's `session` storage, so every adapter (and every worker) sharing one store shares one token,
+and only one of them at a time fetches a new one (`TokenStore.refresh_lock`; the shared stores are in
+`channels/tokens.py`). The token travels in the query string: the adapter masks it in urllib3's debug log.
 
 Errcode mapping: 40001/42001/40014 refresh the token once and repeat the call in the same send (a
 second refusal is `retry`); 45009 and -1 are `retry`; for template messages 43004 (not following) and
@@ -15,12 +17,15 @@ Imports nothing of ours but the port.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import requests
@@ -28,6 +33,8 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from channels.adapters.port import AdapterRegistry, Channel, Outcome, Outgoing, SendResult
+
+_T = TypeVar("_T")
 
 PREFIX = "GROWTH_WECHAT_"
 DEFAULT_API_BASE = "https://api.weixin.qq.com/cgi-bin/"
@@ -79,7 +86,8 @@ class WechatSettings:
 class TokenStore(Protocol):
     """Where the access token lives, shared by every worker; wechatpy's `session` storage interface.
 
-    `get` returns None once the value has expired; `set` takes the lifetime in seconds (`ttl`).
+    `get` returns None once the value has expired; `set` takes the lifetime in seconds (`ttl`);
+    `refresh_lock` lets one fetcher at a time (in every process sharing the store) get a new token.
     """
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -94,6 +102,15 @@ class TokenStore(Protocol):
         """Forget the key."""
         ...
 
+    def refresh_lock(self, key: str, timeout: float = ...) -> AbstractContextManager[None]:
+        """Hold the key's refresh lock for the block, with a fetch taking at most about `timeout` seconds.
+
+        Raises TimeoutError when another holder keeps it too long; re-entrant for its holder. Whoever
+        gets it must read the store again before fetching: the previous holder may have just stored a
+        fresh token.
+        """
+        ...
+
 
 class MemoryTokenStore:
     """A thread-safe in-process `TokenStore`; a value stops being served `margin` seconds before it expires."""
@@ -103,6 +120,7 @@ class MemoryTokenStore:
         self._lock = threading.Lock()
         self._margin = margin
         self._clock = clock
+        self._refresh = threading.RLock()  # re-entrant for its holder, like the shared stores' locks
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:
@@ -126,9 +144,34 @@ class MemoryTokenStore:
         with self._lock:
             self._data.pop(key, None)
 
+    @contextmanager
+    def refresh_lock(self, key: str, timeout: float = 30.0) -> Iterator[None]:
+        """Hold this store's refresh lock (one fetch at a time among the threads sharing it); TimeoutError if busy."""
+        if not self._refresh.acquire(timeout=2 * timeout + 1):
+            raise TimeoutError(f"the refresh lock of {key!r} is busy")
+        try:
+            yield
+        finally:
+            self._refresh.release()
 
-# One token fetch at a time in this process, so threads that find no token fetch one, not one each.
-_FETCH_LOCK = threading.Lock()
+
+_TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s\"']+")
+
+
+class _MaskAccessTokens(logging.Filter):
+    """Mask `access_token=…` in log records (urllib3 logs every request's URL at debug level)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message:
+            record.msg, record.args = _TOKEN_IN_URL.sub(r"\1***", message), ()
+        return True
+
+
+def _mask_tokens_in_http_logs() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")  # filters do not reach child loggers: this one logs
+    if not any(isinstance(f, _MaskAccessTokens) for f in logger.filters):
+        logger.addFilter(_MaskAccessTokens())
 
 
 class TokenFetchError(WeChatClientException):
@@ -143,19 +186,34 @@ class _Client(WeChatClient):
         self.API_BASE_URL = settings.base  # read by wechatpy for every endpoint
 
     def fetch_access_token(self) -> dict[str, Any]:
-        """Called by wechatpy when the store holds no live token: fetch one unless another thread just did."""
-        with _FETCH_LOCK:
+        """Called by wechatpy when the store holds no live token: fetch one unless another worker just did."""
+
+        def fetch() -> dict[str, Any]:
             if self.session.get(self.access_token_key):
                 return {}
             return self.fetch_new_token()
 
+        return self._locked(fetch)
+
     def refresh_token(self, rejected: str | None) -> None:
-        """Replace a token WeChat refused, unless another adapter on the same store already did."""
-        with _FETCH_LOCK:
+        """Replace a token WeChat refused, unless another worker on the same store already did."""
+
+        def refresh() -> None:
             current = self.session.get(self.access_token_key)
             if current and current != rejected:
                 return
             self.fetch_new_token()
+
+        self._locked(refresh)
+
+    def _locked(self, work: Callable[[], _T]) -> _T:
+        """Run `work` holding the store's refresh lock; a lock held elsewhere too long is a failed fetch (retry)."""
+        store: TokenStore = self.session
+        try:
+            with store.refresh_lock(self.access_token_key, self.timeout):
+                return work()
+        except TimeoutError as exc:
+            raise TokenFetchError(None, "TimeoutError (the token refresh lock is busy)", client=self) from exc
 
     def fetch_new_token(self) -> dict[str, Any]:
         """`GET {API_BASE}token` and store the token for its lifetime (raises TokenFetchError)."""
@@ -188,6 +246,7 @@ class WechatAdapter:
         self.settings = settings
         self.token_store = token_store
         self._client = _Client(settings, token_store)
+        _mask_tokens_in_http_logs()
 
     def send(self, message: Outgoing) -> SendResult:
         """Make the WeChat call for one message and report its outcome; never raises for provider errors."""
