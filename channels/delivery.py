@@ -111,12 +111,13 @@ class Deliverer:
     """Claims, sends and records outbox messages for one worker process."""
 
     def __init__(self, app: Flask, *, holder: str | None = None, draw: Callable[[float, float], float] = random.uniform,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, environment: dict[str, str] | None = None) -> None:
         self.db: Database = get_db(app)
         self.registry: AdapterRegistry = app.extensions[ADAPTERS]
         self.directory: Directory = directory_of(app)
         self.limiter: RateLimiter = rate_limiter_for(app)
-        self.environment: dict[str, str] = dict(app.config.get("CHANNEL_ENV") or {})
+        self.environment: dict[str, str] = dict(environment if environment is not None
+                                                else app.config.get("CHANNEL_ENV") or {})
         self.secret = str(app.config["SECRET_KEY"])
         self.public_base_url = str(app.config["PUBLIC_BASE_URL"])
         self.batch = int(app.config["DELIVERY_BATCH_SIZE"])
@@ -261,11 +262,11 @@ class Deliverer:
                  recipients: dict[int, Recipient], consent: dict[tuple[int, str], bool],
                  refusals: dict[tuple[int, str], Unreachable]) -> tuple[Verdict | None, str, str]:
         channel, marketing = row.channel, row.message_class == MessageClass.MARKETING
+        if cfg.paused(channel):  # the kill switch holds everything on the channel, configured or not
+            return Verdict(row, "deferred", hold_reason="paused", due_at=now + PAUSED_RECHECK), "", ""
         if cfg.provider(channel) is None:
             return Verdict(row, "failed", "channel_off", f"the {channel} channel is not configured",
                            fall_back=True), "", ""
-        if cfg.paused(channel):
-            return Verdict(row, "deferred", hold_reason="paused", due_at=now + PAUSED_RECHECK), "", ""
         if marketing and quiet_end is not None:
             return Verdict(row, "deferred", hold_reason="quiet_hours", due_at=quiet_end), "", ""
         if channel == Channel.WEBHOOK:

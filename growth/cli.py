@@ -306,7 +306,8 @@ def demo(investors: int, seed: int) -> None:
         click.echo("demo events were loaded before; staff, channels and costs are up to date")
     else:
         click.echo(f"sent {summary.events_sent:,} events ({summary.events_accepted:,} accepted), "
-                   f"processed {summary.events_processed:,}")
+                   f"processed {summary.events_processed:,}; a week of messages on the console provider "
+                   f"({summary.messages_written:,})")
     click.echo("\nsign in at /login with one of these demo accounts:")
     for member in DEMO_STAFF:
         click.echo(f"  {member.role:9} {member.email:32} {member.password}")

@@ -38,6 +38,7 @@ class DemoSummary:
     events_sent: int = 0
     events_accepted: int = 0
     events_processed: int = 0
+    messages_written: int = 0
     already_loaded: bool = False
 
 
@@ -102,6 +103,26 @@ def _attach_clicks(session: Session, events: list[dict], links: dict[str, Tracki
             data["click_id"] = click.click_id
 
 
+SIGNUP_CONSENT = {"sms": 0.65, "email": 0.3, "wechat": 0.5}  # who ticks the marketing box at sign-up, per channel
+
+
+def _signup_consents(events: list[dict], seed: int) -> list[dict]:
+    """The marketing consents investors give at sign-up, as the platform reports them (`user.consent_changed`)."""
+    rng = random.Random(seed + 1)
+    extra = []
+    for event in events:
+        if event["type"] != "user.registered":
+            continue
+        for channel, share in SIGNUP_CONSENT.items():
+            if channel == "wechat" and not event["user"].get("wechat_openid"):
+                continue
+            if rng.random() < share:
+                extra.append({"id": f"evt_demo_signup_{event['user']['id']}_{channel}", "type": "user.consent_changed",
+                              "occurred_at": event["occurred_at"], "user": {"id": event["user"]["id"]},
+                              "data": {"channel": channel, "granted": True}})
+    return extra
+
+
 def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = None,
               progress: Callable[[int, int], None] | None = None) -> DemoSummary:
     """Load demo staff, channels, links, costs, and events through the signed events API.
@@ -112,11 +133,13 @@ def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = N
     summary = DemoSummary()
     db = get_db(app)
     events = generate_events(seed=seed, investors=investors, now=now)
+    first_id = events[0]["id"]
+    events = sorted(events + _signup_consents(events, seed), key=lambda e: e["occurred_at"])
     with db.session_scope(write=True) as session:
         summary.staff_created = _staff(session)
         summary.channels_created, links = _channels(session, now)
         summary.already_loaded = session.scalar(
-            select(PlatformEvent.seq).where(PlatformEvent.event_id == events[0]["id"])) is not None
+            select(PlatformEvent.seq).where(PlatformEvent.event_id == first_id)) is not None
         if not summary.already_loaded:
             _attach_clicks(session, events, links, seed)
     if summary.already_loaded:
@@ -144,4 +167,80 @@ def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = N
         if progress:
             progress(len(events[i:i + BATCH]), len(events))
     summary.events_processed = drain(app)
+    summary.messages_written = _message_history(app, now=now, seed=seed)
     return summary
+
+
+# --- a delivery history on the console provider ---------------------------------------------------
+
+DEMO_SMS_ENVIRONMENT = {"GROWTH_SMS_PROVIDER": "console", "GROWTH_SMS_SIGN_NAME": "投资人增长"}
+
+
+def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
+    """Send a week of demo messages through the real outbox and delivery checks, on the console provider only.
+
+    Each day: a maturity notice (service: delivered), two marketing SMS campaigns to the same people
+    (no consent → skipped; the second the same day → capped by `sms:1/day`), and WeChat notices that
+    fall back to SMS (WeChat is not configured: failed, then the SMS delivered). Today: email notices held
+    by the email channel's kill switch (deferred). Returns how many messages were written.
+    """
+    from channels.adapters.port import Channel, MessageClass
+    from channels.delivery import Deliverer
+    from channels.models import ChannelSetting
+    from channels.outbox import Fallback, NewMessage, enqueue_many
+    from growth.investors.models import Investor
+
+    rng = random.Random(seed)
+    db = get_db(app)
+    with db.session_scope() as session:
+        people = list(session.execute(select(Investor.id, Investor.platform_user_id)
+                                      .where(Investor.phone.is_not(None)).order_by(Investor.id).limit(400)))
+    if len(people) < 10:
+        return 0
+    written = 0
+
+    def send_at(at: datetime, messages: list[NewMessage]) -> None:
+        nonlocal written
+        with db.session_scope(write=True) as session:
+            written += len(enqueue_many(messages, session=session, now=at).ids)
+        deliverer = Deliverer(app, clock=lambda: at, environment=DEMO_SMS_ENVIRONMENT)
+        try:
+            while deliverer.run_once():
+                pass
+        finally:
+            deliverer.close()
+
+    def message(person: tuple[int, str], *, sender: str, cause: str, channel: Channel, cls: MessageClass,
+                content: dict, fallbacks: tuple[Fallback, ...] = ()) -> NewMessage:
+        return NewMessage(sender=sender, cause=cause, channel=channel, message_class=cls, content=content,
+                          investor_id=person[0], user_id=person[1], fallbacks=fallbacks)
+
+    today = now.astimezone(SHANGHAI).date()
+    for days_ago in range(7, 0, -1):
+        day = today - timedelta(days=days_ago)
+        morning = datetime(day.year, day.month, day.day, 10, 0, tzinfo=SHANGHAI)
+        chosen = rng.sample(people, min(60, len(people)))
+        notice = {"text": "您持有的理财产品将于3日后到期，到期资金将自动回到账户余额。"}
+        notices = [message(p, sender="maturity-notice", cause=f"maturity-{day}", channel=Channel.SMS,
+                           cls=MessageClass.SERVICE, content=notice) for p in chosen[:20]]
+        send_at(morning, notices)
+        offer = {"text": "双12理财节：新手专享8%年化，加息券已放入账户。回T退订"}
+        send_at(morning + timedelta(hours=1), [
+            message(p, sender="demo-double12", cause=f"run-{day}", channel=Channel.SMS, cls=MessageClass.MARKETING,
+                    content=offer) for p in chosen[20:50]])
+        send_at(morning + timedelta(hours=5), [
+            message(p, sender="demo-reinvest", cause=f"run-{day}", channel=Channel.SMS, cls=MessageClass.MARKETING,
+                    content={"text": "到期资金复投送0.5%加息券，三天内有效。回T退订"}) for p in chosen[20:50]])
+        send_at(morning + timedelta(hours=2), [
+            message(p, sender="reward-notice", cause=f"reward-{day}", channel=Channel.WECHAT,
+                    cls=MessageClass.SERVICE,
+                    content={"wechat_kind": "template", "template_id": "REWARD_ARRIVED", "data": {"first": "红包到账"}},
+                    fallbacks=(Fallback(Channel.SMS, {"text": "您的新手红包50元已到账，投资时可抵扣。"}),))
+            for p in chosen[50:60]])
+    with db.session_scope(write=True) as session:
+        if session.get(ChannelSetting, "email_paused") is None:
+            session.add(ChannelSetting(key="email_paused", value="true", updated_by=None, updated_at=now))
+    statement = {"subject": "您的11月对账单", "text": "您好，附上11月对账单。"}
+    send_at(now, [message(p, sender="statement", cause=f"statement-{today}", channel=Channel.EMAIL,
+                          cls=MessageClass.SERVICE, content=statement) for p in people[:8]])
+    return written
