@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import orjson
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -182,11 +182,11 @@ def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
     Each day: a maturity notice (service: delivered), two marketing SMS campaigns to the same people
     (no consent → skipped; the second the same day → capped by `sms:1/day`), and WeChat notices that
     fall back to SMS (WeChat is not configured: failed, then the SMS delivered). Today: email notices held
-    by the email channel's kill switch (deferred). Returns how many messages were written.
+    by the email channel's kill switch (deferred). Returns how many messages there are now.
     """
     from channels.adapters.port import Channel, MessageClass
     from channels.delivery import Deliverer
-    from channels.models import ChannelSetting
+    from channels.models import ChannelSetting, OutboxMessage
     from channels.outbox import Fallback, NewMessage, enqueue_many
     from growth.investors.models import Investor
 
@@ -243,4 +243,5 @@ def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
     statement = {"subject": "您的11月对账单", "text": "您好，附上11月对账单。"}
     send_at(now, [message(p, sender="statement", cause=f"statement-{today}", channel=Channel.EMAIL,
                           cls=MessageClass.SERVICE, content=statement) for p in people[:8]])
-    return written
+    with db.session_scope() as session:  # with the SMS fallbacks delivery wrote
+        return session.scalar(select(func.count()).select_from(OutboxMessage)) or written
