@@ -24,7 +24,6 @@ from channels import settings
 from channels.adapters.port import EXTENSION, Channel
 from channels.adapters.wechat import MAX_SCENE_LENGTH, WechatApiError
 from channels.models import WechatFollower, WechatSceneQr
-from growth.audit.services import record
 from growth.errors import DomainError
 
 
@@ -70,9 +69,13 @@ def scene_summary(scene: str, *, session: Session, app: Flask) -> SceneSummary:
                         qr=scene_qr(scene, session=session), following=following, unfollowed=unfollowed)
 
 
-def create_scene_qr(scene: str, *, session: Session, app: Flask, now: datetime, by: str = "",
-                    audit_target: tuple[str, object] | None = None) -> WechatSceneQr:
-    """Have WeChat make (or return) the permanent QR code of a scene, keep its ticket and URL, and audit it."""
+def create_scene_qr(scene: str, *, session: Session, app: Flask, now: datetime,
+                    by: str = "") -> tuple[WechatSceneQr, bool]:
+    """Have WeChat make (or return) the permanent QR code of a scene and keep its ticket and URL.
+
+    Returns the row and whether WeChat's answer differs from the code kept before. The caller audits it
+    (the audit log names its targets from the domain modules, which channels does not import).
+    """
     if not scene or len(scene) > MAX_SCENE_LENGTH:
         raise DomainError(_("二维码场景值须为 1 到 %(n)s 个字符", n=MAX_SCENE_LENGTH))
     config = _config(session=session, app=app)
@@ -100,11 +103,8 @@ def create_scene_qr(scene: str, *, session: Session, app: Flask, now: datetime, 
                 raise
     changed = (row.ticket, row.url) != (ticket, url)
     row.ticket, row.url, row.created_by, row.created_at = ticket, url, by, now
-    target_type, target_id = audit_target if audit_target else ("wechat_scene", scene)
-    record("channel.wechat_qr_created", session=session, target_type=target_type, target_id=target_id,
-           details={"scene": scene, "ticket_changed": changed})
     session.flush()
-    return row
+    return row, changed
 
 
 def qr_png(url: str, *, scale: int = 8) -> bytes:

@@ -1,9 +1,10 @@
 """A fake WeChat official-account API: real HTTP on 127.0.0.1 (ephemeral port), WeChat's JSON.
 
 Serves under `/cgi-bin/` (`api_base`): `GET token`, `POST message/template/send`,
-`POST message/mass/send` and `POST qrcode/create` (permanent string-scene QR codes). It issues access tokens, can expire them (the next call with an old token
-is answered 42001 or 40001), can answer any errcode for the next calls of an endpoint, can answer an
-HTTP status or be slow, and records every request it received (anything under another path too).
+`POST message/mass/send` and `POST qrcode/create` (permanent string-scene QR codes). It issues
+access tokens, can expire them (the next call with an old token is answered 42001 or 40001), can
+answer any errcode for the next calls of an endpoint, can answer an HTTP status or be slow, and
+records every request it received (anything under another path too).
 """
 
 from __future__ import annotations
