@@ -378,15 +378,14 @@ def create_wechat_qr(channel_id: int):  # type: ignore[no-untyped-def]
     return redirect(_channel_url(channel.id, "wechat-qr"))
 
 
-@bp.route("/acquisition/channels/<int:channel_id>/wechat-qr.png")
+@bp.route("/acquisition/wechat-qr/<scene>.png")
 @require(Permission.ACQUISITION_VIEW)
-def wechat_qr_png(channel_id: int):  # type: ignore[no-untyped-def]
-    channel = services.get_channel(channel_id, session=request_session())
-    qr = qrcodes.scene_qr(channel.code, session=request_session())
+def wechat_qr_png(scene: str):  # type: ignore[no-untyped-def]
+    qr = qrcodes.scene_qr(scene, session=request_session())
     if qr is None:
         raise NotFound(_("该渠道还没有微信带参二维码。"))
     scale = min(max(request.args.get("scale", 8, type=int), 2), 40)
-    return _qr_response(qrcodes.qr_png(qr.url, scale=scale), "image/png", f"wechat-qr-{channel.code}.png")
+    return _qr_response(qrcodes.qr_png(qr.url, scale=scale), "image/png", f"wechat-qr-{qr.scene}.png")
 
 
 # The public short link printed on posters and QR codes: its URL never changes.
