@@ -94,8 +94,8 @@ def wechat_callback() -> Response:
     """Answer WeChat's URL check (GET) or apply one server callback (POST); `success` to every authentic one."""
     config = settings.load(session=request_session(), environment=current_app.config["CHANNEL_ENV"])
     token = config["wechat_token"]
-    if not token:  # without a token nothing can be verified: the callback is off
-        return _plain("not configured", 404)
+    if not token:  # without a token nothing can be verified: every callback is refused
+        return _plain("not configured", 403)
     args = request.args
     if request.method == "GET":
         try:

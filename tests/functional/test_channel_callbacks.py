@@ -314,12 +314,16 @@ def test_wechats_url_check_gets_its_echostr_back_only_with_the_right_signature(
 
 
 @pytest.mark.parametrize("app_config", [{"CHANNEL_ENV": {}}])
-def test_without_a_callback_token_the_wechat_callback_is_off(client: FlaskClient, db_kind: str) -> None:
+def test_without_a_callback_token_every_wechat_callback_is_refused(
+        client: FlaskClient, session: Session, db_kind: str) -> None:
     ts = str(int(time.time()))
-    response = client.post("/wechat/callback", query_string={"signature": sign("", ts, "1"), "timestamp": ts,
-                                                             "nonce": "1"}, data=event_xml("subscribe").encode())
+    query = {"signature": sign("", ts, "1"), "timestamp": ts, "nonce": "1", "echostr": "e"}
 
-    assert response.status_code == 404
+    check = client.get("/wechat/callback", query_string=query)
+    response = client.post("/wechat/callback", query_string=query, data=event_xml("subscribe").encode())
+
+    assert (check.status_code, response.status_code) == (403, 403)
+    assert follower(session) is None
 
 
 def test_a_follow_through_a_channels_qr_code_records_the_follower_and_makes_them_reachable_again(
