@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,6 @@ class Tally:
     ignored: int = 0  # unknown message, not ours, unreadable item
     unreachable: int = 0  # investors marked unreachable
     opted_out: int = 0  # consent statements recorded
-    notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, int]:
         """The counts, for logs and tests."""
@@ -117,7 +116,10 @@ def _apply_sms_report(report: SmsReport, tally: Tally, *, session: Session, dire
         _set_status(message, new, code=report.code, detail=report.detail or report.code,
                     at=_not_after(report.reported_at, now), now=now)
         tally.applied += 1
+    # Marking someone unreachable stops even their service messages: only on a report that names the
+    # provider's id of our send (BizId), which a stranger guessing message ids does not know.
     if (not report.success and message.status != "delivered" and message.investor_id is not None
+            and report.biz_id and report.biz_id == message.provider_id
             and report.code.upper().removeprefix("ISV.") in UNREACHABLE_SMS_CODES):
         investor_id = message.investor_id
         if investor_id in directory.by_address("sms", report.phone, session=session):

@@ -104,12 +104,25 @@ def test_a_number_refusal_marks_unreachable_only_when_the_report_is_for_the_inve
     tally = apply_sms_reports([
         SmsReport(out_id=str(mine.id), phone="13800138000", success=False, code="isv.MOBILE_NUMBER_ILLEGAL",
                   biz_id="BIZ"),
-        SmsReport(out_id=str(moved.id), phone="13900139000", success=False, code="MOBILE_NOT_ON_SERVICE"),
+        SmsReport(out_id=str(moved.id), phone="13900139000", success=False, code="MOBILE_NOT_ON_SERVICE",
+                  biz_id="BIZ"),
     ], session=session, directory=directory, now=NOW)
 
     assert (tally.applied, tally.unreachable) == (2, 1)
     refusals = session.scalars(select(Unreachable)).all()
     assert [(r.investor_id, r.message_id) for r in refusals] == [(who.id, mine.id)]
+
+
+def test_a_number_refusal_without_the_providers_id_of_our_send_marks_no_one_unreachable(
+        session: Session, directory: Directory, db_kind: str) -> None:
+    who = make_investor(session, phone="+8613800138000")
+    sent = message(session, who)
+
+    apply_sms_reports([SmsReport(out_id=str(sent.id), phone="13800138000", success=False,
+                                 code="MOBILE_NOT_ON_SERVICE")], session=session, directory=directory, now=NOW)
+
+    assert sent.status == "failed"
+    assert session.scalar(select(func.count()).select_from(Unreachable)) == 0
 
 
 def test_a_delivery_time_from_the_providers_future_is_taken_as_now(
