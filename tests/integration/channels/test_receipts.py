@@ -246,3 +246,20 @@ def test_a_scene_too_long_for_wechat_is_refused_before_any_call(fake: FakeWechat
         adapter(fake).create_scene_qr("x" * 65)
 
     assert fake.received == []
+
+
+def test_a_template_jobs_finish_event_is_read_with_its_msgid_and_status() -> None:
+    import hashlib
+
+    from channels.adapters.wechat_callback import parse_callback
+
+    ts, nonce = str(int(NOW.timestamp())), "1"
+    xml = (f"<xml><ToUserName>gh</ToUserName><FromUserName>oA</FromUserName><CreateTime>{ts}</CreateTime>"
+           "<MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>200163836</MsgID>"
+           "<Status><![CDATA[failed:user block]]></Status></xml>")
+    signature = hashlib.sha1("".join(sorted(("t", ts, nonce))).encode()).hexdigest()  # noqa: S324 (WeChat's)
+
+    result = parse_callback(xml.encode(), token="t", signature=signature, timestamp=ts, nonce=nonce, now=NOW)
+
+    assert (result.event, result.openid, result.template_msg_id, result.template_status) == (
+        "templatesendjobfinish", "oA", "200163836", "failed:user block")
