@@ -237,3 +237,20 @@ class MessageTemplate(Base):
     archived: Mapped[bool] = mapped_column(default=False)
     updated_by: Mapped[int | None]
     updated_at: Mapped[datetime]
+
+
+class WechatSceneQr(Base):
+    """A permanent parametric QR code of the official account for one scene (an acquisition channel's code).
+
+    Kept by scene, not on the acquisition channel: the scene is what WeChat's callbacks carry (the
+    followers' `scene`/`first_scene`), and channels never reads acquisition's tables.
+    """
+
+    __tablename__ = "wechat_scene_qrcodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scene: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(500))  # what the QR encodes (WeChat's answer); rendered locally
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime]

@@ -180,6 +180,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from channels.callback_views import bp as channels_callbacks
     from dashboards.views import api as dashboards_api
     from dashboards.views import bp as dashboards_bp
     from growth.acquisition.views import bp as acquisition_bp
@@ -196,6 +197,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_api)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
+    app.register_blueprint(channels_callbacks)
+    csrf.exempt(channels_callbacks)  # provider callbacks and one-click unsubscribe: no session, signed or tokened
 
 
 def _register_assets(app: Flask) -> None:

@@ -234,6 +234,17 @@ class _Client(WeChatClient):
         return result
 
 
+MAX_SCENE_LENGTH = 64  # WeChat's limit for a permanent string scene (QR_LIMIT_STR_SCENE)
+
+
+class WechatApiError(Exception):
+    """A WeChat call other than a send was refused or failed; `result` says how (outcome, code, detail)."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(result.detail or result.code or str(result.outcome))
+        self.result = result
+
+
 class WechatAdapter:
     """Sends `template` (one openid) and `mass` (two or more openids) messages of one official account."""
 
@@ -277,6 +288,32 @@ class WechatAdapter:
 
             return self._call("mass", call)
         return SendResult(Outcome.FAILED, detail=f"unknown wechat_kind {message.wechat_kind!r}")
+
+    def create_scene_qr(self, scene: str) -> tuple[str, str]:
+        """Create a permanent parametric QR code for a string scene; return WeChat's (ticket, url).
+
+        Errors are mapped as for a send (token refreshed once, etc.) and raised as `WechatApiError`.
+        """
+        if not scene or len(scene) > MAX_SCENE_LENGTH:
+            raise ValueError(f"a QR scene has 1 to {MAX_SCENE_LENGTH} characters")
+        answers: list[Any] = []
+
+        def call() -> Any:
+            answer = self._client.qrcode.create(
+                {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene}}}
+            )
+            answers.append(answer)
+            return answer
+
+        result = self._call("qrcode", call)
+        if result.outcome is not Outcome.SENT:
+            raise WechatApiError(result)
+        answer = answers[-1] if answers else None
+        ticket = answer.get("ticket") if isinstance(answer, dict) else None
+        url = answer.get("url") if isinstance(answer, dict) else None
+        if not ticket or not url:
+            raise WechatApiError(SendResult(Outcome.RETRY, detail="WeChat answered no ticket or url"))
+        return str(ticket), str(url)
 
     def _call(self, kind: str, call: Callable[[], Any]) -> SendResult:
         refreshed = False

@@ -28,7 +28,7 @@ class CallbackRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WechatCallback:
-    """One callback: `event` is subscribe, unsubscribe, scan, masssendjobfinish or other (then see `kind`)."""
+    """One callback: `event` is subscribe, unsubscribe, scan, masssendjobfinish, templatesendjobfinish or other."""
 
     openid: str
     event: str
@@ -40,6 +40,9 @@ class WechatCallback:
     mass_sent: int = 0
     mass_errors: int = 0
     mass_total: int = 0
+    mass_filtered: int = 0
+    template_msg_id: str = ""  # templatesendjobfinish: the template message's msgid (our provider_id)
+    template_status: str = ""  # "success", "failed:user block", "failed: system failed"
 
 
 def verify_handshake(token: str, signature: str, timestamp: str, nonce: str, echostr: str) -> str:
@@ -125,6 +128,15 @@ def _read(message: object) -> WechatCallback:
             mass_sent=int(getattr(message, "sent_count", 0) or 0),
             mass_errors=int(getattr(message, "error_count", 0) or 0),
             mass_total=int(getattr(message, "total_count", 0) or 0),
+            mass_filtered=int(getattr(message, "filter_count", 0) or 0),
+            openid=openid,
+            created_at=created_at,
+        )
+    if event == "templatesendjobfinish":
+        return WechatCallback(
+            event="templatesendjobfinish",
+            template_msg_id=str(getattr(message, "id", "") or ""),
+            template_status=str(getattr(message, "status", "") or ""),
             openid=openid,
             created_at=created_at,
         )

@@ -15,8 +15,10 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from channels import qrcodes
 from growth.acquisition import rules, services
 from growth.acquisition.models import CHANNEL_KINDS, AcquisitionChannel, kind_label
+from growth.audit.services import record
 from growth.auth.permissions import Permission, public, require, role_has
 from growth.db import mark_rollback, request_session, short_write, writes
 from growth.errors import DomainError, NotFound
@@ -232,6 +234,7 @@ def _render_detail(channel: AcquisitionChannel, *, edit_form: ChannelEditForm | 
         costs=costs, costs_total=costs_total, costs_page=costs_page, costs_per_page=COSTS_PER_PAGE,
         edit_form=edit_form, cost_form=cost_form, import_form=ImportForm(), kind_label=kind_label,
         show_ip=role_has(current_user.role, Permission.INVESTORS_PII), mask_ip=rules.mask_ip,
+        wechat=qrcodes.scene_summary(channel.code, session=session, app=current_app),
         **_period_context(period, error),
     ), status
 
@@ -358,6 +361,31 @@ def link_qr_png(link_id: int):  # type: ignore[no-untyped-def]
 def link_qr_svg(link_id: int):  # type: ignore[no-untyped-def]
     link = services.get_link(link_id, session=request_session())
     return _qr_response(services.qr_svg(link, base_url=_base_url()), "image/svg+xml", f"qr-{link.code}.svg")
+
+
+# ---------------------------------------------------------------- WeChat parametric QR (channels.qrcodes)
+
+
+@bp.route("/acquisition/channels/<int:channel_id>/wechat-qr", methods=["POST"])
+@require(Permission.ACQUISITION_MANAGE)
+def create_wechat_qr(channel_id: int):  # type: ignore[no-untyped-def]
+    channel = services.get_channel(channel_id, session=request_session())
+    _qr, changed = qrcodes.create_scene_qr(channel.code, session=request_session(), app=current_app, now=utcnow(),
+                                           by=_by())
+    record("channel.wechat_qr_created", session=request_session(), target_type="channel", target_id=channel.id,
+           details={"scene": channel.code, "ticket_changed": changed})
+    flash(_("微信带参二维码已生成：关注或扫码的用户将归入渠道 %(code)s。", code=channel.code), "success")
+    return redirect(_channel_url(channel.id, "wechat-qr"))
+
+
+@bp.route("/acquisition/wechat-qr/<scene>.png")
+@require(Permission.ACQUISITION_VIEW)
+def wechat_qr_png(scene: str):  # type: ignore[no-untyped-def]
+    qr = qrcodes.scene_qr(scene, session=request_session())
+    if qr is None:
+        raise NotFound(_("该渠道还没有微信带参二维码。"))
+    scale = min(max(request.args.get("scale", 8, type=int), 2), 40)
+    return _qr_response(qrcodes.qr_png(qr.url, scale=scale), "image/png", f"wechat-qr-{qr.scene}.png")
 
 
 # The public short link printed on posters and QR codes: its URL never changes.

@@ -27,6 +27,7 @@ ACTION_LABELS = {
     "channel.updated": _l("修改渠道"),
     "channel.deactivated": _l("停用渠道"),
     "channel.reactivated": _l("启用渠道"),
+    "channel.wechat_qr_created": _l("生成微信带参二维码"),
     "link.created": _l("创建推广链接"),
     "link.updated": _l("修改推广链接"),
     "link.deactivated": _l("停用推广链接"),

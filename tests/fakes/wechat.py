@@ -1,9 +1,10 @@
 """A fake WeChat official-account API: real HTTP on 127.0.0.1 (ephemeral port), WeChat's JSON.
 
-Serves under `/cgi-bin/` (`api_base`): `GET token`, `POST message/template/send` and
-`POST message/mass/send`. It issues access tokens, can expire them (the next call with an old token
-is answered 42001 or 40001), can answer any errcode for the next calls of an endpoint, can answer an
-HTTP status or be slow, and records every request it received (anything under another path too).
+Serves under `/cgi-bin/` (`api_base`): `GET token`, `POST message/template/send`,
+`POST message/mass/send` and `POST qrcode/create` (permanent string-scene QR codes). It issues
+access tokens, can expire them (the next call with an old token is answered 42001 or 40001), can
+answer any errcode for the next calls of an endpoint, can answer an HTTP status or be slow, and
+records every request it received (anything under another path too).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class FakeWechat:
         self.http_status: deque[int] = deque()  # HTTP statuses to answer next (any endpoint)
         self.delay = 0.0
         self.mass_jobs: dict[str, int] = {}  # clientmsgid -> msg_id of the accepted job
+        self.qrcodes: dict[str, str] = {}  # scene_str -> ticket (a permanent code keeps its ticket)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -83,7 +85,7 @@ class FakeWechat:
                 token = f"TOKEN_{next(self._counter)}"
                 self.tokens[token] = 0
             return 200, {"access_token": token, "expires_in": 7200}
-        if method != "POST" or endpoint not in ("message/template/send", "message/mass/send"):
+        if method != "POST" or endpoint not in ("message/template/send", "message/mass/send", "qrcode/create"):
             return 404, {"errcode": 404, "errmsg": "not found"}
         token = query.get("access_token", "")
         if not token:
@@ -100,6 +102,8 @@ class FakeWechat:
             if errcode == 45065:
                 answer.update(msg_id=1000, errmsg="clientmsgid exist")
             return 200, answer
+        if endpoint == "qrcode/create":
+            return 200, self._qrcode(body)
         if endpoint == "message/template/send":
             if not isinstance(body, dict) or not body.get("touser") or not body.get("template_id"):
                 return 200, {"errcode": 47001, "errmsg": "data format error"}
@@ -115,6 +119,17 @@ class FakeWechat:
         if client_msg_id:
             self.mass_jobs[client_msg_id] = 1000 + n
         return 200, {"errcode": 0, "errmsg": "send job submission success", "msg_id": 1000 + n, "msg_data_id": 2000 + n}
+
+    def _qrcode(self, body: Any) -> dict[str, Any]:
+        scene = body.get("action_info", {}).get("scene", {}) if isinstance(body, dict) else {}
+        if not isinstance(body, dict) or body.get("action_name") != "QR_LIMIT_STR_SCENE" or not isinstance(scene, dict):
+            return {"errcode": 40097, "errmsg": "invalid args"}
+        scene_str = scene.get("scene_str")
+        if not isinstance(scene_str, str) or not 1 <= len(scene_str) <= 64:
+            return {"errcode": 40097, "errmsg": "invalid args"}
+        with self._lock:
+            ticket = self.qrcodes.setdefault(scene_str, f"gQTICKET{next(self._counter):04d}")
+        return {"ticket": ticket, "url": f"http://weixin.qq.com/q/{ticket}"}
 
     def start(self) -> FakeWechat:
         fake = self
