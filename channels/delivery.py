@@ -49,12 +49,12 @@ from channels.adapters.wechat import mass_sends_left
 from channels.limits import RateLimiter, rate_limiter_for
 from channels.models import CapUsage, ChannelSetting, ConsentState, OutboxMessage, Unreachable, WechatMassJob
 from channels.outbox import enqueue_many, fallback_of
+from channels.receipts import unsubscribe_link_for
 from channels.recipients import Directory, Recipient, directory_of
 from channels.rules import cap_period, quiet_until
 from channels.services import contact_digest, mark_unreachable
 from channels.settings import ChannelConfig, load
 from channels.sms import has_opt_out
-from channels.unsubscribe import make_unsubscribe_token, unsubscribe_url
 from growth.db import Database, get_db, table_of, update_many
 from growth.locks import claim, new_holder_id
 from growth.timeutil import SHANGHAI, utcnow
@@ -112,14 +112,13 @@ class Deliverer:
 
     def __init__(self, app: Flask, *, holder: str | None = None, draw: Callable[[float, float], float] = random.uniform,
                  clock: Callable[[], datetime] = utcnow, environment: dict[str, str] | None = None) -> None:
+        self.app = app
         self.db: Database = get_db(app)
         self.registry: AdapterRegistry = app.extensions[ADAPTERS]
         self.directory: Directory = directory_of(app)
         self.limiter: RateLimiter = rate_limiter_for(app)
         self.environment: dict[str, str] = dict(environment if environment is not None
                                                 else app.config.get("CHANNEL_ENV") or {})
-        self.secret = str(app.config["SECRET_KEY"])
-        self.public_base_url = str(app.config["PUBLIC_BASE_URL"])
         self.batch = int(app.config["DELIVERY_BATCH_SIZE"])
         self.lease = timedelta(seconds=float(app.config["DELIVERY_LEASE_SECONDS"]))
         self.holder = holder or new_holder_id()
@@ -329,8 +328,7 @@ class Deliverer:
         c = row.content
         unsubscribe = ""
         if row.channel == Channel.EMAIL and row.message_class == MessageClass.MARKETING and row.investor_id:
-            token = make_unsubscribe_token(self.secret, row.investor_id, "email", now)
-            unsubscribe = unsubscribe_url(self.public_base_url, token)
+            unsubscribe = unsubscribe_link_for(row.investor_id, "email", app=self.app, now=now)
         return Outgoing(
             message_id=str(row.id), channel=Channel(row.channel), message_class=MessageClass(row.message_class),
             to=address, text=str(c.get("text", "")), subject=str(c.get("subject", "")), html=str(c.get("html", "")),
@@ -422,6 +420,7 @@ class Deliverer:
         updates: list[dict[str, Any]] = []
         fallbacks: list[OutboxMessage] = []
         pause: set[str] = set()
+        current = self._current(session, [i for job, _ in results for i in job.ids])
         for job, result in results:
             if result.pause_channel:
                 pause.add(job.channel)
@@ -429,7 +428,17 @@ class Deliverer:
                 session.add(WechatMassJob(msg_id=result.provider_id or f"local-{job.ids[0]}",
                                           campaign_id=job.rows[0].campaign_id, recipients=len(job.rows), sent_at=now))
             for row in job.rows:
+                status, holder = current.get(row.id, ("", None))
+                if status == "sending" and holder != self.holder:
+                    log.warning("message %s was taken over by %s while this worker sent it; its record stands", row.id,
+                                holder)
+                    continue
                 change, falls = self._outcome(session, row, job, result, now, cfg)
+                if status in ("delivered", "failed") and change["status"] in ("sent", "delivered"):
+                    # A receipt came back before this worker recorded the send: it is the later news.
+                    change["status"] = status
+                    change.update(current_receipt(session, row.id))
+                    falls = False
                 updates.append(change)
                 if falls:
                     fallbacks.append(row)
@@ -439,6 +448,17 @@ class Deliverer:
         self._fall_back(session, fallbacks, now)
         for channel in sorted(pause):
             self._pause(session, channel, results, now)
+
+    def _current(self, session: Session, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """Lock the rows about to be recorded and return their status and claimer now."""
+        found: dict[int, tuple[str, str | None]] = {}
+        for start in range(0, len(ids), 1000):
+            query = (select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.claimed_by)
+                     .where(OutboxMessage.id.in_(ids[start:start + 1000])))
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update()
+            found.update((i, (status, holder)) for i, status, holder in session.execute(query))
+        return found
 
     def _outcome(self, session: Session, row: OutboxMessage, job: Job, result: SendResult, now: datetime,
                  cfg: ChannelConfig) -> tuple[dict[str, Any], bool]:
@@ -491,6 +511,13 @@ class Deliverer:
         log.error("the %s channel is paused: the provider refused it as a whole (%s); messages wait as deferred "
                   "until an admin resumes it on the channel settings page", channel, reason)
         self._config = None
+
+
+def current_receipt(session: Session, message_id: int) -> dict[str, Any]:
+    """The receipt fields already on a message (a report can beat the worker's own record of the send)."""
+    row = session.execute(select(OutboxMessage.delivered_at, OutboxMessage.error_code, OutboxMessage.error)
+                          .where(OutboxMessage.id == message_id)).one()
+    return {"delivered_at": row.delivered_at, "error_code": row.error_code, "error": row.error}
 
 
 def _row_update(row: OutboxMessage, *, now: datetime, **values: Any) -> dict[str, Any]:

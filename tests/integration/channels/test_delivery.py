@@ -356,3 +356,22 @@ def test_two_workers_checking_two_campaigns_at_once_send_within_the_cap(app, ses
     statuses = [m.status for m in session.scalars(select(OutboxMessage))]
     assert statuses.count("delivered") == 20  # one per investor: sms:1/day
     assert statuses.count("capped") == 20
+
+
+def test_a_delivery_report_that_beats_the_workers_own_record_is_kept(app, session, aliyun, client, db_kind):
+    investor = make_investor(session)
+    mid = _queue(session, investor, cls=MessageClass.SERVICE, content=NOTICE)
+    deliverer = _deliverer(app, _aliyun_env(aliyun))
+    cfg = deliverer.config()
+    with get_db(app).session_scope(write=True) as s:
+        batch = deliverer._claim_messages(s, NOON, cfg)
+    results = deliverer.send(batch.jobs, cfg)
+    report = [{"phone_number": "13900000000", "success": True, "err_code": "DELIVERED", "out_id": str(mid),
+               "biz_id": results[0][1].provider_id, "report_time": "2026-12-03 12:00:05"}]
+    assert client.post("/sms/aliyun/report", json=report).status_code == 200
+    with get_db(app).session_scope(write=True) as s:
+        deliverer.record(s, results, NOON, cfg)
+
+    row = _status(session, mid)
+    assert (row.status, row.provider_id, row.attempts) == ("delivered", results[0][1].provider_id, 1)
+    assert row.delivered_at is not None and row.sent_at is not None
