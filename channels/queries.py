@@ -17,11 +17,9 @@ from sqlalchemy.orm import Session
 
 from channels.models import (
     MESSAGE_CHANNELS,
-    STATUSES,
     WAITING,
     MessageTemplate,
     OutboxMessage,
-    Unreachable,
     WechatMassJob,
 )
 from growth.timeutil import SHANGHAI, as_utc, local_day_bounds
@@ -240,16 +238,3 @@ def list_templates(*, session: Session, archived: bool = False, channel: str | N
     if channel:
         query = query.where(MessageTemplate.channel == channel)
     return list(session.scalars(query.order_by(MessageTemplate.channel, MessageTemplate.name)))
-
-
-def unreachable_rows(*, session: Session, investor_id: int) -> list[Unreachable]:
-    """Return every refusal recorded for an investor (whether it still holds is `services.unreachable_on`)."""
-    return list(session.scalars(select(Unreachable).where(Unreachable.investor_id == investor_id)))
-
-
-def status_counts(filters: MessageFilter, *, session: Session) -> dict[str, Any]:
-    """Return how many messages match the filters per status (the log's summary line)."""
-    rows = session.execute(select(OutboxMessage.status, func.count()).where(*filters.conditions())
-                           .group_by(OutboxMessage.status))
-    counts = dict(rows.tuples().all())
-    return {status: counts[status] for status in STATUSES if status in counts}
