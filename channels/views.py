@@ -288,15 +288,11 @@ def _settings_page(values: dict[str, str] | None = None, errors: dict[str, str] 
     return render_template("channels/settings.html", rows=rows, errors=errors or {}), status
 
 
-@bp.route("/messages/settings")
+@bp.route("/messages/settings", methods=["GET", "POST"])
 @require(Permission.CHANNELS_SETTINGS)
 def settings_page():  # type: ignore[no-untyped-def]
-    return _settings_page()
-
-
-@bp.route("/messages/settings", methods=["POST"])
-@require(Permission.CHANNELS_SETTINGS)
-def save_settings():  # type: ignore[no-untyped-def]
+    if request.method == "GET":
+        return _settings_page()
     editable = [s for s in SETTINGS if s.editable and not s.secret]
     values = {s.key: request.form[s.key] for s in editable if s.key in request.form}
     try:
@@ -398,19 +394,15 @@ def _submit_template(template: Any = None):  # type: ignore[no-untyped-def]
     return redirect(url_for("channels.template_detail", template_id=template.id))
 
 
-@bp.route("/messages/templates/new", methods=["GET"])
+@bp.route("/messages/templates/new", methods=["GET", "POST"])
 @require(Permission.MESSAGES_MANAGE)
 def new_template():  # type: ignore[no-untyped-def]
+    if request.method == "POST":
+        return _submit_template()
     channel = request.args.get("channel") or "sms"
     if channel not in library.TEMPLATE_CHANNELS:
         channel = "sms"
     return _template_form(library.TemplateDraft("", channel, "marketing"), "")
-
-
-@bp.route("/messages/templates/new", methods=["POST"])
-@require(Permission.MESSAGES_MANAGE)
-def create_template():  # type: ignore[no-untyped-def]
-    return _submit_template()
 
 
 @bp.route("/messages/templates/<int:template_id>")
@@ -425,18 +417,14 @@ def template_detail(template_id: int):  # type: ignore[no-untyped-def]
     )
 
 
-@bp.route("/messages/templates/<int:template_id>/edit", methods=["GET"])
+@bp.route("/messages/templates/<int:template_id>/edit", methods=["GET", "POST"])
 @require(Permission.MESSAGES_MANAGE)
 def edit_template(template_id: int):  # type: ignore[no-untyped-def]
     template = library.get_template(template_id, session=request_session())
+    if request.method == "POST":
+        return _submit_template(template)
     draft = library.TemplateDraft.of(template)
     return _template_form(draft, library.format_params(draft.params), template=template)
-
-
-@bp.route("/messages/templates/<int:template_id>/edit", methods=["POST"])
-@require(Permission.MESSAGES_MANAGE)
-def update_template(template_id: int):  # type: ignore[no-untyped-def]
-    return _submit_template(library.get_template(template_id, session=request_session()))
 
 
 @bp.route("/messages/templates/<int:template_id>/archive", methods=["POST"])
