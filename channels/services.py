@@ -221,6 +221,8 @@ def save_settings(values: Mapping[str, str], *, session: Session, environment: M
     errors: dict[str, str] = {}
     changes: dict[str, tuple[str, str]] = {}
     for key, raw in values.items():
+        if key in BY_KEY and raw.strip() == before[key]:
+            continue  # unchanged (even a bad value from the environment is the administrator's to fix there)
         try:
             value = check_value(key, raw)
         except ValueError as exc:

@@ -202,3 +202,10 @@ def test_contact_data_in_free_text_is_hidden():
     assert redact_contacts("mailbox wang@example.com full") == "mailbox ****@example.com full"
     assert redact_contacts("isp.SYSTEM_ERROR 500") == "isp.SYSTEM_ERROR 500"
     assert redact_contacts(None) is None
+
+
+def test_an_unchanged_value_from_the_environment_is_neither_checked_nor_stored(session, db_kind):
+    env = ENV | {"GROWTH_SMS_RATE": "fast"}  # wrong in the environment: not the page's to refuse
+    assert services.save_settings({"sms_rate": "fast", "quiet_hours": "21:00-08:00"}, session=session,
+                                  environment=env, now=NOW) == {}
+    assert session.scalars(select(ChannelSetting)).all() == []
