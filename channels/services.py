@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from channels.models import CONSENT_SOURCES, ConsentState, ConsentStatement, Unreachable
+from channels.models import (
+    CONSENT_SOURCES,
+    MESSAGE_CHANNELS,
+    RETRYABLE,
+    ChannelSetting,
+    ConsentState,
+    ConsentStatement,
+    OutboxMessage,
+    Unreachable,
+)
+from channels.queries import MessageFilter
 from channels.rules import statement_wins
+from channels.settings import BY_KEY, ChannelConfig, check_value, mask_secret
+from channels.settings import load as load_settings
+from growth.audit.services import record
+from growth.errors import DomainError, NotFound
 
 
 def consent_of(*, session: Session, investor_id: int) -> dict[str, dict[str, Any]]:
@@ -108,3 +124,136 @@ def unreachable_on(*, session: Session, investor_id: int, addresses: dict[str, s
     rows = session.scalars(select(Unreachable).where(Unreachable.investor_id == investor_id))
     return {r.channel: r for r in rows
             if r.channel in addresses and r.contact_digest == contact_digest(addresses[r.channel])}
+
+
+# --- staff actions: re-queue messages, channel settings (the message pages) --------------------------
+
+
+def retry_messages(*, session: Session, now: datetime, ids: Sequence[int] | None = None,
+                   filters: MessageFilter | None = None) -> int:
+    """Queue failed, dead, capped, unreachable or skipped messages again (chosen by id or by filter); return how many.
+
+    A re-queued message starts afresh (attempts 0, due now, no hold); its last error stays until the next
+    try. Messages in any other status are left alone, so a message the delivery worker is sending right
+    now is never touched. The change is audited with the count and how the messages were chosen.
+    """
+    if (ids is None) == (filters is None):
+        raise ValueError("choose the messages either by id or by filter")
+    m = OutboxMessage
+    conditions: list[ColumnElement[bool]] = [m.status.in_(RETRYABLE)]
+    if ids is not None:
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return 0
+        conditions.append(m.id.in_(wanted))
+    elif filters is not None:
+        conditions.extend(filters.conditions())
+    result = session.execute(
+        update(m).where(*conditions)
+        .values(status="queued", attempts=0, due_at=now, hold_reason=None, lease_until=None, claimed_by=None,
+                updated_at=now)
+        .execution_options(synchronize_session=False))
+    count = int(getattr(result, "rowcount", 0) or 0)
+    details: dict[str, Any] = {"count": count}
+    if ids is not None:
+        details["ids"] = wanted[:200]  # enough to find them again; a page holds fewer
+    else:
+        details["filters"] = filters.as_args() if filters is not None else {}
+    record("messages.retried", session=session, target_type="outbox_messages", details=details)
+    session.flush()
+    return count
+
+
+class SettingsInvalid(DomainError):
+    """Some submitted settings were refused; `errors` maps each setting's key to its reason."""
+
+    status = 422
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__(_l("有设置未保存，请改正标出的项。"))
+        self.errors = dict(errors)
+
+
+def _shown(key: str, value: str) -> str:
+    """Return a setting's value as the audit log may keep it (never a secret)."""
+    return mask_secret(value) if BY_KEY[key].secret else value
+
+
+def _store_override(key: str, value: str, *, session: Session, now: datetime, by: int | None) -> None:
+    row = session.get(ChannelSetting, key)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(ChannelSetting(key=key, value=value, updated_by=by, updated_at=now))
+            return
+        except IntegrityError:  # another administrator saved the same setting at the same moment: ours wins
+            row = session.get(ChannelSetting, key)
+            if row is None:
+                raise
+    row.value, row.updated_by, row.updated_at = value, by, now
+
+
+def release_deferred(before: ChannelConfig, after: ChannelConfig, *, session: Session, now: datetime) -> int:
+    """Make deferred messages due now when a change may free them (quiet hours changed, a channel unpaused)."""
+    m = OutboxMessage
+    if before["quiet_hours"] != after["quiet_hours"]:
+        condition = m.status == "deferred"
+    else:
+        unpaused = [ch for ch in MESSAGE_CHANNELS if before.paused(ch) and not after.paused(ch)]
+        if not unpaused:
+            return 0
+        condition = and_(m.status == "deferred", m.channel.in_(unpaused))
+    result = session.execute(update(m).where(condition).values(due_at=now)
+                             .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def save_settings(values: Mapping[str, str], *, session: Session, environment: Mapping[str, str], now: datetime,
+                  by: int | None = None) -> dict[str, tuple[str, str]]:
+    """Store the submitted settings that differ from those in effect as overrides; return {key: (old, new)}.
+
+    Every value is checked first; if any is refused nothing is stored (`SettingsInvalid` lists them all).
+    Each change is audited as old → new (secrets masked). Delivery reads the settings afresh every few
+    seconds, so a change applies without a restart; deferred messages are made due at once when the
+    change may free them.
+    """
+    before = load_settings(session=session, environment=environment)
+    errors: dict[str, str] = {}
+    changes: dict[str, tuple[str, str]] = {}
+    for key, raw in values.items():
+        if key in BY_KEY and raw.strip() == before[key]:
+            continue  # unchanged (even a bad value from the environment is the administrator's to fix there)
+        try:
+            value = check_value(key, raw)
+        except ValueError as exc:
+            errors[key] = str(exc)
+            continue
+        if value != before[key]:
+            changes[key] = (before[key], value)
+    if errors:
+        raise SettingsInvalid(errors)
+    for key, (_old, new) in changes.items():
+        _store_override(key, new, session=session, now=now, by=by)
+    if changes:
+        session.flush()
+        record("channel_settings.changed", session=session, target_type="channel_settings",
+               details={"changes": {k: [_shown(k, old), _shown(k, new)] for k, (old, new) in changes.items()}})
+        release_deferred(before, load_settings(session=session, environment=environment), session=session, now=now)
+    return changes
+
+
+def clear_setting(key: str, *, session: Session, environment: Mapping[str, str], now: datetime) -> bool:
+    """Remove a setting's override so the environment (or the default) applies again; return whether there was one."""
+    if key not in BY_KEY:
+        raise NotFound(_l("没有这项设置：%(key)s", key=key))
+    before = load_settings(session=session, environment=environment)
+    row = session.get(ChannelSetting, key)
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    after = load_settings(session=session, environment=environment)
+    record("channel_settings.cleared", session=session, target_type="channel_settings",
+           details={"changes": {key: [_shown(key, before[key]), _shown(key, after[key])]}})
+    release_deferred(before, after, session=session, now=now)
+    return True

@@ -36,6 +36,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本")),
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
+        (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
         (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
         (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明")),
@@ -181,6 +182,8 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from channels.callback_views import bp as channels_callbacks
+    from channels.views import api as channels_api
+    from channels.views import bp as channels_bp
     from dashboards.views import api as dashboards_api
     from dashboards.views import bp as dashboards_bp
     from growth.acquisition.views import bp as acquisition_bp
@@ -191,9 +194,10 @@ def _register_blueprints(app: Flask) -> None:
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
 
-    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp):
+    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp):
         app.register_blueprint(bp)
     app.register_blueprint(events_api)
+    app.register_blueprint(channels_api)
     app.register_blueprint(dashboards_api)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved

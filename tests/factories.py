@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from channels.models import OutboxMessage
 from growth.auth.models import StaffUser
 from growth.auth.services import create_token, create_user
 from growth.investors.models import Investor
@@ -47,3 +48,19 @@ def make_investor(session: Session, **fields: object) -> Investor:
     session.add(investor)
     session.flush()
     return investor
+
+
+def make_message(session: Session, **fields: object) -> OutboxMessage:
+    """Create an outbox message directly (as enqueue and a delivery worker would have left it) and flush."""
+    n = next(_seq)
+    at = fields.pop("created_at", datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+    values: dict[str, object] = {
+        "key": f"test|{n}", "sender": "campaign", "cause": f"evt_{n}", "channel": "sms",
+        "message_class": "marketing", "content": {"text": "您好"}, "status": "queued", "attempts": 0,
+        "due_at": at, "created_at": at, "updated_at": at,
+    }
+    values.update(fields)
+    message = OutboxMessage(**values)
+    session.add(message)
+    session.flush()
+    return message

@@ -41,6 +41,14 @@ ACTION_LABELS = {
     "investor.searched": _l("按个人信息搜索投资人"),
     "audit.exported": _l("导出审计日志"),
     "events.replayed": _l("重放事件日志"),
+    "messages.retried": _l("重试消息"),
+    "messages.exported": _l("导出发送记录"),
+    "channel_settings.changed": _l("修改渠道设置"),
+    "channel_settings.cleared": _l("恢复渠道设置为环境变量"),
+    "message_template.created": _l("创建消息模板"),
+    "message_template.updated": _l("修改消息模板"),
+    "message_template.archived": _l("归档消息模板"),
+    "message_template.restored": _l("恢复消息模板"),
 }
 
 TARGET_LABELS = {
@@ -50,6 +58,9 @@ TARGET_LABELS = {
     "staff_user": _l("员工账号"),
     "api_token": _l("API 令牌"),
     "channel_costs": _l("渠道成本"),
+    "outbox_messages": _l("消息"),
+    "channel_settings": _l("渠道设置"),
+    "message_template": _l("消息模板"),
 }
 
 FIELD_LABELS = {
@@ -88,6 +99,12 @@ FIELD_LABELS = {
     "stalled": _l("停滞"),
     "unmasked": _l("含完整个人信息"),
     "events": _l("事件数"),
+    "count": _l("条数"),
+    "ids": _l("消息 ID"),
+    "fields": _l("修改的内容"),
+    "class": _l("类别"),
+    "message_class": _l("类别"),
+    "provider_template": _l("服务商模板"),
 }
 
 MONEY_FIELDS = frozenset({"amount_fen", "previous_fen"})  # integer fen, shown as ¥

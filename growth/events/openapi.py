@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from channels.openapi import MESSAGES_PATH, message_schemas, messages_operation
 from growth.events.rules import (
     CONSENT_CHANNELS,
     FUTURE_TOLERANCE,
@@ -364,13 +365,15 @@ def build_openapi() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": "events", "description": "Signed platform events"},
-                 {"name": "dashboards", "description": "Metrics for staff (bearer token)"}],
+                 {"name": "dashboards", "description": "Metrics for staff (bearer token)"},
+                 {"name": "messages", "description": "The message outbox for staff (bearer token)"}],
         "paths": {
             EVENTS_PATH: {"post": _events_operation()},
             FUNNEL_PATH: {"get": _funnel_operation()},
+            MESSAGES_PATH: {"get": messages_operation()},
         },
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas() | message_schemas(),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A staff API token (`growth tokens create EMAIL`)."},

@@ -11,6 +11,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from channels import services as channel_services
+from channels.models import CHANNEL_LABELS, CONSENT_SOURCES
 from growth.auth.permissions import Permission, require, role_has
 from growth.db import request_session, short_write
 from growth.errors import Forbidden
@@ -41,6 +43,11 @@ EXPORT_HEADERS = {
     "withdrawal_total": _l("累计提现（元）"),
     "last_activity_at": _l("最近活动（北京时间）"),
 }
+
+# The channels an investor states consent for, and where a statement came from (shown on their page).
+CONSENT_CHANNEL_LABELS = {c: CHANNEL_LABELS[c] for c in ("wechat", "sms", "email")}
+CONSENT_SOURCE_LABELS = dict(zip(CONSENT_SOURCES, (_l("平台事件"), _l("退订链接"), _l("短信回复"), _l("微信关注/取关")),
+                                 strict=True))
 
 EVENTS_PER_PAGE = 20
 MAX_QUERY_LENGTH = 100
@@ -155,12 +162,18 @@ def detail(investor_id: int):  # type: ignore[no-untyped-def]
     # Every role sees events masked; the raw payloads only after an audited reveal, folded away.
     payloads = {event.seq: services.pretty_payload(event.payload) for event in events}
     raw = {event.seq: services.pretty_payload(event.payload, masked=False) for event in events} if reveal else {}
+    investor = profile.investor
+    addresses = {k: v for k, v in (("sms", investor.phone), ("email", investor.email),
+                                   ("wechat", investor.wechat_openid)) if v}
     return render_template(
         "investors/detail.html", profile=profile, investor=profile.investor, contact=contact,
         revealed=reveal, may_see_pii=_may_see_pii(), events=events, payloads=payloads, raw_payloads=raw,
         events_total=events_total, page=page, per_page=EVENTS_PER_PAGE, milestones=MILESTONES,
         milestone_labels=MILESTONE_LABELS, status_labels=INVESTMENT_STATUS_LABELS,
         movement_labels=MOVEMENT_KIND_LABELS,
+        consent=channel_services.consent_of(session=db_session, investor_id=investor.id),
+        unreachable=channel_services.unreachable_on(session=db_session, investor_id=investor.id, addresses=addresses),
+        addresses=addresses, message_channels=CONSENT_CHANNEL_LABELS, consent_sources=CONSENT_SOURCE_LABELS,
     )
 
 

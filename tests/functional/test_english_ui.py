@@ -78,3 +78,26 @@ def test_the_english_choice_survives_signing_in(app, client):
     html = response.get_data(as_text=True)
     assert 'id="logout">Sign out</button>' in html
     assert _chinese_left(_part(html, '<nav class="navbar', "</nav>")) == []
+
+
+def test_the_message_pages_are_english_after_choosing_english(app, client, login):
+    from growth.investors.models import Investor
+    from tests.factories import make_message
+
+    with get_db(app).session_scope(write=True) as s:
+        investor = Investor(platform_user_id="u_en", referral_code="EN0001")
+        s.add(investor)
+        s.flush()
+        message_id = make_message(s, investor_id=investor.id, user_id="u_en", status="failed", attempts=2,
+                                  error_code="isp.SYSTEM_ERROR", error="busy", content={"text": "Hello"}).id
+        investor_id = investor.id
+    login("admin")
+    client.get("/lang/en")
+    pages = ["/messages", "/messages?status=dead", f"/messages/{message_id}", "/messages/health",
+             "/messages/settings", "/messages/templates", "/messages/templates/new", f"/investors/{investor_id}"]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.get_data(as_text=True)
+        assert _chinese_left(html) == [], url
+    assert "Delivery log" in client.get("/messages").get_data(as_text=True)

@@ -11,11 +11,12 @@ import pytest
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Rule
 
+from channels.models import MessageTemplate
 from growth.acquisition.models import AcquisitionChannel, TrackingLink
 from growth.auth.permissions import Permission, require
 from growth.db import get_db
 from growth.inputs import ID_MAX
-from tests.factories import make_investor, make_token
+from tests.factories import make_investor, make_message, make_token
 
 HUGE = "9" * 20  # beyond BIGINT: OverflowError on SQLite, out of range on PostgreSQL
 # Query arguments some view reads as a number (pages, filter ids, sizes); sent to every GET route.
@@ -35,6 +36,9 @@ def rows(app: Flask) -> int:
         s.add(TrackingLink(channel_id=channel.id, code="abc123", name="落地页",
                            landing_url="https://www.example.com/", created_by="test"))
         make_investor(s, platform_user_id="u_1", registered_at=datetime(2026, 3, 1, tzinfo=UTC))
+        make_message(s)
+        s.add(MessageTemplate(name="模板", channel="sms", message_class="service", body="您好",
+                              updated_at=datetime(2026, 3, 1, tzinfo=UTC)))
         return channel.id
 
 
