@@ -74,6 +74,20 @@ CHANNEL_LABELS = {"wechat": _l("微信"), "sms": _l("短信"), "email": _l("邮�
 MESSAGE_CHANNELS = tuple(CHANNEL_LABELS)
 CLASS_LABELS = {"service": _l("服务通知"), "marketing": _l("营销")}
 
+# Why delivery did not send a message (its `error_code` when the reason is ours, not a provider's).
+REASON_LABELS = {
+    "channel_off": _l("该渠道未配置"),
+    "no_address": _l("投资人在该渠道没有联系方式"),
+    "no_consent": _l("投资人未同意接收该渠道的营销消息"),
+    "cap": _l("已达营销频次上限"),
+    "sms_opt_out_missing": _l("营销短信缺少退订用语"),
+    "mass_quota": _l("本月微信群发次数已用完"),
+    "mass_needs_two": _l("微信群发至少需要两位关注者"),
+    "config": _l("渠道配置有误"),
+    "adapter_error": _l("发送程序出错"),
+}
+NOT_ERRORS = ("capped", "skipped_no_consent", "deferred")  # outcomes of the rules, not failures of a channel
+
 # Why a message waits (status `deferred`).
 HOLD_LABELS = {"quiet_hours": _l("免打扰时段"), "paused": _l("渠道已暂停"), "rate": _l("限速")}
 

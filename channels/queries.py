@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from channels.models import (
     MESSAGE_CHANNELS,
+    NOT_ERRORS,
     WAITING,
     MessageTemplate,
     OutboxMessage,
@@ -206,7 +207,8 @@ def channel_health(*, session: Session, now: datetime) -> dict[str, ChannelHealt
         h = health.setdefault(channel, ChannelHealth(channel))
         h.sent_last_hour, h.waiting, h.oldest_waiting_at = int(sent_count or 0), int(waiting_count or 0), oldest_at
     # The latest error per channel: the newest errored message of each channel, joined back.
-    errored = and_(m.error_code.is_not(None) | m.error.is_not(None), m.updated_at >= week_ago)
+    errored = and_(m.error_code.is_not(None) | m.error.is_not(None), m.status.not_in(NOT_ERRORS),
+                   m.updated_at >= week_ago)
     latest = (select(m.channel.label("channel"), func.max(m.updated_at).label("at")).where(errored)
               .group_by(m.channel).subquery())
     rows = session.execute(select(m.channel, m.error_code, m.error, m.updated_at, m.id)

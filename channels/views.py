@@ -21,6 +21,7 @@ from channels.models import (
     CLASS_LABELS,
     HOLD_LABELS,
     MESSAGE_CHANNELS,
+    REASON_LABELS,
     RETRYABLE,
     STATUS_LABELS,
     STATUSES,
@@ -71,8 +72,11 @@ def _may_see_pii() -> bool:
     return role_has(current_user.role, Permission.INVESTORS_PII)
 
 
-def _error_text(text: str | None) -> str | None:
-    """Return a message's error as this reader may see it (contact data in it hidden without investors.pii)."""
+def _error_text(text: str | None, code: str | None = None) -> str | None:
+    """Return a message's error as this reader may see it: our own reasons in the reader's language, a
+    provider's text with contact data hidden without investors.pii."""
+    if code in REASON_LABELS:
+        return str(REASON_LABELS[code])
     return text if _may_see_pii() else queries.redact_contacts(text)
 
 
@@ -177,7 +181,8 @@ def export():  # type: ignore[no-untyped-def]
     for m in session.scalars(queries.iter_messages(filters).limit(EXPORT_LIMIT)):
         rows.append([m.id, _local(m.created_at), m.campaign_id or "", m.user_id or "", m.channel, m.message_class,
                      m.status, message_status(m.status), m.attempts, m.recipient_masked or "", m.provider or "",
-                     m.error_code or "", _error_text(m.error) or "", _local(m.sent_at), _local(m.delivered_at)])
+                     m.error_code or "", _error_text(m.error, m.error_code) or "", _local(m.sent_at),
+                     _local(m.delivered_at)])
     with short_write() as audit:  # the list is read in the request's read transaction; the audit row is short
         record("messages.exported", session=audit, target_type="outbox_messages",
                details={"rows": len(rows) - 1, "filters": filters.as_args()})
@@ -264,7 +269,8 @@ def health():  # type: ignore[no-untyped-def]
             "channel": channel, "label": CHANNEL_LABELS[channel], "provider": config.provider(channel),
             "paused": config.paused(channel), "h": h, "rate_day": h.delivery_rate("day"),
             "rate_week": h.delivery_rate("week"), "age": None if age is None else _age_text(age.total_seconds()),
-            "last_error": h.last_error, "last_error_detail": _error_text(h.last_error.detail) if h.last_error else None,
+            "last_error": h.last_error, "last_error_detail": (_error_text(h.last_error.detail, h.last_error.code)
+                                  if h.last_error else None),
         })
     return render_template("channels/health.html", cards=cards, statuses=STATUS_LABELS, styles=STATUS_STYLES,
                            jobs=jobs, quota=quota, quota_total=MASS_SENDS_PER_MONTH, now=now)
