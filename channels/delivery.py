@@ -55,6 +55,7 @@ from channels.rules import cap_period, quiet_until
 from channels.services import contact_digest, mark_unreachable
 from channels.settings import ChannelConfig, load
 from channels.sms import has_opt_out
+from growth.audit.services import record as audit
 from growth.db import Database, get_db, table_of, update_many
 from growth.locks import claim, new_holder_id
 from growth.timeutil import SHANGHAI, utcnow
@@ -495,8 +496,6 @@ class Deliverer:
 
     def _pause(self, session: Session, channel: str, results: Sequence[tuple[Job, SendResult]], now: datetime) -> None:
         """Stop a channel the provider refused as a whole (e.g. no balance left) and leave word for the admins."""
-        from growth.audit.services import record as audit
-
         key = f"{channel}_paused"
         setting = session.get(ChannelSetting, key)
         if setting is not None and setting.value == "true":
@@ -506,8 +505,8 @@ class Deliverer:
             session.add(ChannelSetting(key=key, value="true", updated_by=None, updated_at=now))
         else:
             setting.value, setting.updated_by, setting.updated_at = "true", None, now
-        audit("channels.paused", session=session, target_type="message_channel", target_id=channel,
-              details={"reason": reason}, actor="delivery")
+        audit("channel_settings.changed", session=session, target_type="channel_settings", actor="delivery",
+              details={"changes": {key: ["false", "true"]}, "reason": f"the provider refused the channel: {reason}"})
         log.error("the %s channel is paused: the provider refused it as a whole (%s); messages wait as deferred "
                   "until an admin resumes it on the channel settings page", channel, reason)
         self._config = None

@@ -81,6 +81,7 @@ FIELD_LABELS = {
     "amount_fen": _l("金额"),
     "previous_fen": _l("原金额"),
     "changes": _l("变更"),
+    "reason": _l("原因"),
     "rows": _l("行数"),
     "filename": _l("文件名"),
     "created": _l("新增"),

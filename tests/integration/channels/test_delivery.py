@@ -16,6 +16,7 @@ from channels.delivery import Deliverer, release_holds
 from channels.models import CapUsage, ChannelSetting, OutboxMessage, Unreachable, WechatMassJob
 from channels.outbox import Fallback, NewMessage, enqueue
 from channels.services import record_statement
+from growth.audit.models import AuditEntry
 from growth.db import get_db
 from tests.factories import make_investor
 from tests.fakes.aliyun_sms import FakeAliyunSms
@@ -206,6 +207,8 @@ def test_no_balance_fails_the_message_and_pauses_the_sms_channel_for_later_ones(
 
     assert _status(session, first).status == "failed"
     assert session.get_one(ChannelSetting, "sms_paused").value == "true"
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "channel_settings.changed")).one()
+    assert entry.actor == "delivery" and "isv.AMOUNT_NOT_ENOUGH" in entry.details["reason"]  # the admins see why
     later = _queue(session, investor, cls=MessageClass.SERVICE, content=NOTICE, cause="evt-2")
     _deliverer(app, _aliyun_env(aliyun)).run_once()
     row = _status(session, later)
