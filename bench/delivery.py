@@ -212,7 +212,9 @@ def run_child(spec: str) -> int:
     """Run one child task (the JSON spec) and print its result as the last line of stdout."""
     task = json.loads(spec)
     kind = task.pop("task")
-    result = {"seed": child_seed, "enqueue": child_enqueue, "send_ceiling": child_send_ceiling}[kind](**task)
+    tasks: dict[str, Callable[..., dict[str, Any]]] = {
+        "seed": child_seed, "enqueue": child_enqueue, "send_ceiling": child_send_ceiling}
+    result = tasks[kind](**task)
     print(json.dumps(result), flush=True)
     return 0
 
@@ -350,7 +352,7 @@ class PostgresTarget(Target):
                                 copy.write_row(row)
                 conn.commit()
                 elapsed = time.perf_counter() - started
-                stored = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                (stored,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
                 conn.execute(f"DROP TABLE {table}")
                 conn.commit()
                 if stored != len(rows):
@@ -602,7 +604,7 @@ def run_once(kind: str, run: int, fake: FakeProvider, args: argparse.Namespace) 
             seconds = _wait_until_sent(instance, proc, log_path, args.send, started)
         result.seconds["send"] = seconds
         result.send = args.send / seconds
-        result.statuses = dict(instance.target.query(STATUS_SQL))  # type: ignore[arg-type]
+        result.statuses = {str(status): int(count) for status, count in instance.target.query(STATUS_SQL)}
         result.fake = fake.stats()
         if result.fake["last"] > result.fake["first"]:
             result.provider_span = result.fake["requests"] / (result.fake["last"] - result.fake["first"])
