@@ -151,8 +151,14 @@ class Deliverer:
             return adapter
 
     def close(self) -> None:
-        """Stop the sending threads."""
+        """Stop the sending threads and close the adapters' connection pools."""
         self.pool.shutdown(wait=True)
+        with self._adapter_lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            close = getattr(adapter, "close", None)  # adapters that keep connections open have one
+            if callable(close):
+                close()
 
     # --- one round --------------------------------------------------------------------------------
 

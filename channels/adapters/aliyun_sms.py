@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -86,12 +87,28 @@ class AliyunSms:
                  clock: Callable[[], datetime] | None = None, nonce: Callable[[], str] | None = None) -> None:
         self.settings = settings
         self.url = settings.base_url(PUBLIC_HOST) + "/"
-        # One client (connection pool) per adapter, shared by the delivery threads: building one loads the
-        # TLS trust store (~90 ms), too dear per message.
-        self._client = httpx.Client(timeout=settings.timeout, transport=transport,
-                                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self._transport = transport
         self._clock = clock or (lambda: datetime.now(UTC))
         self._nonce = nonce or (lambda: uuid.uuid4().hex)
+        # One client (a keep-alive connection pool) for every send: building an httpx.Client loads the CA
+        # bundle, ~20–90 ms of CPU, which capped a worker at a few dozen sends a second (bench/README.md).
+        # httpx.Client is safe to share between the delivery threads; the lock only guards its creation.
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.settings.timeout, transport=self._transport,
+                                            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
+            return self._client
+
+    def close(self) -> None:
+        """Close the connection pool (a later send opens a new one)."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def request_params(self, message: Outgoing) -> dict[str, str]:
         """Return the signed form parameters of the `SendSms` call for the message."""
@@ -119,7 +136,7 @@ class AliyunSms:
         """Call `SendSms` once and map Aliyun's answer to an outcome."""
         params = self.request_params(message)
         try:
-            response = self._client.post(self.url, data=params)
+            response = self._http().post(self.url, data=params)
         except httpx.TimeoutException:
             return SendResult(Outcome.RETRY, code="timeout", detail="aliyun did not answer in time")
         except httpx.HTTPError as exc:
