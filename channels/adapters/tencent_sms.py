@@ -122,6 +122,10 @@ class TencentSms:
                                     limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
         self._clock = clock or (lambda: datetime.now(UTC))
 
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
     def request_body(self, message: Outgoing) -> dict[str, Any]:
         """Return the `SendSms` request body for the message."""
         return {
