@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from channels.adapters.wechat import TokenStore
 from channels.models import SharedToken
 from channels.shared_state import Fallback, redis_client_for
-from growth.db import Database, committing, get_db, table_of
+from growth.db import Database, committing, get_db, sqlite_request_writer, table_of
 
 MARGIN = 120.0  # seconds before its expiry a value stops being served (as MemoryTokenStore)
 FETCH_TIMEOUT = 30.0  # refresh_lock's default: how long one fetch may take
@@ -65,7 +65,12 @@ class DatabaseTokenStore:
 
     def _holding(self, key: str) -> Session | None:
         sessions: dict[str, Session] = getattr(self._held, "sessions", {})
-        return sessions.get(key)
+        held = sessions.get(key)
+        if held is None and self._db.dialect == "sqlite":
+            # A writer request (a staff POST) already holds SQLite's write lock: the token is read, locked and
+            # written in its transaction, or this thread would wait for itself (and not see its own write).
+            held = sqlite_request_writer()
+        return held
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the stored value while it is served, else `default`."""
@@ -117,9 +122,9 @@ class DatabaseTokenStore:
 
         Waiting is bounded: PostgreSQL gives up after twice `timeout` (a holder's fetch takes at most
         about that long), SQLite after its busy timeout (30 s). Do not call it inside a SQLite write
-        transaction of the same thread: that one would wait for itself.
+        transaction of the same thread (but a writer request: its own transaction is used).
         """
-        if self._holding(key) is not None:  # re-entered by the holder
+        if self._holding(key) is not None:  # re-entered by the holder, or inside a SQLite writer request
             yield
             return
         with committing(self._db.writer_sessionmaker()) as session:
@@ -133,14 +138,19 @@ class DatabaseTokenStore:
                 session.execute(select(_TOKENS.c.key).where(_TOKENS.c.key == key).with_for_update())
             except OperationalError as exc:  # lock_timeout / database is locked
                 raise TimeoutError(f"the refresh lock of {key!r} is busy") from exc
-            sessions = getattr(self._held, "sessions", None)
-            if sessions is None:
-                sessions = self._held.sessions = {}
-            sessions[key] = session
-            try:
+            with self._hold(key, session):
                 yield
-            finally:
-                del sessions[key]
+
+    @contextmanager
+    def _hold(self, key: str, session: Session) -> Iterator[None]:
+        sessions = getattr(self._held, "sessions", None)
+        if sessions is None:
+            sessions = self._held.sessions = {}
+        sessions[key] = session
+        try:
+            yield
+        finally:
+            del sessions[key]
 
 
 class RedisTokenStore:

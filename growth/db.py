@@ -301,6 +301,18 @@ def request_session(*, write: bool = False) -> Session:
     return session
 
 
+def sqlite_request_writer() -> Session | None:
+    """Return the current request's session when it holds SQLite's write lock (a writer request), else None.
+
+    Work that needs a write transaction of its own while serving such a request (a shared token's
+    refresh) must use this one instead: a second writer in the same thread would wait for itself.
+    """
+    if not has_request_context() or not g.get("_db_writer"):
+        return None
+    session = g.get("_db_session")
+    return session if session is not None and get_db().dialect == "sqlite" else None
+
+
 @contextmanager
 def short_write() -> Iterator[Session]:
     """Yield a session for a small write made while serving a read (an audit row, a token's last use).
