@@ -18,13 +18,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
+import urllib3
 
 from channels.adapters.port import AdapterRegistry, Channel, Outcome, Outgoing, SendResult
 from channels.adapters.sms_settings import SmsSettings, recipients, scrub
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 PUBLIC_HOST = "dysmsapi.aliyuncs.com"
 API_VERSION = "2017-05-25"
 REGION_ID = "cn-hangzhou"
@@ -83,32 +84,34 @@ class AliyunSms:
     channel = Channel.SMS
     provider = "aliyun"
 
-    def __init__(self, settings: SmsSettings, *, transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None, nonce: Callable[[], str] | None = None) -> None:
+    def __init__(self, settings: SmsSettings, *, clock: Callable[[], datetime] | None = None,
+                 nonce: Callable[[], str] | None = None) -> None:
         self.settings = settings
         self.url = settings.base_url(PUBLIC_HOST) + "/"
-        self._transport = transport
         self._clock = clock or (lambda: datetime.now(UTC))
         self._nonce = nonce or (lambda: uuid.uuid4().hex)
-        # One client (a keep-alive connection pool) for every send: building an httpx.Client loads the CA
-        # bundle, ~20–90 ms of CPU, which capped a worker at a few dozen sends a second (bench/README.md).
-        # httpx.Client is safe to share between the delivery threads; the lock only guards its creation.
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
+        # One keep-alive connection pool for every send, shared by the delivery threads (urllib3's pool is
+        # thread-safe; the lock only guards its creation). urllib3, not httpx: a send costs half the CPU, and
+        # with the sends of a worker sharing one interpreter that is its throughput (bench/README.md).
+        # No retries of our own: a retry is the delivery worker's decision. A pooled connection the
+        # server closed is noticed before reuse, never by resending.
+        self._pool: urllib3.PoolManager | None = None
+        self._pool_lock = threading.Lock()
 
-    def _http(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                self._client = httpx.Client(timeout=self.settings.timeout, transport=self._transport,
-                                            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
-            return self._client
+    def _http(self) -> urllib3.PoolManager:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = urllib3.PoolManager(num_pools=2, maxsize=64, retries=False,
+                                                 timeout=urllib3.Timeout(connect=self.settings.timeout,
+                                                                         read=self.settings.timeout))
+            return self._pool
 
     def close(self) -> None:
         """Close the connection pool (a later send opens a new one)."""
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.clear()
 
     def request_params(self, message: Outgoing) -> dict[str, str]:
         """Return the signed form parameters of the `SendSms` call for the message."""
@@ -136,20 +139,23 @@ class AliyunSms:
         """Call `SendSms` once and map Aliyun's answer to an outcome."""
         params = self.request_params(message)
         try:
-            response = self._http().post(self.url, data=params)
-        except httpx.TimeoutException:
-            return SendResult(Outcome.RETRY, code="timeout", detail="aliyun did not answer in time")
-        except httpx.HTTPError as exc:
+            response = self._http().request("POST", self.url, body=urlencode(params).encode(), headers=FORM)
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeouts in urllib3: first
             return SendResult(Outcome.RETRY, code="connection", detail=f"aliyun unreachable: {type(exc).__name__}")
+        except urllib3.exceptions.TimeoutError:
+            return SendResult(Outcome.RETRY, code="timeout", detail="aliyun did not answer in time")
+        except urllib3.exceptions.HTTPError as exc:
+            return SendResult(Outcome.RETRY, code="connection", detail=f"aliyun unreachable: {type(exc).__name__}")
+        status = response.status
         try:
-            body = response.json()
+            body = json.loads(response.data)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("Code"), str):
-            outcome = Outcome.RETRY if response.status_code >= 500 else Outcome.FAILED
-            return SendResult(outcome, code=f"HTTP {response.status_code}", detail="aliyun answered without a Code")
+            outcome = Outcome.RETRY if status >= 500 else Outcome.FAILED
+            return SendResult(outcome, code=f"HTTP {status}", detail="aliyun answered without a Code")
         code = body["Code"]
-        outcome, pause = outcome_for(code, response.status_code)
+        outcome, pause = outcome_for(code, status)
         detail = scrub(str(body.get("Message", ""))) if outcome is not Outcome.SENT else ""
         provider_id = str(body.get("BizId", "")) if outcome is Outcome.SENT else ""
         return SendResult(outcome, code=code, detail=detail, provider_id=provider_id, pause_channel=pause)
