@@ -163,20 +163,47 @@ class Deliverer:
 
     # --- one round --------------------------------------------------------------------------------
 
+    def run(self, stop: threading.Event, idle: float) -> None:
+        """Deliver until stopped, claiming the next batch while the threads send the last one.
+
+        The claim (a database round trip and the checks) then overlaps the provider calls instead of
+        following them; the outcomes of a batch are still recorded in one transaction once all are known.
+        """
+        in_flight: tuple[Sending, ChannelConfig] | None = None
+        while not stop.is_set():
+            cfg = self.config()
+            with self.db.session_scope(write=True) as session:
+                batch = self._claim_messages(session, self.clock(), cfg)
+            sending = self.submit(batch.jobs, cfg) if batch.jobs else None
+            if in_flight is not None:
+                self._record_sent(*in_flight)
+            in_flight = (sending, cfg) if sending is not None else None
+            mass = self._mass_round(cfg)
+            if not batch and not mass and in_flight is None:
+                stop.wait(idle)
+        if in_flight is not None:
+            self._record_sent(*in_flight)
+
+    def _record_sent(self, sending: Sending, cfg: ChannelConfig) -> None:
+        results = collect(sending)
+        with self.db.session_scope(write=True) as session:
+            self.record(session, results, self.clock(), cfg)
+
+    def _mass_round(self, cfg: ChannelConfig) -> int:
+        with self.db.session_scope(write=True) as session:
+            batch = self._claim_mass_send(session, self.clock(), cfg)
+        if batch.jobs:
+            self._record_sent(self.submit(batch.jobs, cfg), cfg)
+        return len(batch)
+
     def run_once(self) -> int:
         """Claim, send and record one batch (and one WeChat mass send if any is due); return how many were handled."""
-        handled = 0
         cfg = self.config()
-        for claim_round in (self._claim_messages, self._claim_mass_send):
-            with self.db.session_scope(write=True) as session:
-                now = self.clock()
-                batch = claim_round(session, now, cfg)
-            if batch.jobs:
-                results = self.send(batch.jobs, cfg)
-                with self.db.session_scope(write=True) as session:
-                    self.record(session, results, self.clock(), cfg)
-            handled += len(batch)
-        return handled
+        with self.db.session_scope(write=True) as session:
+            batch = self._claim_messages(session, self.clock(), cfg)
+        if batch.jobs:
+            self._record_sent(self.submit(batch.jobs, cfg), cfg)
+        return len(batch) + self._mass_round(cfg)
 
     def _claim_messages(self, session: Session, now: datetime, cfg: ChannelConfig) -> Round:
         query = (select(OutboxMessage)
@@ -403,6 +430,10 @@ class Deliverer:
 
     def send(self, jobs: Sequence[Job], cfg: ChannelConfig) -> list[tuple[Job, SendResult]]:
         """Make every job's provider call, concurrently, each at its rate-limit slot; never raises."""
+        return collect(self.submit(jobs, cfg))
+
+    def submit(self, jobs: Sequence[Job], cfg: ChannelConfig) -> Sending:
+        """Start every job's provider call on the sending threads; `collect` waits for the outcomes."""
         by_provider: dict[tuple[str, str], list[Job]] = defaultdict(list)
         for job in jobs:
             by_provider[(job.channel, job.provider)].append(job)
@@ -423,7 +454,7 @@ class Deliverer:
 
             for job, slot in zip(group, slots, strict=True):
                 futures.append(self.pool.submit(_send_at, adapter, job, slot, reslot))
-        return done + [f.result() for f in futures]
+        return done, futures
 
     # --- recording --------------------------------------------------------------------------------
 
@@ -545,6 +576,15 @@ def _row_update(row: OutboxMessage, *, now: datetime, **values: Any) -> dict[str
     return current
 
 
+Sending = tuple[list[tuple[Job, SendResult]], list[Future[tuple[Job, SendResult]]]]  # settled, in flight
+
+
+def collect(sending: Sending) -> list[tuple[Job, SendResult]]:
+    """Wait for the calls started by `Deliverer.submit` and return every outcome."""
+    done, futures = sending
+    return done + [f.result() for f in futures]
+
+
 def _send_at(adapter: Adapter, job: Job, slot: float, reslot: Callable[[], float]) -> tuple[Job, SendResult]:
     """Make the call at its rate-limit slot; a thread that wakes too late takes a new slot instead.
 
@@ -581,9 +621,7 @@ def run_delivery(app: Flask, stop: threading.Event) -> None:
     if released:
         log.info("re-checking %d deferred messages against the settings in effect", released)
     try:
-        while not stop.is_set():
-            if deliverer.run_once() == 0:
-                stop.wait(idle)
+        deliverer.run(stop, idle)
     finally:
         deliverer.close()
 
