@@ -170,19 +170,21 @@ class Deliverer:
         following them; the outcomes of a batch are still recorded in one transaction once all are known.
         """
         in_flight: tuple[Sending, ChannelConfig] | None = None
-        while not stop.is_set():
-            cfg = self.config()
-            with self.db.session_scope(write=True) as session:
-                batch = self._claim_messages(session, self.clock(), cfg)
-            sending = self.submit(batch.jobs, cfg) if batch.jobs else None
+        try:
+            while not stop.is_set():
+                cfg = self.config()
+                with self.db.session_scope(write=True) as session:
+                    batch = self._claim_messages(session, self.clock(), cfg)
+                sending = self.submit(batch.jobs, cfg) if batch.jobs else None
+                if in_flight is not None:
+                    self._record_sent(*in_flight)
+                in_flight = (sending, cfg) if sending is not None else None
+                mass = self._mass_round(cfg)
+                if not batch and not mass and in_flight is None:
+                    stop.wait(idle)
+        finally:  # a batch already sent is recorded even when the loop stops on an error: no needless repeat
             if in_flight is not None:
                 self._record_sent(*in_flight)
-            in_flight = (sending, cfg) if sending is not None else None
-            mass = self._mass_round(cfg)
-            if not batch and not mass and in_flight is None:
-                stop.wait(idle)
-        if in_flight is not None:
-            self._record_sent(*in_flight)
 
     def _record_sent(self, sending: Sending, cfg: ChannelConfig) -> None:
         results = collect(sending)
