@@ -36,9 +36,7 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +56,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: growth and channels are importable either way
 
+from harness import LOOPBACK, BenchError, free_port, median_of, sqlite_text, tail, wait_for_quiet  # noqa: E402
+
 from channels.adapters.port import Channel, MessageClass  # noqa: E402
 from channels.outbox import NewMessage  # noqa: E402
 
@@ -70,7 +70,6 @@ ENQUEUE_TARGET_SECONDS = 10.0  # 100,000 messages (the issue)
 SEND_TARGET = 1_000  # messages/s, one worker (the issue)
 MEMORY_FLAT_RATIO = 2.0  # 10× the messages may cost at most this many times the memory growth ("flat")
 ENQUEUE_CHUNK = 5000  # enqueue_many's rows per INSERT: below it both sizes are one chunk and the ratio says nothing
-LOOPBACK = "127.0.0.1"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 START_TIMEOUT = 90.0
 WORKER_READY = "growth worker running:"
@@ -81,10 +80,6 @@ STATUS_SQL = "SELECT status, count(*) FROM outbox_messages GROUP BY status ORDER
 ACCESS_KEY_ID = "LTAI-bench-key"
 ACCESS_KEY_SECRET = "bench-secret"
 PRODUCTS = ("稳盈3月期", "稳盈6月期", "稳盈12月期", "季季享", "月月盈")
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it set out to (a lost message, a process that died …)."""
 
 
 # --- the child processes (enqueue, seeding, the send ceiling) -----------------------------------------
@@ -222,10 +217,6 @@ def run_child(spec: str) -> int:
 # --- databases --------------------------------------------------------------------------------------
 
 
-def _sqlite_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # what the app writes
-
-
 ROW_COLUMNS = ("key", "campaign_id", "sender", "cause", "investor_id", "user_id", "channel", "message_class",
                "content", "fallback", "fallback_of", "status", "hold_reason", "attempts", "due_at", "lease_until",
                "claimed_by", "provider", "provider_id", "recipient_masked", "error_code", "error", "created_at",
@@ -235,7 +226,7 @@ ROW_COLUMNS = ("key", "campaign_id", "sender", "cause", "investor_id", "user_id"
 def ceiling_rows(n: int, tag: str, sqlite: bool) -> list[tuple[Any, ...]]:
     """Return the rows `enqueue_many` would write for n messages, ready for the bare driver (content as JSON)."""
     now = datetime.now(UTC)
-    stamp: Any = _sqlite_text(now) if sqlite else now
+    stamp: Any = sqlite_text(now) if sqlite else now
     rows = []
     for i in range(n):
         row = rendered(i, tag, i + 1, f"bench_u{i:07d}").row(now)
@@ -376,20 +367,6 @@ class PostgresTarget(Target):
         self.created = False
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -421,7 +398,7 @@ class FakeProvider:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.close()
-                    raise BenchError(f"the fake provider did not start:\n{_tail(self.log)}") from None
+                    raise BenchError(f"the fake provider did not start:\n{tail(self.log)}") from None
                 time.sleep(0.05)
 
     @property
@@ -501,7 +478,7 @@ class Instance:
             deadline = time.monotonic() + START_TIMEOUT
             while WORKER_READY not in log_path.read_text(errors="replace"):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"the worker did not start:\n{_tail(log_path)}")
+                    raise BenchError(f"the worker did not start:\n{tail(log_path)}")
                 time.sleep(0.02)
             yield proc, time.perf_counter(), log_path
         finally:
@@ -548,7 +525,7 @@ def _wait_until_sent(instance: Instance, proc: subprocess.Popen[bytes], log_path
         if waiting == 0:
             return time.perf_counter() - started
         if proc.poll() is not None:
-            raise BenchError(f"the worker exited with {waiting} messages waiting:\n{_tail(log_path)}")
+            raise BenchError(f"the worker exited with {waiting} messages waiting:\n{tail(log_path)}")
         if time.perf_counter() - started > timeout:
             raise BenchError(f"{waiting} of {n} messages still waiting after {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
@@ -667,10 +644,6 @@ def rows_for(kind: str, args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def summarise(results: list[RunResult], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Return per-database, per-measure medians, ranges and median ratios to the ceilings."""
     summary = []
@@ -679,14 +652,14 @@ def summarise(results: list[RunResult], args: argparse.Namespace) -> list[dict[s
         for row in rows_for(kind, args):
             values = [v for r in runs if (v := row.value(r)) is not None]
             ratios = [v / c for r in runs if (v := row.value(r)) and (c := row.ceiling(r))]
-            median = _median(values)
+            median = median_of(values)
             met = None
             if row.target is not None and values:
                 met = median <= row.target if row.lower_is_better else median >= row.target
             summary.append({
                 "db": kind, "measure": row.label, "unit": row.unit, "median": median,
                 "min": min(values) if values else None, "max": max(values) if values else None,
-                "ratio": _median(ratios) if ratios else None, "target": row.target,
+                "ratio": median_of(ratios) if ratios else None, "target": row.target,
                 "lower_is_better": row.lower_is_better, "met": met,
             })
     return summary
@@ -711,14 +684,6 @@ def table(summary: list[dict[str, Any]]) -> str:
 
 
 # --- main -------------------------------------------------------------------------------------------
-
-
-def wait_for_quiet(max_load: float, max_wait: float) -> None:
-    """Wait until the 1-minute load average drops below `max_load` (the machine is shared)."""
-    deadline = time.monotonic() + max_wait
-    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
-        print(f"  load {os.getloadavg()[0]:.2f} ≥ {max_load}; waiting …", file=sys.stderr, flush=True)
-        time.sleep(30)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -34,9 +34,7 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +56,8 @@ from standardwebhooks import Webhook
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: growth is importable either way
 
+from harness import LOOPBACK, BenchError, free_port, median_of, sqlite_text, tail, wait_for_quiet  # noqa: E402
+
 from growth.demodata import generate_events  # noqa: E402
 from growth.timeutil import SHANGHAI, utcnow  # noqa: E402
 
@@ -66,7 +66,6 @@ SHORT_EVENTS = 20_000
 EVENTS_PER_INVESTOR = 4.2  # a little under the generator's ≈4.3, so one generation is nearly always enough
 INGEST_TARGET = 20_000  # events/s through the API on SQLite (the issue)
 PROCESS_TARGET = 5_000  # events/s processed, SQLite and PostgreSQL (the issue)
-LOOPBACK = "127.0.0.1"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ANALYST_EMAIL = "bench-analyst@bench.growth.local"
 ANALYST_PASSWORD = "bench-analyst-password"
@@ -90,10 +89,6 @@ _DRAIN_SCRIPT = textwrap.dedent("""
     processed = drain(app)
     print(json.dumps({"processed": processed, "seconds": time.perf_counter() - started}))
 """)
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it set out to (a refused batch, a server that died …)."""
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -159,10 +154,6 @@ def log_rows(events: list[dict[str, Any]], received: datetime) -> list[tuple[Any
 # --- databases --------------------------------------------------------------------------------------
 
 
-def _sqlite_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # what the app writes
-
-
 class Target:
     """One fresh database for one run: its URL for the app, and the raw-ceiling measurements."""
 
@@ -211,7 +202,7 @@ class SqliteTarget(Target):
             conn.execute("PRAGMA synchronous=FULL")
             for statement in ddl:
                 conn.execute(statement)
-            text_rows = [(a, b, _sqlite_text(c), d, e, _sqlite_text(f)) for a, b, c, d, e, f in rows]
+            text_rows = [(a, b, sqlite_text(c), d, e, sqlite_text(f)) for a, b, c, d, e, f in rows]
             insert = ("INSERT INTO platform_events (event_id, type, occurred_at, user_id, payload, received_at) "
                       "VALUES (?, ?, ?, ?, ?, ?)")
             started = time.perf_counter()
@@ -310,13 +301,6 @@ class PostgresTarget(Target):
 # --- the product's processes ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class Server:
     """A running `growth serve`: its port, process id, and when it (and its worker child) first answered."""
@@ -379,9 +363,9 @@ class Instance:
             try:
                 yield Server(port, proc.pid, time.perf_counter())
             except BenchError as err:
-                raise BenchError(f"{err}\n--- server log (tail) ---\n{_tail(log_path)}") from err
+                raise BenchError(f"{err}\n--- server log (tail) ---\n{tail(log_path)}") from err
             if proc.poll() is not None:
-                raise BenchError(f"the server exited during the run:\n{_tail(log_path)}")
+                raise BenchError(f"the server exited during the run:\n{tail(log_path)}")
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -396,7 +380,7 @@ class Instance:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise BenchError(f"the server did not start:\n{_tail(log_path)}")
+                raise BenchError(f"the server did not start:\n{tail(log_path)}")
             try:
                 conn = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
                 conn.request("GET", "/api/v1/openapi.json")
@@ -407,7 +391,7 @@ class Instance:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise BenchError(f"the server did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{_tail(log_path)}")
+        raise BenchError(f"the server did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{tail(log_path)}")
 
     @staticmethod
     def _wait_worker(proc: subprocess.Popen, log_path: Path) -> None:
@@ -415,11 +399,11 @@ class Instance:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise BenchError(f"the server exited:\n{_tail(log_path)}")
+                raise BenchError(f"the server exited:\n{tail(log_path)}")
             if WORKER_READY in log_path.read_text(errors="replace"):
                 return
             time.sleep(0.02)
-        raise BenchError(f"the worker child did not start within {SERVER_START_TIMEOUT:.0f} s:\n{_tail(log_path)}")
+        raise BenchError(f"the worker child did not start within {SERVER_START_TIMEOUT:.0f} s:\n{tail(log_path)}")
 
     def drain(self) -> tuple[int, float]:
         """Process the whole log in a child process (the code path of `growth events process`)."""
@@ -436,13 +420,6 @@ class Instance:
             self.target.drop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # --- the client -------------------------------------------------------------------------------------
@@ -633,10 +610,6 @@ def rows_for(kind: str) -> list[Row]:
     return rows
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def summarise(results: list[RunResult]) -> list[dict[str, Any]]:
     """Return per-database, per-measure medians, ranges and median ratios to the ceilings."""
     summary = []
@@ -644,9 +617,9 @@ def summarise(results: list[RunResult]) -> list[dict[str, Any]]:
         runs = [r for r in results if r.db == kind]
         for row in rows_for(kind):
             values = [v for r in runs if (v := row.value(r)) is not None]
-            ratios = {m: _median([row.value(r) / r.ceiling[m] for r in runs if row.value(r) and r.ceiling.get(m)])
+            ratios = {m: median_of([row.value(r) / r.ceiling[m] for r in runs if row.value(r) and r.ceiling.get(m)])
                       for m in ("executemany", "copy") if any(r.ceiling.get(m) for r in runs)}
-            median = _median(values)
+            median = median_of(values)
             summary.append({
                 "db": kind, "measure": row.label, "median": median, "min": min(values), "max": max(values),
                 "ratio_executemany": ratios.get("executemany"), "ratio_copy": ratios.get("copy"),
@@ -671,14 +644,6 @@ def table(summary: list[dict[str, Any]]) -> str:
 
 
 # --- main -------------------------------------------------------------------------------------------
-
-
-def wait_for_quiet(max_load: float, max_wait: float) -> None:
-    """Wait until the 1-minute load average drops below `max_load` (the machine is shared)."""
-    deadline = time.monotonic() + max_wait
-    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
-        print(f"  load {os.getloadavg()[0]:.2f} ≥ {max_load}; waiting …", file=sys.stderr, flush=True)
-        time.sleep(30)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,50 @@
+"""What the benchmark scripts share: loopback ports, logs, medians, waiting for a quiet machine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not measure what it set out to (a refused batch, a lost message, a process that died …)."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """Return the last lines of a log file (or say there is none)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def median_of(values: list[float]) -> float:
+    """Return the median, NaN for no values."""
+    return statistics.median(values) if values else float("nan")
+
+
+def wait_for_quiet(max_load: float, max_wait: float) -> None:
+    """Wait until the 1-minute load average drops below `max_load` (the machine is shared)."""
+    deadline = time.monotonic() + max_wait
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        print(f"  load {os.getloadavg()[0]:.2f} ≥ {max_load}; waiting …", file=sys.stderr, flush=True)
+        time.sleep(30)
+
+
+def sqlite_text(value: datetime) -> str:
+    """Return a time as the app writes it into SQLite."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
