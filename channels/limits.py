@@ -28,8 +28,6 @@ between two machines eats into the guard.
 
 from __future__ import annotations
 
-import math
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -41,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.models import RateSlot
-from channels.shared_state import Fallback, redis_client_for
+from channels.shared_state import Fallback, once_per_app, redis_client_for
 from growth.db import Database, get_db, table_of
 
 GUARD = 0.05  # slots are (1 + GUARD)/rate apart: headroom for network jitter (module docstring)
@@ -50,7 +48,6 @@ REDIS_PREFIX = "growth:rate:"
 REDIS_IDLE_TTL_MS = 60_000  # a provider's key outlives its last slot by this much, then Redis drops it
 
 _SLOTS = table_of(RateSlot)
-_BUILD_LOCK = threading.Lock()
 
 
 class RateLimiter(Protocol):
@@ -153,21 +150,10 @@ class FallbackRateLimiter:
 
 def rate_limiter_for(app: Flask) -> RateLimiter:
     """Return the app's rate limiter: Redis when `REDIS_URL` is set (the database if it is down), else the database."""
-    limiter: RateLimiter | None = app.extensions.get(EXTENSION)
-    if limiter is not None:
-        return limiter
-    with _BUILD_LOCK:
-        limiter = app.extensions.get(EXTENSION)
-        if limiter is None:
-            database = DatabaseRateLimiter(get_db(app))
-            client = redis_client_for(app)
-            limiter = database if client is None else FallbackRateLimiter(RedisRateLimiter(client), database)
-            app.extensions[EXTENSION] = limiter
-    return limiter
 
+    def build() -> RateLimiter:
+        database = DatabaseRateLimiter(get_db(app))
+        client = redis_client_for(app)
+        return database if client is None else FallbackRateLimiter(RedisRateLimiter(client), database)
 
-def wait_for(slot: float, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Sleep until the slot's time (no wait when it has passed)."""
-    delay = slot - clock()
-    if delay > 0 and math.isfinite(delay):
-        sleep(delay)
+    return once_per_app(app, EXTENSION, build)

@@ -28,6 +28,20 @@ T = TypeVar("T")
 log = logging.getLogger("channels.shared_state")
 
 
+_BUILD_LOCK = threading.Lock()
+
+
+def once_per_app(app: Flask, key: str, build: Callable[[], T]) -> T:
+    """Return `app.extensions[key]`, building it on first use (once, whichever thread asks first)."""
+    found: T | None = app.extensions.get(key)
+    if found is not None:
+        return found
+    with _BUILD_LOCK:
+        if key not in app.extensions:
+            app.extensions[key] = build()
+        return app.extensions[key]
+
+
 def redis_client_for(app: Flask) -> redis.Redis | None:
     """Return the app's Redis client (`REDIS_URL`), or None without one; it connects on first command."""
     url = app.config.get("REDIS_URL")

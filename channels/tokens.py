@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from channels.adapters.wechat import TokenStore
 from channels.models import SharedToken
-from channels.shared_state import Fallback, redis_client_for
+from channels.shared_state import Fallback, once_per_app, redis_client_for
 from growth.db import Database, committing, get_db, sqlite_request_writer, table_of
 
 MARGIN = 120.0  # seconds before its expiry a value stops being served (as MemoryTokenStore)
@@ -46,7 +46,6 @@ EXTENSION = "channels.token_store"  # the app's store (app.extensions), built on
 REDIS_PREFIX = "growth:token:"
 
 _TOKENS = table_of(SharedToken)
-_BUILD_LOCK = threading.Lock()
 log = logging.getLogger("channels.tokens")
 
 
@@ -242,14 +241,10 @@ class FallbackTokenStore:
 
 def token_store_for(app: Flask) -> TokenStore:
     """Return the app's token store: Redis when `REDIS_URL` is set (the database if it is down), else the database."""
-    store: TokenStore | None = app.extensions.get(EXTENSION)
-    if store is not None:
-        return store
-    with _BUILD_LOCK:
-        store = app.extensions.get(EXTENSION)
-        if store is None:
-            database = DatabaseTokenStore(get_db(app))
-            client = redis_client_for(app)
-            store = database if client is None else FallbackTokenStore(RedisTokenStore(client), database)
-            app.extensions[EXTENSION] = store
-    return store
+
+    def build() -> TokenStore:
+        database = DatabaseTokenStore(get_db(app))
+        client = redis_client_for(app)
+        return database if client is None else FallbackTokenStore(RedisTokenStore(client), database)
+
+    return once_per_app(app, EXTENSION, build)
