@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,14 +88,7 @@ def read_sms_reports(payload: Any) -> list[SmsReport | None]:
 def apply_sms_reports(reports: Iterable[SmsReport | None], *, session: Session, directory: Directory,
                       now: datetime) -> Tally:
     """Apply delivery reports to their messages; unknown or foreign ones are skipped, never failing the batch."""
-    tally = Tally()
-    for report in reports:
-        if report is None:
-            tally.ignored += 1
-            continue
-        _each(tally, session, lambda r=report: _apply_sms_report(r, tally, session=session, directory=directory,
-                                                                 now=now))
-    return tally
+    return _apply_all(reports, _apply_sms_report, session=session, directory=directory, now=now)
 
 
 def _apply_sms_report(report: SmsReport, tally: Tally, *, session: Session, directory: Directory,
@@ -153,14 +146,7 @@ def read_sms_replies(payload: Any) -> list[SmsReply | None]:
 def apply_sms_replies(replies: Iterable[SmsReply | None], *, session: Session, directory: Directory,
                       now: datetime) -> Tally:
     """Withdraw SMS consent for every investor with the phone of a reply that asks for it (T, TD, 退订, N, R)."""
-    tally = Tally()
-    for reply in replies:
-        if reply is None:
-            tally.ignored += 1
-            continue
-        _each(tally, session, lambda r=reply: _apply_sms_reply(r, tally, session=session, directory=directory,
-                                                               now=now))
-    return tally
+    return _apply_all(replies, _apply_sms_reply, session=session, directory=directory, now=now)
 
 
 def _apply_sms_reply(reply: SmsReply, tally: Tally, *, session: Session, directory: Directory,
@@ -367,6 +353,18 @@ def unsubscribe_link_for(investor_id: int, channel: str, *, app: Flask, now: dat
 
 
 # --- shared steps -------------------------------------------------------------------------------------
+
+
+def _apply_all(items: Iterable[Any], apply: Callable[..., None], *, session: Session, directory: Directory,
+               now: datetime) -> Tally:
+    """Apply each readable item of a push in its own savepoint; unreadable ones (None) are counted as ignored."""
+    tally = Tally()
+    for item in items:
+        if item is None:
+            tally.ignored += 1
+            continue
+        _each(tally, session, lambda i=item: apply(i, tally, session=session, directory=directory, now=now))
+    return tally
 
 
 def _each(tally: Tally, session: Session, step: Any) -> None:
