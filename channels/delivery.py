@@ -52,7 +52,7 @@ from channels.outbox import enqueue_many, fallback_of
 from channels.receipts import unsubscribe_link_for
 from channels.recipients import Directory, Recipient, directory_of
 from channels.rules import cap_period, quiet_until
-from channels.services import contact_digest, mark_unreachable
+from channels.services import contact_digest, mark_unreachable, store_override
 from channels.settings import ChannelConfig, load
 from channels.sms import has_opt_out
 from growth.audit.services import record as audit
@@ -546,10 +546,7 @@ class Deliverer:
         if setting is not None and setting.value == "true":
             return
         reason = next((r.code or r.detail for j, r in results if j.channel == channel and r.pause_channel), "")
-        if setting is None:
-            session.add(ChannelSetting(key=key, value="true", updated_by=None, updated_at=now))
-        else:
-            setting.value, setting.updated_by, setting.updated_at = "true", None, now
+        store_override(key, "true", session=session, now=now, by=None)
         audit("channel_settings.changed", session=session, target_type="channel_settings", actor="delivery",
               details={"changes": {key: ["false", "true"]}, "reason": f"the provider refused the channel: {reason}"})
         log.error("the %s channel is paused: the provider refused it as a whole (%s); messages wait as deferred "

@@ -179,7 +179,8 @@ def _shown(key: str, value: str) -> str:
     return mask_secret(value) if BY_KEY[key].secret else value
 
 
-def _store_override(key: str, value: str, *, session: Session, now: datetime, by: int | None) -> None:
+def store_override(key: str, value: str, *, session: Session, now: datetime, by: int | None) -> None:
+    """Store a setting's override (a race with another writer of the same key ends with this value)."""
     row = session.get(ChannelSetting, key)
     if row is None:
         try:
@@ -233,7 +234,7 @@ def save_settings(values: Mapping[str, str], *, session: Session, environment: M
     if errors:
         raise SettingsInvalid(errors)
     for key, (_old, new) in changes.items():
-        _store_override(key, new, session=session, now=now, by=by)
+        store_override(key, new, session=session, now=now, by=by)
     if changes:
         session.flush()
         record("channel_settings.changed", session=session, target_type="channel_settings",
