@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from flask import Flask, flash, jsonify, redirect, render_template, request
 from flask_babel import LazyString
 from flask_babel import gettext as _
@@ -47,6 +50,30 @@ class Forbidden(DomainError):
     status = 403
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One broken rule of a submitted document: where (`rewards[0].amount`), a stable code, a message for people."""
+
+    path: str
+    code: str
+    message: Any  # a lazy or translated string; str() gives the reader's language
+
+    def as_json(self) -> dict[str, str]:
+        """Return the problem as the API's error item."""
+        return {"path": self.path, "code": self.code, "message": str(self.message)}
+
+
+class Invalid(DomainError):
+    """Valid JSON that breaks rules (422); `problems` lists every one, and the API answers them all under `errors`."""
+
+    status = 422
+
+    def __init__(self, problems: list[Problem], *, message: str | LazyString | None = None) -> None:
+        first = problems[0].message if problems else ""
+        super().__init__(message if message is not None else first)
+        self.problems = list(problems)
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
@@ -59,9 +86,11 @@ def register_error_handlers(app: Flask) -> None:
         mark_rollback()
         message = str(err.message)
         if _wants_json():
-            body = {"error": message}
+            body: dict[str, Any] = {"error": message}
             if err.field:
                 body["field"] = err.field
+            if isinstance(err, Invalid):
+                body["errors"] = [p.as_json() for p in err.problems]
             return jsonify(body), err.status
         if request.method == "POST" and err.status in (400, 409):
             flash(message, "danger")
