@@ -181,6 +181,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from campaigns.views import api as campaigns_api
     from channels.callback_views import bp as channels_callbacks
     from channels.views import api as channels_api
     from channels.views import bp as channels_bp
@@ -198,6 +199,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(bp)
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
+    app.register_blueprint(campaigns_api)
     app.register_blueprint(dashboards_api)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved

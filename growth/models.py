@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "growth.events.models",
     "growth.locks",
     "channels.models",
+    "campaigns.models",
 )
 
 

@@ -49,9 +49,18 @@ ACTION_LABELS = {
     "message_template.updated": _l("修改消息模板"),
     "message_template.archived": _l("归档消息模板"),
     "message_template.restored": _l("恢复消息模板"),
+    "campaign.create": _l("创建活动"),
+    "campaign.edit": _l("修改活动"),
+    "campaign.submit": _l("提交活动审批"),
+    "campaign.approve": _l("批准活动"),
+    "campaign.reject": _l("驳回活动"),
+    "campaign.pause": _l("暂停活动"),
+    "campaign.resume": _l("恢复活动"),
+    "campaign.cancel": _l("取消活动"),
 }
 
 TARGET_LABELS = {
+    "campaign": _l("活动"),
     "investor": _l("投资人"),
     "channel": _l("渠道"),
     "tracking_link": _l("推广链接"),

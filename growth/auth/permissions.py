@@ -62,6 +62,12 @@ class Permission(StrEnum):
     MESSAGES_MANAGE = "messages.manage"
     # … and the channel settings (quiet hours, caps, signature, rates, pausing a channel).
     CHANNELS_SETTINGS = "channels.settings"
+    # Campaigns (spec §3): everyone on staff reads them; marketers write them; approvers approve (never their
+    # own); marketers and approvers pause, resume and cancel.
+    CAMPAIGNS_VIEW = "campaigns.view"
+    CAMPAIGNS_EDIT = "campaigns.edit"
+    CAMPAIGNS_APPROVE = "campaigns.approve"
+    CAMPAIGNS_CONTROL = "campaigns.control"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -70,18 +76,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE,
+        Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_EDIT, Permission.CAMPAIGNS_CONTROL,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW,
+        Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE, Permission.CAMPAIGNS_CONTROL,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
-        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
+        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW,
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
-        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
+        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW,
     }),
 }
 

@@ -1,0 +1,75 @@
+"""Campaigns and their life-cycle transitions
+
+Revision ID: 0008_campaigns
+Revises: 0005_wechat_qr
+Create Date: 2026-12-03 16:53:19.291317
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import growth.db
+
+
+revision = '0008_campaigns'
+down_revision = '0005_wechat_qr'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('campaigns',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('type', sa.String(length=32), nullable=False),
+    sa.Column('message_class', sa.String(length=16), nullable=False),
+    sa.Column('definition', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('paused_from', sa.String(length=20), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('submitted_by', sa.Integer(), nullable=True),
+    sa.Column('approved_by', sa.Integer(), nullable=True),
+    sa.Column('submitted_at', growth.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('approved_at', growth.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('rejection_reason', sa.Text(), nullable=True),
+    sa.Column('created_at', growth.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', growth.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['approved_by'], ['staff_users.id'], name=op.f('fk_campaigns_approved_by_staff_users')),
+    sa.ForeignKeyConstraint(['created_by'], ['staff_users.id'], name=op.f('fk_campaigns_created_by_staff_users')),
+    sa.ForeignKeyConstraint(['submitted_by'], ['staff_users.id'], name=op.f('fk_campaigns_submitted_by_staff_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns'))
+    )
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.create_index('ix_campaigns_status', ['status'], unique=False)
+
+    op.create_table('campaign_transitions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('from_status', sa.String(length=20), nullable=True),
+    sa.Column('to_status', sa.String(length=20), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('at', growth.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['staff_users.id'], name=op.f('fk_campaign_transitions_actor_id_staff_users')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_transitions_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_transitions'))
+    )
+    with op.batch_alter_table('campaign_transitions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_campaign_transitions_campaign_id'), ['campaign_id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('campaign_transitions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_campaign_transitions_campaign_id'))
+
+    op.drop_table('campaign_transitions')
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaigns_status')
+
+    op.drop_table('campaigns')
