@@ -13,11 +13,13 @@ from typing import Any, TypeVar, cast
 
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import JSON, DateTime, MetaData, Table, bindparam, create_engine, event, insert, update
+from sqlalchemy import JSON, DateTime, Float, MetaData, Table, bindparam, create_engine, event, insert, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -366,3 +368,23 @@ def init_app(app: Flask, url: str) -> Database:
             session.close()
 
     return db
+
+
+class seconds_between(FunctionElement[float]):  # lower case: it reads as the SQL function it renders
+    """SQL for `later - earlier` in seconds, on every dialect (SQLite stores UTC text; PostgreSQL timestamps)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"((julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"

@@ -113,3 +113,16 @@ class FundsMovement(Base):
     investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime]
+
+
+class InvestorTag(Base):
+    """A label staff put on an investor (vip, 高净值, 回访中 …), for segments and worklists; not from the log."""
+
+    __tablename__ = "investor_tags"
+    __table_args__ = (UniqueConstraint("investor_id", "tag"), Index("ix_investor_tags_tag", "tag"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))

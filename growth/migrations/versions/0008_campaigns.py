@@ -1,8 +1,8 @@
-"""Campaigns and their life-cycle transitions
+"""Campaigns and their life-cycle transitions; the tags staff put on investors (for segments)
 
 Revision ID: 0008_campaigns
 Revises: 0005_wechat_qr
-Create Date: 2026-12-03 16:53:19.291317
+Create Date: 2026-12-03 17:00:19.887773
 """
 
 from __future__ import annotations
@@ -62,9 +62,27 @@ def upgrade() -> None:
     with op.batch_alter_table('campaign_transitions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaign_transitions_campaign_id'), ['campaign_id'], unique=False)
 
+    op.create_table('investor_tags',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('investor_id', sa.Integer(), nullable=False),
+    sa.Column('tag', sa.String(length=50), nullable=False),
+    sa.Column('created_at', growth.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by'], ['staff_users.id'], name=op.f('fk_investor_tags_created_by_staff_users')),
+    sa.ForeignKeyConstraint(['investor_id'], ['investors.id'], name=op.f('fk_investor_tags_investor_id_investors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_investor_tags')),
+    sa.UniqueConstraint('investor_id', 'tag', name=op.f('uq_investor_tags_investor_id'))
+    )
+    with op.batch_alter_table('investor_tags', schema=None) as batch_op:
+        batch_op.create_index('ix_investor_tags_tag', ['tag'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('investor_tags', schema=None) as batch_op:
+        batch_op.drop_index('ix_investor_tags_tag')
+
+    op.drop_table('investor_tags')
     with op.batch_alter_table('campaign_transitions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_campaign_transitions_campaign_id'))
 
