@@ -358,5 +358,60 @@ def events_process() -> None:
     click.echo(f"processed {done:,} events")
 
 
+# --- campaigns ------------------------------------------------------------------------------------
+@cli.group()
+def campaigns() -> None:
+    """Export campaigns as YAML and import them as drafts."""
+
+
+def _invalid(err: DomainError) -> click.ClickException:
+    from growth.errors import Invalid
+
+    lines = [str(err.message)]
+    if isinstance(err, Invalid):
+        lines += [f"  {p.path or '(file)'}: {p.code}: {p.message}" for p in err.problems]
+    return click.ClickException("\n".join(lines))
+
+
+@campaigns.command("export")
+@click.argument("campaign_ids", nargs=-1, type=int)
+@with_appcontext
+def campaigns_export(campaign_ids: tuple[int, ...]) -> None:
+    """Print campaigns (all, or the ids given) as YAML: `growth campaigns export 3 7 > f.yaml`."""
+    from campaigns.transfer import export_yaml
+
+    with _session_scope() as session:
+        try:
+            click.echo(export_yaml(campaign_ids, session=session), nl=False)
+        except DomainError as err:
+            raise _invalid(err) from None
+
+
+@campaigns.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--as", "as_email", help="the staff member the drafts are created by (they may not approve them)")
+@with_appcontext
+def campaigns_import(file: Any, as_email: str | None) -> None:
+    """Create a draft for every campaign in a YAML file (all or none)."""
+    from sqlalchemy import select
+
+    from campaigns.transfer import import_yaml
+    from growth.auth.models import StaffUser
+    from growth.timeutil import utcnow
+
+    with _session_scope() as session:
+        actor_id = None
+        if as_email:
+            actor_id = session.scalar(select(StaffUser.id).where(StaffUser.email == as_email.strip().lower()))
+            if actor_id is None:
+                raise click.ClickException(f"no staff member {as_email}")
+        try:
+            created = import_yaml(file.read(), session=session, actor_id=actor_id, now=utcnow())
+        except DomainError as err:
+            raise _invalid(err) from None
+        ids = [c.id for c in created]
+    click.echo(f"created {len(ids)} draft(s): {', '.join(map(str, ids))}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
