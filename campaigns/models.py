@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
 from growth.timeutil import utcnow
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 # The life cycle of spec §3, in the order a campaign goes through it, with the labels pages show.
 STATUS_LABELS = {
@@ -76,3 +78,59 @@ class CampaignTransition(Base):
     note: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int]
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+MEMBER_STATUS_LABELS = {
+    "pending": _l("待发放"),
+    "holdout": _l("对照组"),
+    "done": _l("已发放"),
+    "budget_exhausted": _l("预算用尽"),
+}
+
+
+class CampaignMember(Base):
+    """One entry of an investor into a campaign (a trigger fire or a run's selection): the campaign's work unit.
+
+    `entry_key` carries the entry rule: "once" for `entry.once` (so the unique constraint lets an investor
+    in once, whatever races), else the fire's cause or run. Members are written in the same transaction as
+    the trigger cursor or the run's progress, and fulfilled (rewards, messages) later, each in a savepoint,
+    so a crash between the two loses nothing and a retry does nothing twice.
+    """
+
+    __tablename__ = "campaign_members"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "investor_id", "entry_key"),
+        Index("ix_campaign_members_due", "status", "due_at"),
+        Index("ix_campaign_members_campaign_status", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
+    entry_key: Mapped[str] = mapped_column(String(255))
+    cause: Mapped[str] = mapped_column(String(255))  # the fire (registered, investment_created:inv_1) or run:<id>
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_runs.id"))
+    event_seq: Mapped[int | None] = mapped_column(BigInteger)  # the log event that fired it
+    investment_id: Mapped[str | None] = mapped_column(String(200))  # the triggering investment, if any
+    holdout: Mapped[bool] = mapped_column(default=False)
+    entered_at: Mapped[datetime]  # the fire's occurred_at or the run's time (entry.every_days counts from it)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    fulfilled_at: Mapped[datetime | None]
+
+
+class CampaignRun(Base):
+    """One scheduled run of a campaign, once per scheduled time; it records how far its selection got."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (UniqueConstraint("campaign_id", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="selecting")  # selecting → selected
+    after_investor_id: Mapped[int] = mapped_column(BigInteger, default=0)  # the selection's keyset: resumes here
+    selected: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -256,6 +256,7 @@ def _register_message_channels(app: Flask) -> None:
 
 
 def _register_background_work(app: Flask) -> None:
+    from campaigns.consumer import run_triggers
     from channels.delivery import run_delivery
     from growth.background import register_worker
     from growth.events.processor import run_processor
@@ -263,6 +264,7 @@ def _register_background_work(app: Flask) -> None:
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
     register_worker(app, "message-delivery", run_delivery)
+    register_worker(app, "campaign-triggers", run_triggers)
 
 
 def _register_template_helpers(app: Flask) -> None:
