@@ -166,10 +166,45 @@ class Schedule(_Strict):
             raise _refuse("at_or_cron", "give exactly one of at or cron")
         if self.cron is not None:
             try:
-                CronTrigger.from_crontab(self.cron, timezone=SHANGHAI)
+                cron_trigger(self.cron)
             except ValueError as exc:
                 raise _refuse("invalid_cron", "not a cron expression ({reason})", reason=str(exc)) from None
         return self
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Return a crontab day-of-week field in APScheduler's words (crontab counts from Sunday = 0 or 7;
+    APScheduler 3 from Monday = 0, so numbers are expanded and named)."""
+    if field == "*" or any(c.isalpha() for c in field):
+        return field
+    days: set[int] = set()
+    for token in field.split(","):
+        span, _, step_text = token.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            low, high = 0, 6
+        elif "-" in span:
+            low_text, high_text = span.split("-", 1)
+            low, high = int(low_text), int(high_text)
+        else:
+            low = high = int(span)
+        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high and step >= 1):
+            raise ValueError(f"bad day of week {token!r}")
+        days.update(range(low, high + 1, step))
+    return ",".join(dict.fromkeys(_WEEKDAYS[d] for d in sorted(days)))
+
+
+def cron_trigger(expr: str, *, start: datetime | None = None, end: datetime | None = None) -> CronTrigger:
+    """Return the APScheduler trigger of a standard crontab expression in Asia/Shanghai, within [start, end]."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"{len(fields)} fields, a crontab has 5")
+    minute, hour, day, month, day_of_week = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(day_of_week),
+                       timezone=SHANGHAI, start_date=start, end_date=end)
 
 
 class Window(_Strict):

@@ -256,6 +256,7 @@ def _register_message_channels(app: Flask) -> None:
 
 
 def _register_background_work(app: Flask) -> None:
+    from campaigns import runner, scheduler
     from campaigns.consumer import run_triggers
     from channels.delivery import run_delivery
     from growth.background import register_worker
@@ -265,6 +266,11 @@ def _register_background_work(app: Flask) -> None:
     register_worker(app, "events-processor", run_processor)
     register_worker(app, "message-delivery", run_delivery)
     register_worker(app, "campaign-triggers", run_triggers)
+    register_worker(app, "scheduler", scheduler.run_scheduler)
+    register_worker(app, "campaign-runner", runner.run_campaign_runner)
+    scheduler.register_task("campaign-run", runner.task_campaign_run)
+    scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
+    scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")
 
 
 def _register_template_helpers(app: Flask) -> None:

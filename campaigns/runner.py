@@ -1,0 +1,173 @@
+"""Scheduled campaign runs: the scheduler's jobs record a run; the runner selects its audience in chunks.
+
+`campaign-run` (a scheduler job per campaign, see `campaigns.scheduler`) records ONE `campaign_runs` row
+per (campaign, scheduled time) — the latest fire time of the campaign's schedule, so a run missed while
+no scheduler was up is made once when one comes back, if still inside the window — and starts the
+campaign (scheduled → running). `campaigns-sync` keeps those jobs in step with the campaigns.
+
+The runner (one active per database, lease "campaign-runner") selects each run's audience as one
+streamed query, a chunk per transaction: the chunk's members (holdout decided by the stable hash, the
+entry rule applied) and the run's keyset position commit together, so a run killed halfway resumes
+where it stopped and nobody enters twice (members are unique per campaign, investor and entry key).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from campaigns import rules, segments
+from campaigns.definition import Definition, parse, window_contains
+from campaigns.models import Campaign, CampaignMember, CampaignRun, CampaignTransition
+from campaigns.scheduler import add_job, current_scheduler, latest_fire, schedule_trigger
+from growth.audit.services import record
+from growth.db import get_db, insert_many, table_of
+from growth.locks import claim, new_holder_id, release
+from growth.timeutil import as_utc, utcnow
+
+log = logging.getLogger("campaigns.runner")
+LEASE = "campaign-runner"
+SCHEDULED = ("scheduled", "running")
+_MEMBERS = table_of(CampaignMember)
+
+
+def _step(session: Session, campaign: Campaign, action: str, now: datetime, note: str | None = None) -> None:
+    """Move a campaign as the system (start, finish), kept in its history and the audit log."""
+    before = campaign.status
+    to = rules.after(action, before)
+    session.execute(update(Campaign).where(Campaign.id == campaign.id, Campaign.status == before)
+                    .values(status=to, updated_at=now))
+    session.add(CampaignTransition(campaign_id=campaign.id, action=action, from_status=before, to_status=to,
+                                   actor_id=None, note=note, version=campaign.version, at=now))
+    record(f"campaign.{action}", session=session, target_type="campaign", target_id=campaign.id,
+           details={"name": campaign.name, "from": before, "status": to}, actor="scheduler")
+    session.expire(campaign)
+
+
+def job_id(campaign_id: int) -> str:
+    """Return the scheduler job id of a campaign's schedule."""
+    return f"campaign-{campaign_id}"
+
+
+def task_campaign_run(session: Session, now: datetime, campaign_id: int) -> None:
+    """Record the run due now for a scheduled campaign (once per scheduled time) and start the campaign."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status not in SCHEDULED:
+        return
+    definition = parse(campaign.definition)
+    trigger = schedule_trigger(definition)
+    due = latest_fire(trigger, now) if trigger is not None else None
+    if due is None or not window_contains(definition, due):
+        return
+    inserted = insert_many(session.connection(), table_of(CampaignRun), [{
+        "campaign_id": campaign.id, "scheduled_for": as_utc(due), "status": "selecting", "after_investor_id": 0,
+        "selected": 0, "started_at": now, "finished_at": None}], returning=("id",), skip_conflicts=True)
+    if inserted and campaign.status == "scheduled":
+        _step(session, campaign, "start", now, note=f"run for {as_utc(due).isoformat()}")
+    if inserted:
+        log.info("campaign %s: run for %s recorded", campaign.id, due.isoformat())
+
+
+def task_sync_schedules(session: Session, now: datetime) -> None:
+    """Keep one scheduler job per scheduled campaign; drop the jobs of campaigns no longer scheduled."""
+    scheduler = current_scheduler()
+    if scheduler is None:
+        return
+    wanted: set[str] = set()
+    for campaign_id, version, document in session.execute(
+            select(Campaign.id, Campaign.version, Campaign.definition).where(Campaign.status.in_(SCHEDULED))):
+        trigger = schedule_trigger(parse(document))
+        if trigger is None:
+            continue
+        wanted.add(job_id(campaign_id))
+        name = f"campaign {campaign_id} v{version}"  # a changed (re-approved) definition replaces the job
+        job = scheduler.get_job(job_id(campaign_id))
+        if job is None or job.name != name:
+            add_job(scheduler, job_id(campaign_id), trigger, "campaign-run", campaign_id, name=name)
+    for job in scheduler.get_jobs():
+        if job.id.startswith("campaign-") and job.id not in wanted:
+            job.remove()
+
+
+def _finish_if_done(session: Session, campaign: Campaign, definition: Definition, run: CampaignRun,
+                    now: datetime) -> None:
+    """Finish a campaign whose schedule has no run left after this one (a one-shot, or a cron past its window)."""
+    trigger = schedule_trigger(definition)
+    last = as_utc(run.scheduled_for)
+    nxt = trigger.get_next_fire_time(last, max(now, last + timedelta(seconds=1))) if trigger is not None else None
+    if nxt is None or not window_contains(definition, nxt):
+        _step(session, campaign, "finish", now)
+
+
+def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK) -> int:
+    """Select the next chunk of the oldest unfinished run; return how many members it looked at (0: none left)."""
+    run = session.scalar(select(CampaignRun).join(Campaign, Campaign.id == CampaignRun.campaign_id)
+                         .where(CampaignRun.status == "selecting", Campaign.status.in_(("running", "cancelled")))
+                         .order_by(CampaignRun.id).limit(1))
+    if run is None:
+        return 0
+    campaign = session.get(Campaign, run.campaign_id)
+    assert campaign is not None
+    if campaign.status == "cancelled":
+        run.status, run.finished_at = "cancelled", now
+        return 1
+    definition = parse(campaign.definition)
+    at = as_utc(run.scheduled_for)
+    batch = next(segments.stream(definition.audience, session=session, now=at, after_id=run.after_investor_id,
+                                 chunk=chunk), [])
+    if not batch:
+        run.status, run.finished_at = "selected", now
+        _finish_if_done(session, campaign, definition, run, now)
+        return 1
+    every = definition.entry.every_days
+    latest: dict[int, datetime] = {}
+    if every:
+        ids = [m.investor_id for m in batch]
+        for investor_id, entered in session.execute(
+                select(CampaignMember.investor_id, CampaignMember.entered_at)
+                .where(CampaignMember.campaign_id == campaign.id, CampaignMember.investor_id.in_(ids))):
+            entered = as_utc(entered)
+            latest[investor_id] = max(latest.get(investor_id, entered), entered)
+    rows: list[dict[str, Any]] = []
+    for m in batch:
+        if every and m.investor_id in latest and at - latest[m.investor_id] < timedelta(days=every):
+            continue
+        holdout = segments.in_holdout(campaign.id, m.user_id, definition.holdout_percent)
+        rows.append({"campaign_id": campaign.id, "investor_id": m.investor_id,
+                     "entry_key": "once" if every is None else f"run:{run.id}", "cause": f"run:{run.id}",
+                     "run_id": run.id, "event_seq": None, "investment_id": None, "holdout": holdout,
+                     "entered_at": at, "status": "holdout" if holdout else "pending", "due_at": now,
+                     "created_at": now, "fulfilled_at": None})
+    entered_now = insert_many(session.connection(), _MEMBERS, rows, returning=("id",), skip_conflicts=True)
+    run.after_investor_id = batch[-1].investor_id
+    run.selected += len(entered_now)
+    return len(batch)
+
+
+def run_campaign_runner(app: Flask, stop: threading.Event) -> None:
+    """Background worker: stand by for the runner lease, then select runs chunk by chunk."""
+    db = get_db(app)
+    holder = new_holder_id()
+    ttl = timedelta(seconds=app.config["LEADER_LEASE_SECONDS"])
+    idle = app.config.get("CAMPAIGN_RUNNER_IDLE_SECONDS", 1.0)
+    leading = False
+    try:
+        while not stop.is_set():
+            with db.session_scope(write=True) as session:
+                now = utcnow()
+                leading = claim(LEASE, holder, session=session, now=now, ttl=ttl)
+                done = select_chunk(session=session, now=now) if leading else 0
+            if not leading:
+                stop.wait(ttl.total_seconds() / 3)
+            elif not done:
+                stop.wait(idle)
+    finally:
+        if leading:
+            with db.session_scope(write=True) as session:
+                release(LEASE, holder, session=session)

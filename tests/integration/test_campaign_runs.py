@@ -1,0 +1,156 @@
+"""Scheduled runs: recorded once per scheduled time, selected in resumable chunks, by one elected scheduler."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from campaigns import services
+from campaigns.models import Campaign, CampaignMember, CampaignRun
+from campaigns.runner import select_chunk, task_campaign_run
+from campaigns.scheduler import run_scheduler
+from campaigns.segments import in_holdout
+from growth.db import get_db
+from tests.factories import make_investor
+
+NOW = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+
+
+def scheduled(app, schedule: dict[str, Any], *, status: str = "scheduled", **extra: Any) -> int:  # type: ignore[no-untyped-def]
+    doc = {"name": "定时活动", "type": "broadcast", "class": "service", "schedule": schedule, **extra}
+    with get_db(app).session_scope(write=True) as s:
+        c = services.create(doc, session=s, actor_id=None, now=NOW - timedelta(days=3))
+        s.execute(update(Campaign).where(Campaign.id == c.id).values(status=status,
+                                                                       approved_at=NOW - timedelta(days=2)))
+        return c.id
+
+
+def investors(app, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    with get_db(app).session_scope(write=True) as s:
+        return [make_investor(s, registered_at=NOW - timedelta(days=10)).platform_user_id for _ in range(n)]
+
+
+def run_task(app, campaign_id: int, now: datetime = NOW) -> None:  # type: ignore[no-untyped-def]
+    with get_db(app).session_scope(write=True) as s:
+        task_campaign_run(s, now, campaign_id)
+
+
+def select_all(app, chunk: int = 1000) -> None:  # type: ignore[no-untyped-def]
+    while True:
+        with get_db(app).session_scope(write=True) as s:
+            if not select_chunk(session=s, now=NOW, chunk=chunk):
+                return
+
+
+def state(app, campaign_id: int) -> tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
+    with get_db(app).session_scope() as s:
+        status = s.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        runs = [tuple(r) for r in s.execute(select(CampaignRun.scheduled_for, CampaignRun.status, CampaignRun.selected)
+                                            .where(CampaignRun.campaign_id == campaign_id))]
+        members = [tuple(r) for r in s.execute(select(CampaignMember.investor_id, CampaignMember.holdout)
+                                               .where(CampaignMember.campaign_id == campaign_id)
+                                               .order_by(CampaignMember.investor_id))]
+    return status, runs, members
+
+
+def test_a_one_shot_run_is_recorded_once_selects_everyone_and_finishes_the_campaign(app):
+    users = investors(app, 25)
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, holdout_percent=20)
+    run_task(app, cid, NOW - timedelta(hours=3))  # before its time: nothing
+    assert state(app, cid)[1] == []
+    run_task(app, cid)
+    run_task(app, cid)  # the job fired twice (a retry, a second scheduler): still one run
+    status, runs, _ = state(app, cid)
+    assert status == "running" and len(runs) == 1 and runs[0][1] == "selecting"
+    select_all(app, chunk=7)
+    status, runs, members = state(app, cid)
+    assert status == "finished"
+    assert runs == [(datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "selected", 25)]
+    assert len(members) == 25
+    with get_db(app).session_scope() as s:
+        from growth.investors.models import Investor
+        uid = dict(s.execute(select(Investor.id, Investor.platform_user_id)).all())
+    assert all(holdout == in_holdout(cid, uid[i], 20) for i, holdout in members)
+    assert sorted(uid[i] for i, _ in members) == sorted(users)
+
+
+def test_a_run_killed_halfway_resumes_and_enters_everyone_exactly_once(app):
+    investors(app, 30)
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"})
+    run_task(app, cid)
+    with get_db(app).session_scope(write=True) as s:
+        select_chunk(session=s, now=NOW, chunk=10)
+    with pytest.raises(RuntimeError), get_db(app).session_scope(write=True) as s:
+        select_chunk(session=s, now=NOW, chunk=10)
+        raise RuntimeError("killed before the chunk committed")
+    select_all(app, chunk=10)
+    _, runs, members = state(app, cid)
+    assert len(members) == 30 and len({i for i, _ in members}) == 30
+    assert runs[0][2] == 30
+
+
+def test_a_cron_campaign_runs_once_per_fire_time_inside_its_window(app):
+    investors(app, 3)
+    window = {"start": "2026-12-01T00:00:00+08:00", "end": "2026-12-31T23:59:59+08:00"}
+    cid = scheduled(app, {"cron": "0 10 * * *"}, window=window, entry={"every_days": 1})
+    for day in range(3):
+        at = NOW + timedelta(days=day)
+        run_task(app, cid, at)
+        run_task(app, cid, at + timedelta(minutes=5))  # a repeat of the same fire
+        with get_db(app).session_scope(write=True) as s:
+            while select_chunk(session=s, now=at):
+                pass
+    status, runs, members = state(app, cid)
+    assert status == "running"  # more runs to come
+    assert [r[0] for r in runs] == [datetime(2026, 12, d, 2, 0, tzinfo=UTC) for d in (3, 4, 5)]
+    assert len(members) == 9  # every day, everyone again (entry every 1 day)
+
+
+def test_a_run_after_the_window_never_happens_and_a_paused_campaign_waits(app):
+    investors(app, 2)
+    late = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, window={"end": "2026-12-02T00:00:00+08:00"})
+    run_task(app, late)
+    assert state(app, late)[1] == []
+    paused = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"})
+    run_task(app, paused)
+    with get_db(app).session_scope(write=True) as s:
+        s.execute(update(Campaign).where(Campaign.id == paused).values(status="paused", paused_from="running"))
+    select_all(app)
+    assert state(app, paused)[2] == []
+    with get_db(app).session_scope(write=True) as s:
+        s.execute(update(Campaign).where(Campaign.id == paused).values(status="running", paused_from=None))
+    select_all(app)
+    assert len(state(app, paused)[2]) == 2
+
+
+def test_the_elected_scheduler_makes_a_missed_run_once_when_it_starts(app):
+    investors(app, 2)
+    cid = scheduled(app, {"at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()})
+    app.config["LEADER_LEASE_SECONDS"] = 3
+    stops = [threading.Event(), threading.Event()]
+    threads = [threading.Thread(target=run_scheduler, args=(app, stop), daemon=True) for stop in stops]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            with get_db(app).session_scope() as s:
+                if s.scalar(select(func.count()).select_from(CampaignRun).where(CampaignRun.campaign_id == cid)):
+                    break
+            time.sleep(0.3)
+        time.sleep(1)
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(15)
+    with get_db(app).session_scope() as s:
+        runs = s.scalar(select(func.count()).select_from(CampaignRun).where(CampaignRun.campaign_id == cid))
+        status = s.scalar(select(Campaign.status).where(Campaign.id == cid))
+    assert runs == 1
+    assert status == "running"
