@@ -8,6 +8,7 @@ cannot both win: the second gets a 409 and sees the campaign as the first left i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from campaigns import compliance, rules
 from campaigns.definition import Definition, dump, parse
 from campaigns.models import ACTION_LABELS, STATUS_LABELS, Campaign, CampaignTransition
+from channels.services import set_marketing_hold
 from growth.audit.services import record
 from growth.auth.models import StaffUser
 from growth.errors import Conflict, Forbidden, Invalid, NotFound, Problem
@@ -152,6 +154,33 @@ def transition(campaign: Campaign, action: str, *, session: Session, actor_id: i
 
 
 ACTIONS = ("submit", "approve", "reject", "pause", "resume", "cancel")  # what staff do; start/finish are the runner's
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchOutcome:
+    """What the kill switch did: its state now, the campaigns it paused, the messages it held or released."""
+
+    on: bool
+    paused_campaigns: list[int]
+    messages: int
+
+
+def kill_switch(on: bool, *, session: Session, actor_id: int | None, now: datetime) -> KillSwitchOutcome:
+    """Spec §3: on pauses every active, scheduled or running marketing campaign and holds every queued or
+    deferred marketing message; off releases the held messages (the campaigns stay paused)."""
+    paused: list[int] = []
+    if on:
+        running = session.scalars(select(Campaign).where(Campaign.message_class == "marketing",
+                                                         Campaign.status.in_(rules.PAUSABLE))
+                                  .order_by(Campaign.id)).all()
+        for campaign in running:
+            try:
+                transition(campaign, "pause", session=session, actor_id=actor_id, now=now, note="kill switch")
+            except Conflict:  # changed under us (finished, cancelled): nothing left to pause
+                continue
+            paused.append(campaign.id)
+    messages = set_marketing_hold(on, session=session, now=now, by=actor_id)
+    return KillSwitchOutcome(on, paused, messages)
 
 
 def listing(*, session: Session, status: str | None = None, type_: str | None = None, limit: int = 50,

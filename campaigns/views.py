@@ -140,6 +140,17 @@ def resume(campaign_id: int):  # type: ignore[no-untyped-def]
     return _step(campaign_id, "resume")
 
 
+@api.post("/kill-switch")
+@require(Permission.KILL_SWITCH)
+def kill_switch():  # type: ignore[no-untyped-def]
+    body = _body()
+    on = body.get("on") if isinstance(body, dict) else None
+    if not isinstance(on, bool):
+        raise Invalid([Problem("on", "missing", _l("请用 {\"on\": true} 或 {\"on\": false}"))])
+    outcome = services.kill_switch(on, session=request_session(), actor_id=current_user.id, now=utcnow())
+    return jsonify({"on": outcome.on, "paused_campaigns": outcome.paused_campaigns, "messages": outcome.messages})
+
+
 @api.post("/campaigns/<int:campaign_id>/cancel")
 @require(Permission.CAMPAIGNS_CONTROL)
 def cancel(campaign_id: int):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from channels.models import (
     CONSENT_SOURCES,
     MESSAGE_CHANNELS,
     RETRYABLE,
+    WAITING,
     ChannelSetting,
     ConsentState,
     ConsentStatement,
@@ -192,6 +193,34 @@ def store_override(key: str, value: str, *, session: Session, now: datetime, by:
             if row is None:
                 raise
     row.value, row.updated_by, row.updated_at = value, by, now
+
+
+def set_marketing_hold(on: bool, *, session: Session, now: datetime, by: int | None) -> int:
+    """Turn the marketing kill switch on (hold every queued or deferred marketing message) or off (release them).
+
+    On: the held messages become `deferred` with the hold reason `kill_switch`, and delivery defers every
+    other marketing message it finds while the switch stays on (a send already in flight may finish).
+    Off: the held messages are due at once and checked again against everything else (quiet hours, caps …).
+    Returns how many messages were held or released; audited either way.
+    """
+    m = OutboxMessage
+    store_override("marketing_hold", "true" if on else "false", session=session, now=now, by=by)
+    if on:
+        result = session.execute(update(m).where(m.message_class == "marketing", m.status.in_(WAITING))
+                                 .values(status="deferred", hold_reason="kill_switch", updated_at=now)
+                                 .execution_options(synchronize_session=False))
+    else:
+        result = session.execute(update(m).where(m.status == "deferred", m.hold_reason == "kill_switch")
+                                 .values(due_at=now, updated_at=now).execution_options(synchronize_session=False))
+    count = int(getattr(result, "rowcount", 0) or 0)
+    record("kill_switch.on" if on else "kill_switch.off", session=session, target_type="channel_settings",
+           target_id="marketing_hold", details={"messages": count}, actor_id=by)
+    return count
+
+
+def marketing_held(*, session: Session, environment: Mapping[str, str]) -> bool:
+    """Tell whether the marketing kill switch is on now."""
+    return load_settings(session=session, environment=environment).marketing_held()
 
 
 def release_deferred(before: ChannelConfig, after: ChannelConfig, *, session: Session, now: datetime) -> int:

@@ -112,6 +112,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("wechat_paused", "GROWTH_WECHAT_PAUSED", "false", _l("暂停微信"), editable=True, check=_flag),
     Setting("email_paused", "GROWTH_EMAIL_PAUSED", "false", _l("暂停邮件"), editable=True, check=_flag),
     Setting("webhook_paused", "GROWTH_WEBHOOK_PAUSED", "false", _l("暂停平台回调"), editable=True, check=_flag),
+    # The marketing kill switch (spec §3): set by approvers through POST /api/v1/kill-switch, not the settings form.
+    Setting("marketing_hold", "GROWTH_MARKETING_HOLD", "false", _l("营销消息一键暂停"), check=_flag),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -167,6 +169,10 @@ class ChannelConfig:
     def paused(self, channel: str) -> bool:
         """Whether a channel is paused (its messages wait as `deferred`)."""
         return self.values.get(f"{channel}_paused") == "true"
+
+    def marketing_held(self) -> bool:
+        """Whether the marketing kill switch is on (every marketing message waits as `deferred`)."""
+        return self.values.get("marketing_hold") == "true"
 
     def retry_policy(self, channel: str) -> RetryPolicy:
         """How often and how long a channel's messages are retried."""

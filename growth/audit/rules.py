@@ -57,6 +57,10 @@ ACTION_LABELS = {
     "campaign.pause": _l("暂停活动"),
     "campaign.resume": _l("恢复活动"),
     "campaign.cancel": _l("取消活动"),
+    "campaign.start": _l("活动开始执行"),
+    "campaign.finish": _l("活动结束"),
+    "kill_switch.on": _l("营销一键暂停：开"),
+    "kill_switch.off": _l("营销一键暂停：关"),
 }
 
 TARGET_LABELS = {

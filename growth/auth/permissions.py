@@ -68,6 +68,8 @@ class Permission(StrEnum):
     CAMPAIGNS_EDIT = "campaigns.edit"
     CAMPAIGNS_APPROVE = "campaigns.approve"
     CAMPAIGNS_CONTROL = "campaigns.control"
+    # The marketing kill switch: pauses every marketing campaign and holds their messages (approvers, admins).
+    KILL_SWITCH = "campaigns.kill_switch"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -81,6 +83,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE, Permission.CAMPAIGNS_CONTROL,
+        Permission.KILL_SWITCH,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,

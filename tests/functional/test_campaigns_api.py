@@ -188,3 +188,43 @@ def test_a_browser_session_may_read_but_not_write_the_api(client, login):
     login("marketer")
     assert client.get("/api/v1/campaigns").status_code == 200
     assert client.post("/api/v1/campaigns", json=DOC).status_code == 403
+
+
+def test_the_kill_switch_pauses_marketing_campaigns_and_holds_their_messages_until_released(app, call):
+    from datetime import UTC, datetime
+
+    from channels.models import OutboxMessage
+    from tests.factories import make_message
+
+    marketing = created(call)["id"]
+    call("POST", f"/api/v1/campaigns/{marketing}/submit")
+    call("POST", f"/api/v1/campaigns/{marketing}/approve", "approver")
+    service = created(call, {**DOC, "class": "service"})["id"]
+    call("POST", f"/api/v1/campaigns/{service}/submit")
+    call("POST", f"/api/v1/campaigns/{service}/approve", "approver")
+    draft = created(call)["id"]
+    due = datetime(2026, 12, 1, tzinfo=UTC)
+    with get_db(app).session_scope(write=True) as s:
+        ids = {name: make_message(s, message_class=cls, status=status, due_at=due).id for name, cls, status in (
+            ("queued", "marketing", "queued"), ("quiet", "marketing", "deferred"), ("sent", "marketing", "sent"),
+            ("notice", "service", "queued"))}
+    assert call("POST", "/api/v1/kill-switch", "marketer", json={"on": True}).status_code == 403
+    assert call("POST", "/api/v1/kill-switch", "approver", json={"on": "yes"}).status_code == 422
+    body = call("POST", "/api/v1/kill-switch", "approver", json={"on": True}).get_json()
+    assert body == {"on": True, "paused_campaigns": [marketing], "messages": 2}
+    assert call("GET", f"/api/v1/campaigns/{marketing}").get_json()["status"] == "paused"
+    assert call("GET", f"/api/v1/campaigns/{service}").get_json()["status"] == "scheduled"
+    assert call("GET", f"/api/v1/campaigns/{draft}").get_json()["status"] == "draft"
+    with get_db(app).session_scope() as s:
+        rows = {name: s.get(OutboxMessage, i) for name, i in ids.items()}
+        assert (rows["queued"].status, rows["queued"].hold_reason) == ("deferred", "kill_switch")
+        assert (rows["quiet"].status, rows["quiet"].hold_reason) == ("deferred", "kill_switch")
+        assert rows["sent"].status == "sent" and rows["notice"].status == "queued"
+    released = call("POST", "/api/v1/kill-switch", "admin", json={"on": False}).get_json()
+    assert released == {"on": False, "paused_campaigns": [], "messages": 2}
+    assert call("GET", f"/api/v1/campaigns/{marketing}").get_json()["status"] == "paused"  # stays paused
+    with get_db(app).session_scope() as s:
+        held = s.get(OutboxMessage, ids["queued"])
+        assert held.due_at > due  # due now: delivery checks it again against everything else
+        audited = [a.action for a in s.query(AuditEntry).filter(AuditEntry.action.like("kill_switch.%"))]
+    assert audited == ["kill_switch.on", "kill_switch.off"]
