@@ -1,0 +1,135 @@
+"""Campaign preview (spec §3): who it would reach, on which channels, how long its SMS is, what it may cost.
+
+`audience` counts every member before holdout and consent; `holdout` those the stable hash keeps out;
+`messages` per channel only what would be sent now — to a treated member with an address on the channel
+that no provider refused, and for marketing the member's consent — following the fallback chain (a
+message marked `fallback` goes only to members no earlier message reached). Quiet hours and caps are
+decided when sending, so they are not counted here. The audience is streamed in chunks (never the whole
+list in memory); samples are rendered on the made-up sample investor, so no real person's data shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import compliance, segments
+from campaigns.definition import Definition, EmailMessage, Message, SmsMessage, WechatMessage
+from channels.models import ConsentState, Unreachable
+from channels.services import contact_digest
+from channels.sms import sms_length
+from channels.templates import render, sample_context
+from growth.investors.models import Investor
+
+ADDRESS_COLUMNS = {"sms": Investor.phone, "email": Investor.email, "wechat": Investor.wechat_openid}
+
+
+@dataclass
+class Preview:
+    """What a campaign would do if it ran now."""
+
+    audience: int = 0
+    holdout: int = 0
+    messages: Counter[str] = field(default_factory=Counter)
+    sms_parts: int = 0
+    compliance: list[Any] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the preview in the spec's shape (estimated_cost is added by the caller)."""
+        return {"audience": self.audience, "holdout": self.holdout,
+                "messages": {m: self.messages.get(m, 0) for m in sorted(self.messages)},
+                "sms_parts": self.sms_parts, "compliance": [p.as_json() for p in self.compliance],
+                "samples": self.samples}
+
+
+def _reachability(session: Session, ids: list[int], channels: Iterable[str],
+                  marketing: bool) -> dict[int, set[str]]:
+    """Return, per investor, the channels a message could go out on now."""
+    names = sorted(channels)
+    rows = session.execute(select(Investor.id, *(ADDRESS_COLUMNS[c] for c in names)).where(Investor.id.in_(ids)))
+    consent: set[tuple[int, str]] = set()
+    if marketing:
+        consent = {(i, c) for i, c in session.execute(
+            select(ConsentState.investor_id, ConsentState.channel)
+            .where(ConsentState.investor_id.in_(ids), ConsentState.granted.is_(True)))}
+    refused = {(i, c): d for i, c, d in session.execute(
+        select(Unreachable.investor_id, Unreachable.channel, Unreachable.contact_digest)
+        .where(Unreachable.investor_id.in_(ids)))}
+    reach: dict[int, set[str]] = {}
+    for investor_id, *values in rows:
+        addresses = dict(zip(names, values, strict=True))
+        ok = set()
+        for channel, address in addresses.items():
+            if not address:
+                continue
+            if refused.get((investor_id, channel)) == contact_digest(address):
+                continue
+            if marketing and (investor_id, channel) not in consent:
+                continue
+            ok.add(channel)
+        reach[investor_id] = ok
+    return reach
+
+
+def sent_channels(messages: Iterable[Message], reachable: set[str]) -> list[str]:
+    """Return the channels a member's messages go out on: all reachable ones, a `fallback` one only if none before."""
+    sent: list[str] = []
+    for message in messages:
+        if message.fallback and sent:
+            continue
+        if message.channel in reachable:
+            sent.append(message.channel)
+    return sent
+
+
+def _sample(message: Message, campaign_name: str, sign_name: str) -> dict[str, Any]:
+    context = sample_context(campaign_name)
+    try:
+        if isinstance(message, SmsMessage):
+            text = render(message.text, context)
+            return {"channel": "sms", "text": f"【{sign_name}】{text}" if sign_name else text,
+                    "params": {k: render(v, context) for k, v in (message.params or {}).items()}}
+        if isinstance(message, EmailMessage):
+            return {"channel": "email", "subject": render(message.subject, context),
+                    "text": render(message.text, context),
+                    "html": render(message.html, context, html=True) if message.html else None}
+        assert isinstance(message, WechatMessage)
+        return {"channel": "wechat", "kind": message.kind,
+                "data": {k: render(v, context) for k, v in (message.data or {}).items()},
+                "text": render(message.text, context) if message.text else None}
+    except Exception as exc:  # an unrenderable template is shown as such; compliance says why
+        return {"channel": message.channel, "error": str(exc)}
+
+
+def preview(definition: Definition, *, campaign_id: int, session: Session, now: datetime,
+            sign_name: str = "", chunk: int = segments.CHUNK) -> Preview:
+    """Return what the campaign would do if it ran now."""
+    result = Preview(compliance=compliance.check(definition))
+    channels = {m.channel for m in definition.messages}
+    for members in segments.stream(definition.audience, session=session, now=now, chunk=chunk):
+        result.audience += len(members)
+        treated = [m for m in members if not segments.in_holdout(campaign_id, m.user_id, definition.holdout_percent)]
+        result.holdout += len(members) - len(treated)
+        if not channels or not treated:
+            continue
+        reach = _reachability(session, [m.investor_id for m in treated], channels, definition.marketing)
+        for m in treated:
+            result.messages.update(sent_channels(definition.messages, reach.get(m.investor_id, set())))
+    for channel in channels:
+        result.messages.setdefault(channel, 0)
+    for message in definition.messages:
+        result.samples.append(_sample(message, definition.name, sign_name))
+        if isinstance(message, SmsMessage):
+            try:
+                text = render(message.text, sample_context(definition.name))
+            except Exception:  # an unrenderable text (compliance lists it) is measured as written
+                text = message.text
+            result.sms_parts = sms_length(text, sign_name).segments
+    return result
