@@ -2,8 +2,8 @@
 
 `audience` counts every member before holdout and consent; `holdout` those the stable hash keeps out;
 `messages` per channel only what would be sent now — to a treated member with an address on the channel
-that no provider refused, and for marketing the member's consent — following the fallback chain (a
-message marked `fallback` goes only to members no earlier message reached). Quiet hours and caps are
+that no provider refused, and for marketing the member's consent — following the fallback chains (a
+message marked `fallback` is tried only when the one before it cannot reach the member). Quiet hours and caps are
 decided when sending, so they are not counted here. The audience is streamed in chunks (never the whole
 list in memory); samples are rendered on the made-up sample investor, so no real person's data shows.
 """
@@ -78,14 +78,24 @@ def _reachability(session: Session, ids: list[int], channels: Iterable[str],
     return reach
 
 
-def sent_channels(messages: Iterable[Message], reachable: set[str]) -> list[str]:
-    """Return the channels a member's messages go out on: all reachable ones, a `fallback` one only if none before."""
-    sent: list[str] = []
+def chains(messages: Iterable[Message]) -> list[list[Message]]:
+    """Group the messages into fallback chains: a `fallback` message is tried when the one before cannot reach."""
+    groups: list[list[Message]] = []
     for message in messages:
-        if message.fallback and sent:
-            continue
-        if message.channel in reachable:
-            sent.append(message.channel)
+        if message.fallback and groups:
+            groups[-1].append(message)
+        else:
+            groups.append([message])
+    return groups
+
+
+def sent_channels(messages: Iterable[Message], reachable: set[str]) -> list[str]:
+    """Return the channels a member's messages go out on: in each chain, the first one that can reach them."""
+    sent = []
+    for chain in chains(messages):
+        first = next((m.channel for m in chain if m.channel in reachable), None)
+        if first is not None:
+            sent.append(first)
     return sent
 
 

@@ -90,3 +90,12 @@ def test_sms_parts_samples_and_compliance_come_with_it(session):
     banned = preview(definition(messages=[{"channel": "sms", "text": "保本理财。回T退订"}]), campaign_id=1,
                      session=session, now=NOW)
     assert [p.code for p in banned.compliance] == ["banned_phrase"]
+
+
+def test_fallback_chains_are_the_messages_before_them():
+    from campaigns.preview import sent_channels
+    wechat = {"channel": "wechat", "kind": "mass", "text": "红包到账"}
+    d = definition(messages=[wechat, {**SMS, "fallback": True}, EMAIL])
+    assert sent_channels(d.messages, {"sms", "email"}) == ["sms", "email"]
+    assert sent_channels(d.messages, {"wechat", "sms", "email"}) == ["wechat", "email"]
+    assert sent_channels(d.messages, {"wechat"}) == ["wechat"]
