@@ -91,7 +91,7 @@ def chains(messages: Iterable[Message]) -> list[list[Message]]:
 
 def sent_channels(messages: Iterable[Message], reachable: set[str]) -> list[str]:
     """Return the channels a member's messages go out on: in each chain, the first one that can reach them."""
-    sent = []
+    sent: list[str] = []
     for chain in chains(messages):
         first = next((m.channel for m in chain if m.channel in reachable), None)
         if first is not None:
