@@ -49,6 +49,12 @@ ACTION_LABELS = {
     "message_template.updated": _l("修改消息模板"),
     "message_template.archived": _l("归档消息模板"),
     "message_template.restored": _l("恢复消息模板"),
+    "reward.granted_manually": _l("手工发放奖励"),
+    "reward.grant_requested": _l("提交大额奖励发放申请"),
+    "reward.request_approved": _l("批准奖励发放申请"),
+    "reward.request_rejected": _l("驳回奖励发放申请"),
+    "reward.revoked": _l("撤销奖励"),
+    "rewards.exported": _l("导出奖励台账"),
 }
 
 TARGET_LABELS = {
@@ -61,6 +67,8 @@ TARGET_LABELS = {
     "outbox_messages": _l("消息"),
     "channel_settings": _l("渠道设置"),
     "message_template": _l("消息模板"),
+    "reward": _l("奖励"),
+    "reward_request": _l("奖励发放申请"),
 }
 
 FIELD_LABELS = {

@@ -62,6 +62,10 @@ class Permission(StrEnum):
     MESSAGES_MANAGE = "messages.manage"
     # … and the channel settings (quiet hours, caps, signature, rates, pausing a channel).
     CHANNELS_SETTINGS = "channels.settings"
+    # The incentive ledger: rewards, budgets and liability (reading) …
+    REWARDS_VIEW = "rewards.view"
+    # … and granting and revoking by hand, approving large manual grants.
+    REWARDS_MANAGE = "rewards.manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -69,11 +73,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MARKETER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE,
+        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REWARDS_VIEW,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW,
+        Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
@@ -81,7 +85,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
-        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
+        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW,
     }),
 }
 
