@@ -48,7 +48,7 @@ def expire_due(*, session: Session, now: datetime, limit: int = BATCH) -> int:
                           for r in due], session=session)
     refresh(session=session, reward_ids=got)
     users = dict(session.execute(select(Investor.id, Investor.platform_user_id)
-                                 .where(Investor.id.in_({r.investor_id for r in due}))).tuples().all())
+                                 .where(Investor.id.in_({r.investor_id for r in due}))).all())
     for reward in due:
         if reward.id in got:
             session.refresh(reward)
