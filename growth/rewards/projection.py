@@ -121,7 +121,7 @@ def reconcile(investment_ids: Sequence[str], *, batch: Batch) -> None:
             rid = parse_public_id(ref)
             claim = rules.Claim(iid, inv["investor_id"], inv["started_at"], inv["amount_fen"] or 0,
                                 inv["term_days"] or 0)
-            if rid in rewards:
+            if rid is not None and rid in rewards:
                 claims[rid].append(claim)
             elif iid not in others:  # a reward we never granted: only the batch's investments are re-read
                 uses.append(_use(claim, ref, None, "not_found"))

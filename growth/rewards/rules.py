@@ -256,7 +256,7 @@ def use_problem(reward: RewardView | None, claim: Claim) -> str | None:
 
 
 def decide_claims(reward: RewardView | None, claims: Sequence[Claim]) -> tuple[Claim | None, dict[str, str | None]]:
-    """Decide every use of one reward together: the earliest valid one wins (tie: investment id), whatever order they came in.
+    """Decide every use of one reward together: the earliest valid one wins (tie: investment id), in any arrival order.
 
     Return the winning claim and, per investment id, the reason each claim is invalid (None for the winner).
     """

@@ -107,9 +107,9 @@ def _consume(session: Session, budget: RewardBudget, investor_id: int, amount_fe
         return
     u = _BUDGET_USES.c
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(_BUDGET_USES).values(budget_id=budget.id, investor_id=investor_id, used=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1},
-                                      where=u.used < per_investor).returning(u.id)
+    stmt = insert(_BUDGET_USES).values(budget_id=budget.id, investor_id=investor_id, used=1).on_conflict_do_update(
+        index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1}, where=u.used < per_investor,
+    ).returning(u.id)
     if per_investor < 1 or conn.execute(stmt).first() is None:
         raise BudgetExhausted("per_investor")
 
@@ -331,7 +331,7 @@ def manual_value(kind: str, terms: Terms) -> int | None:
 
 def manual_grant(*, session: Session, nonce: str, investor: Investor, kind: str, terms: Terms, reason: str,
                  actor: str, now: datetime, threshold_fen: int) -> ManualOutcome:
-    """Grant by staff, or file a request a different administrator must approve when it is worth more than the threshold.
+    """Grant by staff, or file a request another administrator must approve when worth more than the threshold.
 
     `nonce` comes from the form, so submitting it twice grants (or requests) once.
     """
@@ -395,7 +395,7 @@ class LedgerFilter:
     invalid_uses: bool = False
 
 
-def _ledger_query(f: LedgerFilter) -> Select[Any]:
+def _ledger_query(f: LedgerFilter) -> Select[Reward, Investor]:
     query = select(Reward, Investor).join(Investor, Investor.id == Reward.investor_id)
     if f.kind:
         query = query.where(Reward.kind == f.kind)
@@ -424,8 +424,8 @@ def ledger(f: LedgerFilter, *, session: Session, page: int, per_page: int) -> tu
 
 def ledger_all(f: LedgerFilter, *, session: Session) -> Iterable[tuple[Reward, Investor]]:
     """Yield every reward the filter matches (for the CSV export), newest first."""
-    for reward, investor in session.execute(_ledger_query(f).order_by(Reward.id.desc())).yield_per(1000):
-        yield reward, investor
+    for row in session.execute(_ledger_query(f).order_by(Reward.id.desc())).yield_per(1000):
+        yield row[0], row[1]
 
 
 def get_reward(reward_id: int, *, session: Session) -> Reward:
@@ -487,13 +487,14 @@ def burn_down(budget_id: int, *, session: Session) -> list[tuple[date, int, int]
     per_day: dict[date, list[int]] = {}
     for granted_at, value in session.execute(select(Reward.granted_at, Reward.budget_fen)
                                              .where(Reward.budget_id == budget_id).order_by(Reward.granted_at)):
-        day = per_day.setdefault(local_date(granted_at), [0, 0])
-        day[0] += 1
-        day[1] += value
-    out, grants, amount = [], 0, 0
-    for day in sorted(per_day):
-        grants += per_day[day][0]
-        amount += per_day[day][1]
+        totals = per_day.setdefault(local_date(granted_at), [0, 0])
+        totals[0] += 1
+        totals[1] += value
+    out: list[tuple[date, int, int]] = []
+    grants = amount = 0
+    for day, (count, value_fen) in sorted(per_day.items()):
+        grants += count
+        amount += value_fen
         out.append((day, grants, amount))
     return out
 

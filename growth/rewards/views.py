@@ -9,6 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -41,8 +42,9 @@ api = Blueprint("rewards_api", __name__, url_prefix="/api/v1")
 
 API_STATUSES = ("usable", *STATUSES)
 MANUAL_KINDS = ("cash", "voucher", "rate_boost", "experience_funds")  # cashback belongs to an investment's campaign
-EXPORT_HEADERS = ("奖励ID", "平台用户ID", "姓名", "手机号", "类型", "状态", "面值/利率", "成本（元）", "活动ID",
-                  "投资编号", "发放时间（北京时间）", "过期时间（北京时间）", "发放人")
+EXPORT_HEADERS = (_l("奖励ID"), _l("平台用户ID"), _l("姓名"), _l("手机号"), _l("类型"), _l("状态"), _l("面值/条款"),
+                  _l("成本（元）"), _l("活动ID"), _l("投资编号"), _l("发放时间（北京时间）"), _l("过期时间（北京时间）"),
+                  _l("发放人"))
 
 
 def _may_see_pii() -> bool:
@@ -129,7 +131,7 @@ def export():  # type: ignore[no-untyped-def]
     unmasked = request.args.get("pii") == "1"
     if unmasked and not _may_see_pii():
         raise Forbidden(_("您没有导出完整联系方式的权限。"))
-    rows: list[list[object]] = [list(EXPORT_HEADERS)]
+    rows: list[list[object]] = [[str(h) for h in EXPORT_HEADERS]]
     for reward, inv in services.ledger_all(filters, session=request_session()):
         name = inv.name if unmasked else mask_name(inv.name)
         phone = inv.phone if unmasked else mask_phone(inv.phone)
@@ -246,7 +248,8 @@ def grant():  # type: ignore[no-untyped-def]
         req = outcome.request
         record("reward.grant_requested", session=db, target_type="reward_request", target_id=req.id,
                details={"investor": user_id, "kind": kind, "value": fen_to_api(req.value_fen), "reason": req.reason})
-        flash(_("金额超过 %(limit)s，已提交审批，需另一位管理员批准后发放。", limit=fen_to_api(_threshold_fen())), "info")
+        limit = fen_to_api(_threshold_fen())
+        flash(_("金额超过 %(limit)s，已提交审批，需另一位管理员批准后发放。", limit=limit), "info")
         return redirect(url_for("rewards.requests"))
     reward = outcome.reward
     assert reward is not None

@@ -17,7 +17,7 @@ from growth.rewards.models import Reward, RewardEntry
 from growth.rewards.rules import Terms
 from growth.rewards.services import expiring, liability, revoke
 from tests.events import event, investment, post_events
-from tests.integration.rewards.helpers import D, T0, give, ledger, register
+from tests.integration.rewards.helpers import T0, D, give, ledger, register
 
 
 def _invest(client, uid, iid, at, reward_ids, amount="6000.00", term=30):  # type: ignore[no-untyped-def]
