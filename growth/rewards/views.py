@@ -42,9 +42,10 @@ api = Blueprint("rewards_api", __name__, url_prefix="/api/v1")
 
 API_STATUSES = ("usable", *STATUSES)
 MANUAL_KINDS = ("cash", "voucher", "rate_boost", "experience_funds")  # cashback belongs to an investment's campaign
-EXPORT_HEADERS = (_l("奖励ID"), _l("平台用户ID"), _l("姓名"), _l("手机号"), _l("类型"), _l("状态"), _l("面值/条款"),
-                  _l("成本（元）"), _l("活动ID"), _l("投资编号"), _l("发放时间（北京时间）"), _l("过期时间（北京时间）"),
-                  _l("发放人"))
+EXPORT_HEADERS = (
+    _l("奖励ID"), _l("平台用户ID"), _l("姓名"), _l("手机号"), _l("类型"), _l("状态"), _l("面值/条款"), _l("成本（元）"),
+    _l("活动ID"), _l("投资编号"), _l("发放时间（北京时间）"), _l("过期时间（北京时间）"), _l("发放人"),
+)
 
 
 def _may_see_pii() -> bool:
