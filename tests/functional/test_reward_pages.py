@@ -162,3 +162,25 @@ def test_an_admin_revokes_a_reward_with_a_reason_and_it_shows_on_the_investor_pa
     agent, _user = _signed_in(app, "agent")
     page = agent.get(f"/investors/{ids['u1']}").get_data(as_text=True)
     assert 'id="investor-rewards"' in page and 'data-status="revoked"' in page
+
+
+def test_the_rewards_api_answers_match_their_openapi_description(app, client):
+    import jsonschema_rs
+    import orjson
+
+    from growth.events.openapi import build_openapi
+
+    doc = build_openapi()
+    ids = register(app, client, "u1")
+    give(app, ids["u1"], key="v")
+    give(app, ids["u1"], "rate_boost", Terms(annual_rate_bp=100, max_days=30, valid_days=30), key="rb")
+    give(app, ids["u1"], "experience_funds", Terms(amount_fen=888_800, annual_rate_bp=800, days=7), key="ef")
+    headers = _token(app)
+    for url, status in (("/api/v1/investors/u1/rewards", 200), ("/api/v1/investors/u1/rewards?status=x", 422),
+                        ("/api/v1/investors/nobody/rewards", 404)):
+        response = client.get(url, headers=headers)
+        assert response.status_code == status
+        documented = doc["paths"]["/api/v1/investors/{user_id}/rewards"]["get"]["responses"][str(status)]
+        schema = {**documented["content"]["application/json"]["schema"], "components": doc["components"]}
+        body = orjson.loads(response.get_data())
+        assert [e.message for e in jsonschema_rs.validator_for(schema).iter_errors(body)] == []
