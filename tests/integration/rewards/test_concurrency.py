@@ -102,3 +102,65 @@ def test_the_same_key_granted_from_eight_processes_at_once_is_one_grant_and_one_
     with get_db(app).session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Reward)) == 1  # … and there is one
         assert s.get(RewardBudget, budget_id).used_grants == 1
+
+
+def _ingest_and_drain(url: str, events: list[dict], start: Any, out: Any) -> None:
+    """Run in a child process: an app of its own ingests the same events and processes the log."""
+    from growth.app import create_app
+    from growth.config import TestConfig
+    from growth.events.processor import drain
+    from growth.events.services import ingest
+    from growth.timeutil import utcnow
+
+    try:
+        config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+        child = create_app({**config, "DATABASE_URL": url})
+        start.wait(30)
+        with get_db(child).session_scope(write=True) as s:
+            ingest(events, session=s, now=utcnow())
+        drain(child)
+        get_db(child).dispose()
+        out.put(None)
+    except Exception as exc:
+        out.put(repr(exc))
+
+
+@pytest.mark.postgres_only
+def test_the_same_redemption_and_clawback_events_processed_by_four_processes_and_replayed_have_one_effect(
+        app, client, database_url, db_kind):
+    from growth.events.processor import drain, reset_projections
+    from growth.projections import projections_of
+    from growth.rewards import jobs
+    from growth.rewards.models import RewardEntry
+    from tests.events import event, investment
+    from tests.integration.rewards.helpers import D, give, ledger, register
+
+    ids = register(app, client, "u1")
+    voucher = give(app, ids["u1"], key="v")
+    give(app, ids["u1"], "cashback", Terms(rate_bp=100, hold_days=30, principal_fen=1_000_000, investment_id="cb"),
+         key="cb")
+    with get_db(app).session_scope(write=True) as s:
+        # The cashback is paid (its clawback will owe a debt); the voucher expires, but it was used before.
+        jobs.run_due(session=s, now=T0 + 31 * D)
+    events = [investment("u1", T0, "cb", amount="10000.00", term_days=90),
+              investment("u1", T0 + D, "iv", amount="6000.00", reward_ids=[f"rw_{voucher}"]),
+              event("investment.redeemed", "u1", T0 + 5 * D, {"investment_id": "cb", "amount": "10000.00"})]
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_ingest_and_drain, args=(database_url, events, start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    assert [out.get(timeout=60) for _ in procs] == [None] * 4
+    for p in procs:
+        p.join(30)
+    once = ledger(app)
+    assert once["rewards"]["v"][0] == "redeemed" and once["rewards"]["cb"][0] == "clawed_back"
+    kinds = sorted(e[1] for e in once["entries"])
+    assert kinds == ["clawed_back", "debt", "expired", "granted", "granted", "paid", "redeemed"]
+    for _ in range(10):
+        with get_db(app).session_scope(write=True) as s:
+            reset_projections(session=s, projections=projections_of(app))
+        drain(app)
+    assert ledger(app) == once
+    with get_db(app).session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(RewardEntry)) == 7
