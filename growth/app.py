@@ -37,6 +37,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
         (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
+        (P.REWARDS_VIEW, "rewards.index", _l("奖励台账"), _l("红包、加息券、体验金、返现与预算")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
         (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
         (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明")),
@@ -194,12 +195,16 @@ def _register_blueprints(app: Flask) -> None:
     from growth.events.views import bp as events_bp
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
+    from growth.rewards.views import api as rewards_api
+    from growth.rewards.views import bp as rewards_bp
 
     for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp):
         app.register_blueprint(bp)
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
     app.register_blueprint(campaigns_api)
+    app.register_blueprint(rewards_bp)
+    app.register_blueprint(rewards_api)
     app.register_blueprint(dashboards_api)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
@@ -225,12 +230,14 @@ def _register_projections(app: Flask) -> None:
     from growth.investors.projection import InvestorsProjection
     from growth.projections import EXTENSION, Projections
     from growth.referrals.projection import ReferralsProjection
+    from growth.rewards.projection import RewardsProjection
 
     projections = Projections()
     projections.register(InvestorsProjection)  # first: loads and creates the investor rows the others share
     projections.register(ReferralsProjection)
     projections.register(AttributionProjection)
     projections.register(ConsentProjection.configured(changed=signals.consent_changed))
+    projections.register(RewardsProjection)  # after investors: reads the investment rows they write
     app.extensions[EXTENSION] = projections
 
 
@@ -261,6 +268,7 @@ def _register_background_work(app: Flask) -> None:
     from channels.delivery import run_delivery
     from growth.background import register_worker
     from growth.events.processor import run_processor
+    from growth.rewards.jobs import run_rewards
 
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
@@ -271,6 +279,7 @@ def _register_background_work(app: Flask) -> None:
     scheduler.register_task("campaign-run", runner.task_campaign_run)
     scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
     scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")
+    register_worker(app, "rewards", run_rewards)  # expiry and payments, until the scheduler arrives
 
 
 def _register_template_helpers(app: Flask) -> None:

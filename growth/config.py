@@ -91,13 +91,16 @@ class Config:
     DELIVERY_THREADS = 16  # concurrent provider calls per worker
     DELIVERY_IDLE_SECONDS = 1.0  # an idle delivery worker looks for due messages this often
     DELIVERY_LEASE_SECONDS = 300  # a claimed message whose worker died is taken over after this
+    REWARDS_JOB_SECONDS = 60.0  # how often the rewards worker expires and pays rewards
+    # A manual grant worth more than this (yuan; face value or maximum cost) needs a second administrator.
+    REWARD_APPROVAL_THRESHOLD = "200.00"
     PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
         """Collect the settings, overriding defaults with GROWTH_* environment variables."""
         values = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
-        for key in ("SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_BASE_URL"):
+        for key in ("SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_BASE_URL", "REWARD_APPROVAL_THRESHOLD"):
             if os.environ.get(PREFIX + key):
                 values[key] = os.environ[PREFIX + key]
         values["SESSION_COOKIE_SECURE"] = _env_bool("COOKIE_SECURE", cls.SESSION_COOKIE_SECURE)

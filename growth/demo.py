@@ -168,7 +168,68 @@ def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = N
             progress(len(events[i:i + BATCH]), len(events))
     summary.events_processed = drain(app)
     summary.messages_written = _message_history(app, now=now, seed=seed)
+    _reward_history(app, now=now, seed=seed)
     return summary
+
+
+def _reward_history(app: Flask, *, now: datetime, seed: int) -> None:
+    """Grant rewards of every kind through the ledger, use them through platform events, then run the ledger jobs.
+
+    Vouchers and rate boosts are used by `investment.created` events naming them (one use breaks a
+    condition and shows as invalid), the rest expire; cashback is paid after its hold or clawed back by
+    an early exit; experience funds are paid after their days; cash is paid at grant.
+    """
+    from growth.events.services import ingest
+    from growth.investors.models import Investor
+    from growth.rewards import jobs
+    from growth.rewards.rules import Terms
+    from growth.rewards.services import budget_for, grant
+
+    rng = random.Random(seed)
+    db = get_db(app)
+    events: list[dict] = []
+
+    def invest(user_id: str, investment_id: str, at: datetime, amount_fen: int, term: int,
+               reward_ids: list[str]) -> None:
+        events.append({"id": f"demo_rw_{seed}_{investment_id}", "type": "investment.created",
+                       "occurred_at": at.isoformat(), "user": {"id": user_id},
+                       "data": {"investment_id": investment_id, "amount": fen_to_api(amount_fen),
+                                "product": {"id": f"p{term}", "name": f"{term}天定期", "term_days": term,
+                                            "annual_rate": "0.0800"}, "reward_ids": reward_ids}})
+
+    with db.session_scope(write=True) as session:
+        people = list(session.scalars(select(Investor).where(Investor.registered_at.is_not(None))
+                                      .order_by(Investor.id).limit(40)))
+        budget = budget_for("campaign", "1", session=session, now=now - timedelta(days=70),
+                            name="新手礼包（演示）", max_grants=1000, max_amount_fen=50_000_000, per_investor=5)
+        for n, person in enumerate(people):
+            at = now - timedelta(days=65 - n, hours=rng.randint(0, 8))
+            uid = person.platform_user_id
+            kind = ("voucher", "rate_boost", "experience_funds", "cash", "cashback")[n % 5]
+            terms = {
+                "voucher": Terms(amount_fen=5000, valid_days=30, min_investment_fen=500_000, min_term_days=30),
+                "rate_boost": Terms(annual_rate_bp=100, max_days=30, valid_days=30, max_investment_fen=5_000_000),
+                "experience_funds": Terms(amount_fen=888_800, annual_rate_bp=800, days=7),
+                "cash": Terms(amount_fen=1888),
+                "cashback": Terms(rate_bp=50, hold_days=30, principal_fen=1_000_000, investment_id=f"demo-cb-{uid}"),
+            }[kind]
+            if kind == "cashback":
+                invest(uid, f"demo-cb-{uid}", at, 1_000_000, 90, [])
+                if n % 10 == 4:  # an early exit inside the hold: clawed back
+                    events.append({"id": f"demo_rw_{seed}_exit_{uid}", "type": "investment.redeemed",
+                                   "occurred_at": (at + timedelta(days=9)).isoformat(), "user": {"id": uid},
+                                   "data": {"investment_id": f"demo-cb-{uid}", "amount": "10000.00"}})
+            reward = grant(session=session, key=f"demo:{seed}:{uid}:{kind}", investor_id=person.id, kind=kind,
+                           terms=terms, budget=budget, campaign_id=1, actor="campaign", now=at,
+                           cause=f"demo:{uid}")
+            ref = f"rw_{reward.id}"
+            if kind in ("voucher", "rate_boost") and n % 3 != 2:  # the others expire unused
+                small = n % 7 == 0  # below the voucher's minimum: an invalid use, the reward stays usable
+                invest(uid, f"demo-rw-{uid}", at + timedelta(days=3), 100_000 if small else 800_000, 60, [ref])
+        ingest(events, session=session, now=now)
+    drain(app)
+    with db.session_scope(write=True) as session:
+        jobs.run_due(session=session, now=now)
 
 
 # --- a delivery history on the console provider ---------------------------------------------------

@@ -26,12 +26,15 @@ def event(type_: str, user_id: str, at: datetime | str, data: dict[str, Any] | N
 
 
 def investment(user_id: str, at: datetime, investment_id: str, amount: str = "1000.00", term_days: int = 30,
-               rate: str = "0.0800", **kw: Any) -> dict[str, Any]:
-    """Return an investment.created event."""
-    return event("investment.created", user_id, at, {
+               rate: str = "0.0800", reward_ids: list[str] | None = None, **kw: Any) -> dict[str, Any]:
+    """Return an investment.created event (naming the rewards applied to it, when given)."""
+    data: dict[str, Any] = {
         "investment_id": investment_id, "amount": amount,
         "product": {"id": f"p{term_days}", "name": f"{term_days}天标", "term_days": term_days, "annual_rate": rate},
-    }, **kw)
+    }
+    if reward_ids is not None:
+        data["reward_ids"] = reward_ids
+    return event("investment.created", user_id, at, data, **kw)
 
 
 def signed_headers(body: bytes, secret: str = TestConfig.WEBHOOK_SECRET, *, msg_id: str | None = None,

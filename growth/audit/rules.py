@@ -61,6 +61,12 @@ ACTION_LABELS = {
     "campaign.finish": _l("活动结束"),
     "kill_switch.on": _l("营销一键暂停：开"),
     "kill_switch.off": _l("营销一键暂停：关"),
+    "reward.granted_manually": _l("手工发放奖励"),
+    "reward.grant_requested": _l("提交大额奖励发放申请"),
+    "reward.request_approved": _l("批准奖励发放申请"),
+    "reward.request_rejected": _l("驳回奖励发放申请"),
+    "reward.revoked": _l("撤销奖励"),
+    "rewards.exported": _l("导出奖励台账"),
 }
 
 TARGET_LABELS = {
@@ -74,6 +80,8 @@ TARGET_LABELS = {
     "outbox_messages": _l("消息"),
     "channel_settings": _l("渠道设置"),
     "message_template": _l("消息模板"),
+    "reward": _l("奖励"),
+    "reward_request": _l("奖励发放申请"),
 }
 
 FIELD_LABELS = {

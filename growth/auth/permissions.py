@@ -70,6 +70,10 @@ class Permission(StrEnum):
     CAMPAIGNS_CONTROL = "campaigns.control"
     # The marketing kill switch: pauses every marketing campaign and holds their messages (approvers, admins).
     KILL_SWITCH = "campaigns.kill_switch"
+    # The incentive ledger: rewards, budgets and liability (reading) …
+    REWARDS_VIEW = "rewards.view"
+    # … and granting and revoking by hand, approving large manual grants.
+    REWARDS_MANAGE = "rewards.manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -77,13 +81,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MARKETER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE,
+        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REWARDS_VIEW,
         Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_EDIT, Permission.CAMPAIGNS_CONTROL,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE, Permission.CAMPAIGNS_CONTROL,
-        Permission.KILL_SWITCH,
+        Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE,
+        Permission.CAMPAIGNS_CONTROL, Permission.KILL_SWITCH,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
@@ -91,7 +95,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
-        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW,
+        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW,
+        Permission.CAMPAIGNS_VIEW,
     }),
 }
 

@@ -21,6 +21,9 @@ from growth.inputs import id_arg, page_arg
 from growth.investors import services
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
 from growth.investors.rules import SearchTerms, search_terms
+from growth.rewards import services as reward_services
+from growth.rewards.models import INVALID_REASON_LABELS, KIND_LABELS
+from growth.rewards.models import STATUS_LABELS as REWARD_STATUS_LABELS
 from growth.timeutil import utcnow
 
 bp = Blueprint("investors", __name__)
@@ -174,6 +177,9 @@ def detail(investor_id: int):  # type: ignore[no-untyped-def]
         consent=channel_services.consent_of(session=db_session, investor_id=investor.id),
         unreachable=channel_services.unreachable_on(session=db_session, investor_id=investor.id, addresses=addresses),
         addresses=addresses, message_channels=CONSENT_CHANNEL_LABELS, consent_sources=CONSENT_SOURCE_LABELS,
+        rewards=reward_services.investor_rewards(investor.id, session=db_session, status=None, now=utcnow()),
+        invalid_uses=[u for u in reward_services.uses_of(session=db_session, investor_id=investor.id) if not u.valid],
+        reward_kinds=KIND_LABELS, reward_statuses=REWARD_STATUS_LABELS, invalid_reasons=INVALID_REASON_LABELS,
     )
 
 

@@ -135,11 +135,29 @@ def _populate(app: Flask, client: Any) -> None:
     response = post_events(client, history(12))
     assert response.json["rejected"] == [] and response.json["duplicates"] == 0
     drain(app, limit=7)  # several batches: late referrers span them
+    _rewards(app, client)
     with get_db(app).session_scope(write=True) as s:
         inv = s.scalars(select(Investor).where(Investor.platform_user_id == "r0")).one()
         # Told to us directly, not by the platform: a replay must keep it (and its effect on the state).
         assert record_statement(session=s, investor_id=inv.id, channel="sms", granted=False, occurred_at=T0 + 9 * D,
                                 source="unsubscribe_link", evidence={"link": "u/abc"})
+
+
+def _rewards(app: Flask, client: Any) -> None:
+    """Grant a voucher (not in the log: a replay keeps it) and use it, and a reward we never granted, on investments."""
+    from growth.rewards.rules import Terms
+    from growth.rewards.services import budget_for, grant
+
+    with get_db(app).session_scope(write=True) as s:
+        inv = s.scalars(select(Investor).where(Investor.platform_user_id == "r1")).one()
+        budget = budget_for("manual", "manual", session=s, now=T0)
+        voucher = grant(session=s, key="replay-voucher", investor_id=inv.id, kind="voucher", budget=budget,
+                        terms=Terms(amount_fen=5000, valid_days=30), actor="test", now=T0 + 2 * D)
+        ref = f"rw_{voucher.id}"
+    uses = [investment("r1", T0 + 3 * D, "r1-b", amount="6000.00", reward_ids=[ref, "rw_987654"]),
+            investment("r2", T0 + 3 * D, "r2-b", reward_ids=[ref])]
+    assert post_events(client, uses).json["rejected"] == []
+    drain(app)
 
 
 def test_every_column_of_a_shared_row_is_owned_by_one_projection_or_kept(app):

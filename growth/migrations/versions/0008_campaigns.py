@@ -1,7 +1,7 @@
 """Campaigns, their life-cycle transitions, runs and members; the tags staff put on investors (for segments)
 
 Revision ID: 0008_campaigns
-Revises: 0005_wechat_qr
+Revises: 0006_rewards
 Create Date: 2026-12-03 17:10:47.215108
 """
 
@@ -14,7 +14,7 @@ import growth.db
 
 
 revision = '0008_campaigns'
-down_revision = '0005_wechat_qr'
+down_revision = '0006_rewards'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,573 @@
+"""The incentive ledger's services: THE grant, revoke, budgets, re-deriving a reward from its entries, queries.
+
+`grant` is the one way a reward comes into being (campaigns, the referral program, staff). In the
+caller's transaction it checks the idempotency key, consumes the budget with conditional updates
+(`used = used + 1 WHERE used < max`: concurrent grants can never overspend, on PostgreSQL or SQLite),
+writes the reward and its `granted` entry, and queues the platform webhook `reward.granted` in the
+outbox. Everything runs in a savepoint: a broken limit or a lost key race leaves nothing behind.
+
+A reward's status and cost are derived from its entries (`refresh`), whoever wrote them.
+Cash is paid at grant (the webhook is the platform's instruction to credit it); experience funds run
+from the grant and are paid by a job at the end of their days; cashback is paid by a job after its hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from channels.adapters.port import Channel, MessageClass
+from channels.outbox import NewMessage, enqueue
+from growth.db import insert_many, table_of, update_many
+from growth.errors import Conflict, DomainError, Forbidden, NotFound
+from growth.investors.models import Investor
+from growth.money import bp_to_api, fen_to_api
+from growth.rewards import rules
+from growth.rewards.models import (
+    GrantRequest,
+    Reward,
+    RewardBudget,
+    RewardBudgetUse,
+    RewardEntry,
+    RewardUse,
+    public_id,
+)
+from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms
+from growth.timeutil import as_utc, local_date, local_day_bounds
+
+_BUDGETS = table_of(RewardBudget)
+_BUDGET_USES = table_of(RewardBudgetUse)
+_REWARDS = table_of(Reward)
+_ENTRIES = table_of(RewardEntry)
+SENDER = "rewards"
+MANUAL_BUDGET = ("manual", "manual")
+
+
+# --- budgets -------------------------------------------------------------------------------------------
+
+
+def budget_for(owner_type: str, owner_key: str, *, session: Session, now: datetime, name: str | None = None,
+               max_grants: int | None = None, max_amount_fen: int | None = None,
+               per_investor: int | None = None) -> RewardBudget:
+    """Return an owner's budget, creating it with these limits on first use (limits of an existing one are kept)."""
+    query = select(RewardBudget).where(RewardBudget.owner_type == owner_type, RewardBudget.owner_key == owner_key)
+    found = session.scalar(query)
+    if found is not None:
+        return found
+    budget = RewardBudget(owner_type=owner_type, owner_key=owner_key, name=name or f"{owner_type}:{owner_key}",
+                          max_grants=max_grants, max_amount_fen=max_amount_fen, per_investor=per_investor,
+                          used_grants=0, used_amount_fen=0, created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(budget)
+            session.flush()
+    except IntegrityError:  # created by a concurrent caller: theirs it is
+        found = session.scalar(query)
+        if found is None:
+            raise
+        return found
+    return budget
+
+
+def set_limits(budget: RewardBudget, *, session: Session, max_grants: int | None, max_amount_fen: int | None,
+               per_investor: int | None) -> None:
+    """Change a budget's limits (a limit below what is used already simply allows no more grants)."""
+    session.execute(update(_BUDGETS).where(_BUDGETS.c.id == budget.id).values(
+        max_grants=max_grants, max_amount_fen=max_amount_fen, per_investor=per_investor))
+    session.expire(budget)
+
+
+def _consume(session: Session, budget: RewardBudget, investor_id: int, amount_fen: int) -> None:
+    """Use one grant and `amount_fen` of a budget, and one of the investor's, or raise BudgetExhausted."""
+    conn = session.connection()
+    b = _BUDGETS.c
+    result = conn.execute(
+        update(_BUDGETS)
+        .where(b.id == budget.id,
+               or_(b.max_grants.is_(None), b.used_grants < b.max_grants),
+               or_(b.max_amount_fen.is_(None), b.used_amount_fen + amount_fen <= b.max_amount_fen))
+        .values(used_grants=b.used_grants + 1, used_amount_fen=b.used_amount_fen + amount_fen)
+    )
+    if result.rowcount != 1:
+        row = conn.execute(select(b.max_grants, b.used_grants).where(b.id == budget.id)).one()
+        raise BudgetExhausted("max_grants" if row.max_grants is not None and row.used_grants >= row.max_grants
+                              else "max_amount")
+    # Read after the update: this transaction holds the budget row, so the limit is the current one.
+    per_investor = conn.scalar(select(b.per_investor).where(b.id == budget.id))
+    if per_investor is None:
+        return
+    u = _BUDGET_USES.c
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(_BUDGET_USES).values(budget_id=budget.id, investor_id=investor_id, used=1).on_conflict_do_update(
+        index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1}, where=u.used < per_investor,
+    ).returning(u.id)
+    if per_investor < 1 or conn.execute(stmt).first() is None:
+        raise BudgetExhausted("per_investor")
+
+
+# --- granting ------------------------------------------------------------------------------------------
+
+
+def grant(*, session: Session, key: str, investor_id: int, kind: str, terms: Terms, budget: RewardBudget,
+          actor: str, now: datetime, campaign_id: int | None = None, cause: str | None = None,
+          note: str | None = None) -> Reward:
+    """Grant a reward once per idempotency key, within its budget; queue the `reward.granted` webhook.
+
+    A repeated key returns the existing reward (no second budget use, no second webhook). A grant
+    that would break a limit raises BudgetExhausted (naming the limit) and writes nothing.
+    """
+    if not key or len(key) > 255:
+        raise ValueError("a grant needs an idempotency key of at most 255 characters")
+    existing = session.scalar(select(Reward).where(Reward.key == key))
+    if existing is not None:
+        return existing
+    rules.check_terms(kind, terms)
+    investor = session.get(Investor, investor_id)
+    if investor is None:
+        raise NotFound("investor not found")
+    value = rules.budget_value(kind, terms)
+    if value is None:
+        if session.scalar(select(_BUDGETS.c.max_amount_fen).where(_BUDGETS.c.id == budget.id)) is not None:
+            # Its cost has no maximum, so an amount limit could not hold: say so rather than guess.
+            raise InvalidTerms(_l("有金额上限的预算发放加息券时须设投资上限"), field="max_investment_fen")
+        value = 0
+    reward = Reward(
+        key=key, investor_id=investor_id, kind=kind, status="granted", budget_id=budget.id, campaign_id=campaign_id,
+        amount_fen=terms.amount_fen, annual_rate_bp=terms.annual_rate_bp, rate_bp=terms.rate_bp,
+        max_days=terms.max_days, days=terms.days, hold_days=terms.hold_days, principal_fen=terms.principal_fen,
+        min_investment_fen=terms.min_investment_fen, max_investment_fen=terms.max_investment_fen,
+        min_term_days=terms.min_term_days, valid_days=terms.valid_days, budget_fen=value,
+        investment_id=terms.investment_id, cost_fen=0, settled_at=None, granted_at=now,
+        expires_at=rules.expires_at(kind, terms, now), granted_by=actor, cause=(cause or key)[:255], note=note,
+    )
+    try:
+        with session.begin_nested():
+            _consume(session, budget, investor_id, value)
+            session.add(reward)
+            session.flush()
+    except IntegrityError:
+        # The same key granted concurrently: the savepoint gave the budget back; the other grant stands.
+        found = session.scalar(select(Reward).where(Reward.key == key))
+        if found is None:
+            raise
+        return found
+    session.expire(budget)
+    entries = [entry_row(reward.id, "granted", "grant", at=now, now=now, actor=actor,
+                      amount=value, investment_id=terms.investment_id, note=note)]
+    if kind == "cash":  # paid at grant: the webhook is the platform's instruction to credit it
+        entries.append(entry_row(reward.id, "paid", "grant", at=now, now=now, actor=actor,
+                              amount=rules.cash_cost(terms.amount_fen or 0)))
+    insert_many(session.connection(), _ENTRIES, entries)
+    refresh(session=session, reward_ids=[reward.id])
+    session.refresh(reward)
+    queue_webhook(session, reward, investor.platform_user_id, "reward.granted", now=now)
+    return reward
+
+
+def entry_row(reward_id: int, kind: str, source: str, *, at: datetime, now: datetime, actor: str, amount: int = 0,
+           investment_id: str | None = None, note: str | None = None, key: str | None = None) -> dict[str, Any]:
+    return {"key": key or f"{reward_id}:{kind}", "reward_id": reward_id, "kind": kind, "source": source, "at": at,
+            "recorded_at": now, "actor": actor[:254], "amount_fen": amount, "investment_id": investment_id,
+            "note": note}
+
+
+def append_entries(entries: Sequence[dict[str, Any]], *, session: Session) -> list[int]:
+    """Append entries whose keys are new (a repeat of a key adds nothing); return the rewards that got one."""
+    inserted = insert_many(session.connection(), _ENTRIES, entries, returning=("reward_id",), skip_conflicts=True)
+    return sorted({r[0] for r in inserted})
+
+
+def revoke(reward_id: int, *, session: Session, reason: str, actor: str, now: datetime) -> Reward:
+    """Revoke a granted reward (staff, with a reason) and queue the `reward.revoked` webhook."""
+    reason = reason.strip()
+    if not reason:
+        raise DomainError(_l("请填写撤销原因"), field="reason")
+    reward = session.get(Reward, reward_id, with_for_update=True)
+    if reward is None:
+        raise NotFound(_l("红包不存在"))
+    if reward.status != "granted":
+        raise Conflict(_l("只有已发放且未使用的红包可以撤销"))
+    if not append_entries([entry_row(reward.id, "revoked", "staff", at=now, now=now, actor=actor, note=reason)],
+                          session=session):
+        raise Conflict(_l("该红包已被撤销"))
+    refresh(session=session, reward_ids=[reward.id])
+    session.refresh(reward)
+    user_id = session.scalar(select(Investor.platform_user_id).where(Investor.id == reward.investor_id))
+    queue_webhook(session, reward, user_id or "", "reward.revoked", now=now)
+    return reward
+
+
+def queue_webhook(session: Session, reward: Reward, user_id: str, type_: str, *, now: datetime) -> None:
+    """Queue the platform webhook about a reward (once per reward and type, however often this runs)."""
+    enqueue(NewMessage(
+        sender=SENDER, cause=f"{public_id(reward.id)}|{type_}", channel=Channel.WEBHOOK,
+        message_class=MessageClass.SERVICE, content={"data": {"type": type_, "data": reward_json(reward, user_id)}},
+        user_id=user_id or None, campaign_id=reward.campaign_id,
+    ), session=session, now=now)
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def reward_json(reward: Reward, user_id: str) -> dict[str, Any]:
+    """Return a reward as the platform sees it (campaigns-api.md §4, with the terms of its kind)."""
+    conditions: dict[str, Any] = {}
+    if reward.min_investment_fen is not None:
+        conditions["min_investment"] = fen_to_api(reward.min_investment_fen)
+    if reward.max_investment_fen is not None:
+        conditions["max_investment"] = fen_to_api(reward.max_investment_fen)
+    if reward.min_term_days is not None:
+        conditions["min_term_days"] = reward.min_term_days
+    amount = reward.amount_fen
+    if reward.kind == "cashback":
+        amount = rules.known_cost("cashback", terms_of(reward))  # what it pays back
+    elif reward.kind == "rate_boost":
+        amount = reward.cost_fen if reward.status == "redeemed" else None  # known once used
+    body: dict[str, Any] = {
+        "id": public_id(reward.id), "kind": reward.kind, "status": reward.status,
+        "amount": None if amount is None else fen_to_api(amount), "conditions": conditions,
+        "granted_at": _time(reward.granted_at), "expires_at": _time(reward.expires_at),
+        "campaign_id": reward.campaign_id, "user_id": user_id,
+    }
+    if reward.annual_rate_bp is not None:
+        body["annual_rate"] = bp_to_api(reward.annual_rate_bp)
+    if reward.rate_bp is not None:
+        body["rate"] = bp_to_api(reward.rate_bp)
+    for name in ("max_days", "days", "hold_days", "valid_days"):
+        if getattr(reward, name) is not None:
+            body[name] = getattr(reward, name)
+    if reward.principal_fen is not None:
+        body["principal"] = fen_to_api(reward.principal_fen)
+    if reward.investment_id is not None:
+        body["investment_id"] = reward.investment_id
+    body["cost"] = fen_to_api(reward.cost_fen)
+    return body
+
+
+def terms_of(reward: Reward | Any) -> Terms:
+    """Return a reward row's terms (a Reward or a row mapping)."""
+    get = reward.get if isinstance(reward, dict) else (lambda name: getattr(reward, name))
+    return Terms(amount_fen=get("amount_fen"), annual_rate_bp=get("annual_rate_bp"), rate_bp=get("rate_bp"),
+                 max_days=get("max_days"), days=get("days"), hold_days=get("hold_days"),
+                 principal_fen=get("principal_fen"), min_investment_fen=get("min_investment_fen"),
+                 max_investment_fen=get("max_investment_fen"), min_term_days=get("min_term_days"),
+                 valid_days=get("valid_days"))
+
+
+# --- deriving a reward from its entries -------------------------------------------------------------------
+
+_STATUS_ENTRY = {"clawed_back": "clawed_back", "redeemed": "redeemed", "revoked": "revoked", "paid": "paid",
+                 "expired": "expired", "granted": "granted"}
+
+
+def refresh(*, session: Session, reward_ids: Iterable[int] | None = None) -> int:
+    """Derive status, cost, investment and settled time of rewards from their entries; return how many changed.
+
+    `reward_ids=None` re-derives every reward (after a replay's reset).
+    """
+    ids = None if reward_ids is None else sorted(set(reward_ids))
+    if ids is not None and not ids:
+        return 0
+    r, e = _REWARDS.c, _ENTRIES.c
+    query = select(_REWARDS)
+    entry_query = select(e.reward_id, e.kind, e.at, e.amount_fen, e.investment_id)
+    rows: list[dict[str, Any]] = []
+    entries: dict[int, list[Any]] = {}
+    for chunk in _chunks(ids):
+        rows += [dict(m) for m in session.execute(query if chunk is None else query.where(r.id.in_(chunk))).mappings()]
+        for entry in session.execute(entry_query if chunk is None else entry_query.where(e.reward_id.in_(chunk))):
+            entries.setdefault(entry.reward_id, []).append(entry)
+    changed = []
+    for row in rows:
+        mine = entries.get(row["id"], [])
+        kinds = {x.kind for x in mine}
+        status = rules.derive_status(kinds)
+        redeemed = next((x for x in mine if x.kind == "redeemed"), None)
+        cost = rules.derive_cost(row["kind"], status, terms_of(row), redeemed.amount_fen if redeemed else None)
+        deciding = [x.at for x in mine if x.kind == _STATUS_ENTRY[status]]
+        settled = None if status == "granted" else max(deciding) if deciding else None
+        investment = redeemed.investment_id if redeemed else (row["investment_id"] if row["kind"] == "cashback"
+                                                              else None)
+        new = {"status": status, "cost_fen": cost, "settled_at": settled, "investment_id": investment}
+        if any(row[k] != v for k, v in new.items()):
+            changed.append({"id": row["id"], **new})
+    update_many(session.connection(), _REWARDS, changed)
+    return len(changed)
+
+
+def _chunks(ids: list[int] | None, size: int = 500) -> Iterable[list[int] | None]:
+    if ids is None:
+        yield None
+        return
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+# --- manual grants by staff -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManualOutcome:
+    """What a manual grant did: granted at once, or waiting for a second administrator."""
+
+    reward: Reward | None = None
+    request: GrantRequest | None = None
+
+
+def manual_value(kind: str, terms: Terms) -> int | None:
+    """Return what the approval threshold is compared with: the budget value (face, or maximum cost)."""
+    return rules.budget_value(kind, terms)
+
+
+def manual_grant(*, session: Session, nonce: str, investor: Investor, kind: str, terms: Terms, reason: str,
+                 actor: str, now: datetime, threshold_fen: int) -> ManualOutcome:
+    """Grant by staff, or file a request another administrator must approve when worth more than the threshold.
+
+    `nonce` comes from the form, so submitting it twice grants (or requests) once.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise DomainError(_l("请填写发放原因"), field="reason")
+    rules.check_terms(kind, terms)
+    value = manual_value(kind, terms)
+    if value is None or value > threshold_fen:  # no bound at all counts as above any threshold
+        found = session.scalar(select(GrantRequest).where(GrantRequest.nonce == nonce))
+        if found is not None:
+            return ManualOutcome(request=found)
+        request = GrantRequest(nonce=nonce, investor_id=investor.id, kind=kind, terms=terms.as_dict(),
+                               value_fen=value if value is not None else 0, reason=reason, status="pending",
+                               requested_by=actor, requested_at=now)
+        session.add(request)
+        session.flush()
+        return ManualOutcome(request=request)
+    budget = budget_for(*MANUAL_BUDGET, session=session, now=now, name="手工发放")
+    reward = grant(session=session, key=f"manual:{nonce}", investor_id=investor.id, kind=kind, terms=terms,
+                   budget=budget, actor=actor, now=now, cause=f"manual:{nonce}", note=reason)
+    return ManualOutcome(reward=reward)
+
+
+def decide_request(request_id: int, *, session: Session, approve: bool, actor: str, note: str,
+                   now: datetime) -> GrantRequest:
+    """Approve (grant) or reject a pending manual grant; the requester may not decide their own request."""
+    request = session.get(GrantRequest, request_id, with_for_update=True)
+    if request is None:
+        raise NotFound(_l("申请不存在"))
+    if request.status != "pending":
+        raise Conflict(_l("该申请已处理"))
+    if request.requested_by == actor:
+        raise Forbidden(_l("不能审批自己提交的申请，须由另一位管理员审批"))
+    request.status = "approved" if approve else "rejected"
+    request.decided_by, request.decided_at, request.decision_note = actor, now, note.strip() or None
+    if approve:
+        budget = budget_for(*MANUAL_BUDGET, session=session, now=now, name="手工发放")
+        terms = Terms.from_dict(request.terms)
+        reward = grant(session=session, key=f"manual:request:{request.id}", investor_id=request.investor_id,
+                       kind=request.kind, terms=terms, budget=budget, actor=actor, now=now,
+                       cause=f"manual:request:{request.id}", note=request.reason)
+        request.reward_id = reward.id
+    session.flush()
+    return request
+
+
+# --- queries -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFilter:
+    """The ledger's filters."""
+
+    kind: str | None = None
+    status: str | None = None
+    campaign_id: int | None = None
+    user_id: str | None = None
+    start: date | None = None
+    end: date | None = None
+    invalid_uses: bool = False
+
+
+def _ledger_query(f: LedgerFilter) -> Select[Reward, Investor]:
+    query = select(Reward, Investor).join(Investor, Investor.id == Reward.investor_id)
+    if f.kind:
+        query = query.where(Reward.kind == f.kind)
+    if f.status:
+        query = query.where(Reward.status == f.status)
+    if f.campaign_id is not None:
+        query = query.where(Reward.campaign_id == f.campaign_id)
+    if f.user_id:
+        query = query.where(Investor.platform_user_id == f.user_id)
+    if f.start:
+        query = query.where(Reward.granted_at >= local_day_bounds(f.start)[0])
+    if f.end:
+        query = query.where(Reward.granted_at < local_day_bounds(f.end)[1])
+    if f.invalid_uses:
+        query = query.where(Reward.id.in_(select(RewardUse.reward_id).where(RewardUse.valid.is_(False))))
+    return query
+
+
+def ledger(f: LedgerFilter, *, session: Session, page: int, per_page: int) -> tuple[list[tuple[Reward, Investor]], int]:
+    """Return one page of rewards (newest first) with their investors, and the total."""
+    query = _ledger_query(f)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(Reward.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
+    return [(reward, investor) for reward, investor in rows], total
+
+
+def ledger_all(f: LedgerFilter, *, session: Session) -> Iterable[tuple[Reward, Investor]]:
+    """Yield every reward the filter matches (for the CSV export), newest first."""
+    for row in session.execute(_ledger_query(f).order_by(Reward.id.desc())).yield_per(1000):
+        yield row[0], row[1]
+
+
+def get_reward(reward_id: int, *, session: Session) -> Reward:
+    """Return a reward or raise NotFound."""
+    reward = session.get(Reward, reward_id)
+    if reward is None:
+        raise NotFound(_l("红包不存在"))
+    return reward
+
+
+def entries_of(reward_id: int, *, session: Session) -> list[RewardEntry]:
+    """Return a reward's ledger entries in the order they happened."""
+    return list(session.scalars(select(RewardEntry).where(RewardEntry.reward_id == reward_id)
+                                .order_by(RewardEntry.at, RewardEntry.id)))
+
+
+def uses_of(*, session: Session, reward_id: int | None = None, investor_id: int | None = None) -> list[RewardUse]:
+    """Return the uses on investments of a reward, or of an investor's investments."""
+    query = select(RewardUse)
+    if reward_id is not None:
+        query = query.where(RewardUse.reward_id == reward_id)
+    if investor_id is not None:
+        query = query.where(RewardUse.investor_id == investor_id)
+    return list(session.scalars(query.order_by(RewardUse.occurred_at, RewardUse.investment_id)))
+
+
+def investor_rewards(investor_id: int, *, session: Session, status: str | None, now: datetime) -> list[Reward]:
+    """Return an investor's rewards, newest first; `usable` = granted and not expired at `now`."""
+    query = select(Reward).where(Reward.investor_id == investor_id)
+    if status == "usable":
+        query = query.where(Reward.status == "granted", or_(Reward.expires_at.is_(None), Reward.expires_at > now))
+    elif status:
+        query = query.where(Reward.status == status)
+    return list(session.scalars(query.order_by(Reward.granted_at.desc(), Reward.id.desc())))
+
+
+def expiring(*, session: Session, within: timedelta, now: datetime) -> list[Reward]:
+    """Return granted rewards that expire after `now` and within `within` (e.g. "expires in 3 days" notices)."""
+    return list(session.scalars(select(Reward).where(
+        Reward.status == "granted", Reward.expires_at > now, Reward.expires_at <= now + within,
+    ).order_by(Reward.expires_at, Reward.id)))
+
+
+def budgets(*, session: Session) -> list[RewardBudget]:
+    """Return every budget, newest first."""
+    return list(session.scalars(select(RewardBudget).order_by(RewardBudget.id.desc())))
+
+
+def get_budget(budget_id: int, *, session: Session) -> RewardBudget:
+    """Return a budget or raise NotFound."""
+    budget = session.get(RewardBudget, budget_id)
+    if budget is None:
+        raise NotFound(_l("预算不存在"))
+    return budget
+
+
+def burn_down(budget_id: int, *, session: Session) -> list[tuple[date, int, int]]:
+    """Return, per business day with grants, the budget's cumulative grants and amount used by the end of it."""
+    per_day: dict[date, list[int]] = {}
+    for granted_at, value in session.execute(select(Reward.granted_at, Reward.budget_fen)
+                                             .where(Reward.budget_id == budget_id).order_by(Reward.granted_at)):
+        totals = per_day.setdefault(local_date(granted_at), [0, 0])
+        totals[0] += 1
+        totals[1] += value
+    out: list[tuple[date, int, int]] = []
+    grants = amount = 0
+    for day, (count, value_fen) in sorted(per_day.items()):
+        grants += count
+        amount += value_fen
+        out.append((day, grants, amount))
+    return out
+
+
+def pending_requests(*, session: Session) -> list[tuple[GrantRequest, Investor]]:
+    """Return the manual grant requests, pending first, newest first."""
+    rows = session.execute(select(GrantRequest, Investor).join(Investor, Investor.id == GrantRequest.investor_id)
+                           .order_by((GrantRequest.status != "pending"), GrantRequest.id.desc()).limit(200)).all()
+    return [(r, i) for r, i in rows]
+
+
+# --- liability -------------------------------------------------------------------------------------------
+
+# Per kind: the status that counts as used and the one that counts as lapsed, for its historical use rate.
+USE_OUTCOMES = {"voucher": ("redeemed", "expired"), "rate_boost": ("redeemed", "expired"),
+                "cashback": ("paid", "clawed_back"), "experience_funds": ("paid", "revoked")}
+
+
+@dataclass(frozen=True, slots=True)
+class LiabilityRow:
+    """Outstanding rewards of one campaign (None: not from a campaign) and kind."""
+
+    campaign_id: int | None
+    kind: str
+    count: int
+    face_fen: int
+    cost_fen: int
+    rate: float
+    expected_fen: int
+
+
+def use_rates(*, session: Session) -> dict[str, float]:
+    """Return the historical use rate per kind over settled rewards (rules.DEFAULT_USE_RATE without history)."""
+    counts = dict(((k, s), n) for k, s, n in session.execute(
+        select(Reward.kind, Reward.status, func.count()).group_by(Reward.kind, Reward.status)))
+    return {kind: rules.use_rate(counts.get((kind, used), 0), counts.get((kind, lapsed), 0))
+            for kind, (used, lapsed) in USE_OUTCOMES.items()}
+
+
+def liability(*, session: Session) -> tuple[list[LiabilityRow], LiabilityRow]:
+    """Return outstanding (granted) rewards per campaign and kind at face value and expected cost, and the total."""
+    rates = use_rates(session=session)
+    groups: dict[tuple[int | None, str], list[int]] = {}
+    query = select(Reward.campaign_id, Reward.kind, Reward.amount_fen, Reward.budget_fen, Reward.annual_rate_bp,
+                   Reward.days, Reward.rate_bp, Reward.principal_fen).where(Reward.status == "granted")
+    for row in session.execute(query):
+        face, cost = _outstanding_value(row)
+        acc = groups.setdefault((row.campaign_id, row.kind), [0, 0, 0])
+        acc[0] += 1
+        acc[1] += face
+        acc[2] += cost
+    out = []
+    for (campaign_id, kind), (count, face, cost) in sorted(groups.items(), key=lambda kv: (kv[0][0] is None,
+                                                                                        kv[0][0] or 0, kv[0][1])):
+        rate = rates.get(kind, rules.DEFAULT_USE_RATE)
+        expected = rules.expected_cost(rules.Outstanding(kind, count, face, cost), rate)
+        out.append(LiabilityRow(campaign_id, kind, count, face, cost, rate, expected))
+    total = LiabilityRow(None, "", sum(r.count for r in out), sum(r.face_fen for r in out),
+                         sum(r.cost_fen for r in out), 0.0, sum(r.expected_fen for r in out))
+    return out, total
+
+
+def _outstanding_value(row: Any) -> tuple[int, int]:
+    """Return an outstanding reward's face value and its cost if used (a rate boost at its maximum cost)."""
+    if row.kind == "voucher":
+        return row.amount_fen or 0, row.amount_fen or 0
+    if row.kind == "rate_boost":
+        return row.budget_fen, row.budget_fen
+    if row.kind == "experience_funds":
+        return row.amount_fen or 0, rules.experience_funds_cost(row.amount_fen or 0, row.annual_rate_bp or 0,
+                                                                 row.days or 0)
+    if row.kind == "cashback":
+        cost = rules.cashback_cost(row.principal_fen or 0, row.rate_bp or 0)
+        return cost, cost
+    return row.amount_fen or 0, row.amount_fen or 0
+
