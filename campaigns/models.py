@@ -85,6 +85,8 @@ MEMBER_STATUS_LABELS = {
     "holdout": _l("对照组"),
     "done": _l("已发放"),
     "budget_exhausted": _l("预算用尽"),
+    "failed": _l("发放失败"),
+    "cancelled": _l("活动已取消"),
 }
 
 

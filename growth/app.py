@@ -263,7 +263,7 @@ def _register_message_channels(app: Flask) -> None:
 
 
 def _register_background_work(app: Flask) -> None:
-    from campaigns import runner, scheduler
+    from campaigns import fulfilment, runner, scheduler
     from campaigns.consumer import run_triggers
     from channels.delivery import run_delivery
     from growth.background import register_worker
@@ -276,6 +276,7 @@ def _register_background_work(app: Flask) -> None:
     register_worker(app, "campaign-triggers", run_triggers)
     register_worker(app, "scheduler", scheduler.run_scheduler)
     register_worker(app, "campaign-runner", runner.run_campaign_runner)
+    register_worker(app, "campaign-fulfilment", fulfilment.run_fulfilment)
     scheduler.register_task("campaign-run", runner.task_campaign_run)
     scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
     scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")

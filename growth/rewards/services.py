@@ -125,22 +125,44 @@ def grant(*, session: Session, key: str, investor_id: int, kind: str, terms: Ter
     A repeated key returns the existing reward (no second budget use, no second webhook). A grant
     that would break a limit raises BudgetExhausted (naming the limit) and writes nothing.
     """
-    if not key or len(key) > 255:
+    return grant_pack(session=session, keys=[key], investor_id=investor_id, items=[(kind, terms)], budget=budget,
+                      actor=actor, now=now, campaign_id=campaign_id, cause=cause, note=note)[0]
+
+
+def grant_pack(*, session: Session, keys: Sequence[str], investor_id: int, items: Sequence[tuple[str, Terms]],
+               budget: RewardBudget, actor: str, now: datetime, campaign_id: int | None = None,
+               cause: str | None = None, note: str | None = None) -> list[Reward]:
+    """Grant rewards that are ONE grant of their budget (a campaign's reward list for one member, 新手礼包).
+
+    The pack uses one of `max_grants` and of `per_investor`, and the sum of its values of `max_amount`;
+    it is granted whole or not at all (BudgetExhausted, nothing written). Each reward has its own
+    idempotency key (`keys`, one per item); a repeat of the first key returns the pack already granted.
+    """
+    if len(keys) != len(items) or not items:
+        raise ValueError("a pack needs one key per reward")
+    if any(not k or len(k) > 255 for k in keys):
         raise ValueError("a grant needs an idempotency key of at most 255 characters")
-    existing = session.scalar(select(Reward).where(Reward.key == key))
-    if existing is not None:
-        return existing
-    rules.check_terms(kind, terms)
+    existing = list(session.scalars(select(Reward).where(Reward.key.in_(keys))))
+    if existing:
+        return sorted(existing, key=lambda r: list(keys).index(r.key))
     investor = session.get(Investor, investor_id)
     if investor is None:
         raise NotFound("investor not found")
-    value = rules.budget_value(kind, terms)
-    if value is None:
-        if session.scalar(select(_BUDGETS.c.max_amount_fen).where(_BUDGETS.c.id == budget.id)) is not None:
-            # Its cost has no maximum, so an amount limit could not hold: say so rather than guess.
-            raise InvalidTerms(_l("有金额上限的预算发放加息券时须设投资上限"), field="max_investment_fen")
-        value = 0
-    reward = Reward(
+    amount_limited: bool | None = None
+    values = []
+    for kind, terms in items:
+        rules.check_terms(kind, terms)
+        value = rules.budget_value(kind, terms)
+        if value is None:
+            if amount_limited is None:
+                amount_limited = session.scalar(
+                    select(_BUDGETS.c.max_amount_fen).where(_BUDGETS.c.id == budget.id)) is not None
+            if amount_limited:
+                # Its cost has no maximum, so an amount limit could not hold: say so rather than guess.
+                raise InvalidTerms(_l("有金额上限的预算发放加息券时须设投资上限"), field="max_investment_fen")
+            value = 0
+        values.append(value)
+    rewards = [Reward(
         key=key, investor_id=investor_id, kind=kind, status="granted", budget_id=budget.id, campaign_id=campaign_id,
         amount_fen=terms.amount_fen, annual_rate_bp=terms.annual_rate_bp, rate_bp=terms.rate_bp,
         max_days=terms.max_days, days=terms.days, hold_days=terms.hold_days, principal_fen=terms.principal_fen,
@@ -148,29 +170,32 @@ def grant(*, session: Session, key: str, investor_id: int, kind: str, terms: Ter
         min_term_days=terms.min_term_days, valid_days=terms.valid_days, budget_fen=value,
         investment_id=terms.investment_id, cost_fen=0, settled_at=None, granted_at=now,
         expires_at=rules.expires_at(kind, terms, now), granted_by=actor, cause=(cause or key)[:255], note=note,
-    )
+    ) for key, (kind, terms), value in zip(keys, items, values, strict=True)]
     try:
         with session.begin_nested():
-            _consume(session, budget, investor_id, value)
-            session.add(reward)
+            _consume(session, budget, investor_id, sum(values))
+            session.add_all(rewards)
             session.flush()
     except IntegrityError:
-        # The same key granted concurrently: the savepoint gave the budget back; the other grant stands.
-        found = session.scalar(select(Reward).where(Reward.key == key))
-        if found is None:
+        # The same keys granted concurrently: the savepoint gave the budget back; the other grant stands.
+        found = list(session.scalars(select(Reward).where(Reward.key.in_(keys))))
+        if not found:
             raise
-        return found
+        return sorted(found, key=lambda r: list(keys).index(r.key))
     session.expire(budget)
-    entries = [entry_row(reward.id, "granted", "grant", at=now, now=now, actor=actor,
-                      amount=value, investment_id=terms.investment_id, note=note)]
-    if kind == "cash":  # paid at grant: the webhook is the platform's instruction to credit it
-        entries.append(entry_row(reward.id, "paid", "grant", at=now, now=now, actor=actor,
-                              amount=rules.cash_cost(terms.amount_fen or 0)))
+    entries = []
+    for reward, (kind, terms), value in zip(rewards, items, values, strict=True):
+        entries.append(entry_row(reward.id, "granted", "grant", at=now, now=now, actor=actor,
+                                 amount=value, investment_id=terms.investment_id, note=note))
+        if kind == "cash":  # paid at grant: the webhook is the platform's instruction to credit it
+            entries.append(entry_row(reward.id, "paid", "grant", at=now, now=now, actor=actor,
+                                     amount=rules.cash_cost(terms.amount_fen or 0)))
     insert_many(session.connection(), _ENTRIES, entries)
-    refresh(session=session, reward_ids=[reward.id])
-    session.refresh(reward)
-    queue_webhook(session, reward, investor.platform_user_id, "reward.granted", now=now)
-    return reward
+    refresh(session=session, reward_ids=[r.id for r in rewards])
+    for reward in rewards:
+        session.refresh(reward)
+        queue_webhook(session, reward, investor.platform_user_id, "reward.granted", now=now)
+    return rewards
 
 
 def entry_row(reward_id: int, kind: str, source: str, *, at: datetime, now: datetime, actor: str, amount: int = 0,
