@@ -181,6 +181,7 @@ def _members(session: Session, candidates: list[_Candidate], now: datetime) -> l
                 "event_seq": c.seq, "investment_id": c.fire.investment.investment_id if c.fire.investment else None,
                 "holdout": holdout, "entered_at": c.fire.occurred_at, "status": "holdout" if holdout else "pending",
                 "due_at": triggers.due_at(definition, c.accepted_at), "created_at": now, "fulfilled_at": None,
+                "rewards_granted": 0,
             })
     return rows
 

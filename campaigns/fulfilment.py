@@ -189,7 +189,10 @@ def _live(session: Session, campaign: Campaign, now: datetime) -> _Live:
 
 def fulfil_member(member: CampaignMember, live: _Live, investor: Investor, investment: _Investment | None, *,
                   session: Session, app: Flask, now: datetime) -> str:
-    """Grant a member's rewards and enqueue its messages (or nothing, if the budget is out); return its status."""
+    """Grant a member's rewards and enqueue its messages (or nothing, if the budget is out); return its status.
+
+    Sets `member.rewards_granted` to the number of rewards it got.
+    """
     definition = live.definition
     granted: list[Reward] = []
     try:
@@ -212,6 +215,7 @@ def fulfil_member(member: CampaignMember, live: _Live, investor: Investor, inves
     except InvalidTerms as err:
         log.warning("campaign %s member %s: %s", live.campaign.id, member.id, err)
         return "failed"
+    member.rewards_granted = len(granted)
     return "done"
 
 

@@ -117,6 +117,7 @@ class CampaignMember(Base):
     holdout: Mapped[bool] = mapped_column(default=False)
     entered_at: Mapped[datetime]  # the fire's occurred_at or the run's time (entry.every_days counts from it)
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    rewards_granted: Mapped[int] = mapped_column(default=0)  # how many rewards fulfilment granted the member
     due_at: Mapped[datetime]
     created_at: Mapped[datetime]
     fulfilled_at: Mapped[datetime | None]

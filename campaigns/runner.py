@@ -143,7 +143,7 @@ def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK
                      "entry_key": "once" if every is None else f"run:{run.id}", "cause": f"run:{run.id}",
                      "run_id": run.id, "event_seq": None, "investment_id": None, "holdout": holdout,
                      "entered_at": at, "status": "holdout" if holdout else "pending", "due_at": now,
-                     "created_at": now, "fulfilled_at": None})
+                     "created_at": now, "fulfilled_at": None, "rewards_granted": 0})
     entered_now = insert_many(session.connection(), _MEMBERS, rows, returning=("id",), skip_conflicts=True)
     run.after_investor_id = batch[-1].investor_id
     run.selected += len(entered_now)

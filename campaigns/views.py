@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from campaigns import preview as previews
+from campaigns import results as figures
 from campaigns import services
 from campaigns.definition import CAMPAIGN_TYPES
 from campaigns.models import STATUSES
+from channels.settings import load as load_settings
 from growth.auth.permissions import Permission, require
 from growth.db import request_session
 from growth.errors import Invalid, Problem
 from growth.inputs import ID_MAX
+from growth.money import fen_to_api
 from growth.request_size import max_body
 from growth.timeutil import utcnow
 
@@ -138,6 +142,29 @@ def pause(campaign_id: int):  # type: ignore[no-untyped-def]
 @require(Permission.CAMPAIGNS_CONTROL)
 def resume(campaign_id: int):  # type: ignore[no-untyped-def]
     return _step(campaign_id, "resume")
+
+
+@api.post("/campaigns/<int:campaign_id>/preview")
+@require(Permission.CAMPAIGNS_PREVIEW)
+def preview(campaign_id: int):  # type: ignore[no-untyped-def]
+    session = request_session()
+    campaign = _campaign(campaign_id)
+    definition = services.definition_of(campaign)
+    settings = load_settings(session=session, environment=current_app.config.get("CHANNEL_ENV") or {})
+    shown = previews.preview(definition, campaign_id=campaign.id, session=session, now=utcnow(),
+                             sign_name=settings["sms_sign_name"])
+    cost = figures.estimate(definition, shown.audience - shown.holdout)
+    budget = definition.budget
+    return jsonify({**shown.as_json(), "estimated_cost": cost.as_json(),
+                    "budget": {"max_grants": budget.max_grants, "per_investor": budget.per_investor,
+                               "max_amount": None if budget.max_amount is None else fen_to_api(budget.max_amount),
+                               "estimated_grants": cost.grants}})
+
+
+@api.get("/campaigns/<int:campaign_id>/results")
+@require(Permission.CAMPAIGNS_VIEW)
+def results(campaign_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(figures.results(_campaign(campaign_id).id, session=request_session()))
 
 
 @api.post("/kill-switch")

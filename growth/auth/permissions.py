@@ -68,6 +68,8 @@ class Permission(StrEnum):
     CAMPAIGNS_EDIT = "campaigns.edit"
     CAMPAIGNS_APPROVE = "campaigns.approve"
     CAMPAIGNS_CONTROL = "campaigns.control"
+    # … and preview one before approving it (audience, messages, cost): marketers and approvers.
+    CAMPAIGNS_PREVIEW = "campaigns.preview"
     # The marketing kill switch: pauses every marketing campaign and holds their messages (approvers, admins).
     KILL_SWITCH = "campaigns.kill_switch"
     # The incentive ledger: rewards, budgets and liability (reading) …
@@ -83,11 +85,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REWARDS_VIEW,
         Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_EDIT, Permission.CAMPAIGNS_CONTROL,
+        Permission.CAMPAIGNS_PREVIEW,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE,
-        Permission.CAMPAIGNS_CONTROL, Permission.KILL_SWITCH,
+        Permission.CAMPAIGNS_CONTROL, Permission.CAMPAIGNS_PREVIEW, Permission.KILL_SWITCH,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,

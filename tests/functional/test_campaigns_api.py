@@ -228,3 +228,35 @@ def test_the_kill_switch_pauses_marketing_campaigns_and_holds_their_messages_unt
         assert held.due_at > due  # due now: delivery checks it again against everything else
         audited = [a.action for a in s.query(AuditEntry).filter(AuditEntry.action.like("kill_switch.%"))]
     assert audited == ["kill_switch.on", "kill_switch.off"]
+
+
+def test_preview_counts_the_audience_and_estimates_the_cost_for_marketers_and_approvers(app, call):
+    from datetime import UTC, datetime
+
+    from channels.models import ConsentState
+    from tests.factories import make_investor
+
+    with get_db(app).session_scope(write=True) as s:
+        for i in range(4):
+            investor = make_investor(s, investment_count=1 + i)
+            s.add(ConsentState(investor_id=investor.id, channel="sms", granted=i % 2 == 0,
+                               occurred_at=datetime(2026, 12, 1, tzinfo=UTC), source="event"))
+    doc = {**DOC, "rewards": [{"kind": "cash", "amount": "8.88"}], "budget": {"max_grants": 3}}
+    cid = created(call, doc)["id"]
+    assert call("POST", f"/api/v1/campaigns/{cid}/preview", "agent").status_code == 403
+    body = call("POST", f"/api/v1/campaigns/{cid}/preview", "approver").get_json()
+    assert (body["audience"], body["holdout"]) == (4, 0)
+    assert body["messages"] == {"sms": 2}
+    assert body["sms_parts"] == 1
+    assert body["estimated_cost"] == "26.64"  # 3 grants (the budget's max) × 8.88
+    assert body["compliance"] == [] and body["samples"][0]["channel"] == "sms"
+
+
+def test_results_of_a_campaign_nobody_entered_yet_are_zeros_in_the_spec_shape(call):
+    cid = created(call)["id"]
+    body = call("GET", f"/api/v1/campaigns/{cid}/results", "analyst").get_json()
+    assert (body["members"], body["holdout"], body["treated"], body["granted"], body["budget_exhausted"]) == (
+        0, 0, 0, 0, 0)
+    assert body["messages"]["sms"]["sent"] == 0 and body["rewards"]["cost"] == "0.00"
+    assert body["invested"] == {"treated": {"investors": 0, "amount": "0.00"},
+                                "holdout": {"investors": 0, "amount": "0.00"}}

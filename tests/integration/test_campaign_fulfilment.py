@@ -161,3 +161,27 @@ def test_per_investor_limits_count_entries_across_the_campaign(app):
     happen(app, [investment("u", T0 + timedelta(days=2), "i2")], at=T0 + timedelta(days=2, minutes=1))
     fulfil(app, T0 + timedelta(days=2, minutes=2))
     assert statuses(app, cid) == ["done", "budget_exhausted"]
+
+
+def test_results_count_members_grants_messages_rewards_and_investments_by_side(app):
+    from campaigns.results import results
+    from campaigns.segments import in_holdout
+
+    cid = campaign(app, {"on": "registered"}, rewards=[{"kind": "cash", "amount": "5.00"}], messages=[WELCOME],
+                   holdout_percent=40, budget={"max_grants": 4})
+    users = [f"r{i}" for i in range(12)]
+    happen(app, [registered(u) for u in users])
+    fulfil(app)
+    held = [u for u in users if in_holdout(cid, u, 40)]
+    treated = [u for u in users if u not in held]
+    assert held and len(treated) > 4
+    happen(app, [investment(treated[0], T0 + timedelta(hours=2), "t1", amount="1000.00"),
+                 investment(held[0], T0 + timedelta(hours=2), "h1", amount="300.00")], at=T0 + timedelta(hours=3))
+    with get_db(app).session_scope() as s:
+        got = results(cid, session=s)
+    assert (got["members"], got["holdout"], got["treated"]) == (12, len(held), len(treated))
+    assert (got["granted"], got["budget_exhausted"]) == (4, len(treated) - 4)
+    assert got["messages"]["sms"]["queued"] == 4
+    assert got["rewards"]["granted"] == 4 and got["rewards"]["paid"] == 4 and got["rewards"]["cost"] == "20.00"
+    assert got["invested"] == {"treated": {"investors": 1, "amount": "1000.00"},
+                               "holdout": {"investors": 1, "amount": "300.00"}}

@@ -2,7 +2,7 @@
 
 Revision ID: 0008_campaigns
 Revises: 0006_rewards
-Create Date: 2026-12-03 17:10:47.215108
+Create Date: 2026-12-03 17:45:10.725820
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def upgrade() -> None:
     sa.Column('holdout', sa.Boolean(), nullable=False),
     sa.Column('entered_at', growth.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('rewards_granted', sa.Integer(), nullable=False),
     sa.Column('due_at', growth.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_at', growth.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('fulfilled_at', growth.db.UTCDateTime(timezone=True), nullable=True),
