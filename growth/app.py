@@ -268,8 +268,8 @@ def _register_background_work(app: Flask) -> None:
 
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
-    register_worker(app, "message-delivery", run_delivery)
     register_worker(app, "rewards", run_rewards)  # expiry and payments, until the scheduler arrives
+    register_worker(app, "message-delivery", run_delivery)
 
 
 def _register_template_helpers(app: Flask) -> None:
