@@ -273,6 +273,7 @@ def _register_background_work(app: Flask) -> None:
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
     register_worker(app, "message-delivery", run_delivery)
+    register_worker(app, "rewards", run_rewards)  # expiry and payments, until the scheduler arrives
     register_worker(app, "campaign-triggers", run_triggers)
     register_worker(app, "scheduler", scheduler.run_scheduler)
     register_worker(app, "campaign-runner", runner.run_campaign_runner)
@@ -280,7 +281,6 @@ def _register_background_work(app: Flask) -> None:
     scheduler.register_task("campaign-run", runner.task_campaign_run)
     scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
     scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")
-    register_worker(app, "rewards", run_rewards)  # expiry and payments, until the scheduler arrives
 
 
 def _register_template_helpers(app: Flask) -> None:

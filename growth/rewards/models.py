@@ -184,7 +184,7 @@ class RewardUse(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     investment_id: Mapped[str] = mapped_column(String(200))
-    reward_ref: Mapped[str] = mapped_column(String(200))  # as the platform sent it
+    reward_ref: Mapped[str] = mapped_column(String(200), index=True)  # as the platform sent it
     reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id"), index=True)
     investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
     occurred_at: Mapped[datetime]

@@ -30,7 +30,7 @@ from growth.db import insert_many, table_of
 from growth.investors.models import Investment
 from growth.projections import Batch, LoggedEvent, Projection
 from growth.rewards import rules
-from growth.rewards.models import PROJECTION, Reward, RewardEntry, RewardUse, parse_public_id
+from growth.rewards.models import PROJECTION, Reward, RewardEntry, RewardUse, parse_public_id, public_id
 from growth.rewards.services import refresh, terms_of
 
 _REWARDS = table_of(Reward)
@@ -108,9 +108,11 @@ def reconcile(investment_ids: Sequence[str], *, batch: Batch) -> None:
         elif e["kind"] == "paid":
             paid.add(e["reward_id"])
 
-    # Every investment that names one of these rewards: their uses are decided together.
-    others = {u["investment_id"] for u in _select_in(batch, select(_USES.c.investment_id), _USES.c.reward_id,
-                                                     sorted(rewards))} - set(investments)
+    # Every investment that names one of these rewards: their uses are decided together. By the id as named,
+    # so a use recorded before the reward existed (not_found then) is decided again too.
+    refs = [public_id(rid) for rid in sorted(rewards)]
+    others = {u["investment_id"] for u in _select_in(batch, select(_USES.c.investment_id), _USES.c.reward_ref,
+                                                     refs)} - set(investments)
     investments.update({r["investment_id"]: r for r in _select_in(batch, inv_cols, _INVESTMENTS.c.investment_id,
                                                                   sorted(others))})
     claims: dict[int, list[rules.Claim]] = {rid: [] for rid in rewards}
@@ -132,7 +134,7 @@ def reconcile(investment_ids: Sequence[str], *, batch: Batch) -> None:
                                 reward["expires_at"], revoked_at.get(rid), reward["min_investment_fen"],
                                 reward["max_investment_fen"], reward["min_term_days"])
         winner, reasons = rules.decide_claims(view, claims[rid])
-        uses += [_use(c, f"rw_{rid}", rid, reasons[c.investment_id]) for c in claims[rid]]
+        uses += [_use(c, public_id(rid), rid, reasons[c.investment_id]) for c in claims[rid]]
         if winner is not None:
             cost = rules.redeemed_cost(reward["kind"], terms_of(reward), winner)
             new_entries.append(_entry(rid, "redeemed", winner.occurred_at, cost, winner.investment_id))
@@ -151,7 +153,7 @@ def reconcile(investment_ids: Sequence[str], *, batch: Batch) -> None:
     # Uses: replace those of the batch's investments and of every reward decided again.
     for clause in batch.where_in(_USES.c.investment_id, list(investment_ids)):
         conn.execute(delete(_USES).where(clause))
-    for clause in batch.where_in(_USES.c.reward_id, sorted(rewards)):
+    for clause in batch.where_in(_USES.c.reward_ref, refs):
         conn.execute(delete(_USES).where(clause))
     insert_many(conn, _USES, uses)
     # Entries: keep the projection's entries that still hold, replace the others.

@@ -269,11 +269,20 @@ def requests():  # type: ignore[no-untyped-def]
                            me=current_user.email)
 
 
-@bp.route("/requests/<int:request_id>/<any(approve, reject):decision>", methods=["POST"])
+@bp.route("/requests/<int:request_id>/approve", methods=["POST"])
 @require(Permission.REWARDS_MANAGE)
-def decide(request_id: int, decision: str):  # type: ignore[no-untyped-def]
+def approve(request_id: int):  # type: ignore[no-untyped-def]
+    return _decide(request_id, approve=True)
+
+
+@bp.route("/requests/<int:request_id>/reject", methods=["POST"])
+@require(Permission.REWARDS_MANAGE)
+def reject(request_id: int):  # type: ignore[no-untyped-def]
+    return _decide(request_id, approve=False)
+
+
+def _decide(request_id: int, *, approve: bool) -> Response:
     db = request_session()
-    approve = decision == "approve"
     req = services.decide_request(request_id, session=db, approve=approve, actor=current_user.email,
                                   note=request.form.get("note", "")[:500], now=utcnow())
     record("reward.request_approved" if approve else "reward.request_rejected", session=db,

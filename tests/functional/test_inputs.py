@@ -16,6 +16,8 @@ from growth.acquisition.models import AcquisitionChannel, TrackingLink
 from growth.auth.permissions import Permission, require
 from growth.db import get_db
 from growth.inputs import ID_MAX
+from growth.rewards.rules import Terms
+from growth.rewards.services import budget_for, grant
 from tests.factories import make_investor, make_message, make_token
 
 HUGE = "9" * 20  # beyond BIGINT: OverflowError on SQLite, out of range on PostgreSQL
@@ -35,8 +37,11 @@ def rows(app: Flask) -> int:
         s.flush()
         s.add(TrackingLink(channel_id=channel.id, code="abc123", name="落地页",
                            landing_url="https://www.example.com/", created_by="test"))
-        make_investor(s, platform_user_id="u_1", registered_at=datetime(2026, 3, 1, tzinfo=UTC))
+        investor = make_investor(s, platform_user_id="u_1", registered_at=datetime(2026, 3, 1, tzinfo=UTC))
         make_message(s)
+        at = datetime(2026, 3, 1, tzinfo=UTC)
+        grant(session=s, key="inputs", investor_id=investor.id, kind="cash", terms=Terms(amount_fen=100),
+              budget=budget_for("manual", "manual", session=s, now=at), actor="test", now=at)
         s.add(MessageTemplate(name="模板", channel="sms", message_class="service", body="您好",
                               updated_at=datetime(2026, 3, 1, tzinfo=UTC)))
         return channel.id

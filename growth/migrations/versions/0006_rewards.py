@@ -146,11 +146,13 @@ def upgrade() -> None:
     with op.batch_alter_table('reward_uses', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_reward_uses_investor_id'), ['investor_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_reward_uses_reward_id'), ['reward_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reward_uses_reward_ref'), ['reward_ref'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('reward_uses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reward_uses_reward_ref'))
         batch_op.drop_index(batch_op.f('ix_reward_uses_reward_id'))
         batch_op.drop_index(batch_op.f('ix_reward_uses_investor_id'))
 

@@ -213,3 +213,20 @@ def test_for_random_grants_and_uses_the_final_ledger_is_the_same_in_any_arrival_
     with get_db(app).session_scope(write=True) as s:  # the next example starts from no rewards
         s.execute(RewardEntry.__table__.delete())
         s.execute(Reward.__table__.delete())
+
+
+def test_a_use_named_before_its_reward_existed_is_decided_again_once_the_reward_is_used(app, client):
+    ids = register(app, client, "u1")
+    first = give(app, ids["u1"], key="first")
+    _post(app, client, [_invest(client, "u1", "i-before", T0 + D, [f"rw_{first + 1}"])])
+    assert ledger(app)["uses"] == [("i-before", f"rw_{first + 1}", False, "not_found")]
+    later = give(app, ids["u1"], key="later", at=T0 + 2 * D)
+    assert later == first + 1
+    _post(app, client, [_invest(client, "u1", "i-after", T0 + 3 * D, [f"rw_{later}"])])
+    state = ledger(app)
+    assert state["uses"] == [("i-after", f"rw_{later}", True, None),
+                             ("i-before", f"rw_{later}", False, "not_usable")]  # named before it was granted
+    with get_db(app).session_scope(write=True) as s:
+        reset_projections(session=s, projections=projections_of(app))
+    drain(app)
+    assert ledger(app) == state
