@@ -171,8 +171,11 @@ class Deliverer:
 
         The claim (a database round trip and the checks) then overlaps the provider calls instead of
         following them; the outcomes of a batch are still recorded in one transaction once all are known.
+        WeChat mass sends (a few a month) are looked for after every batch that was not full, and at
+        least every `idle` seconds while full batches follow each other: not a transaction per batch.
         """
         in_flight: tuple[Sending, ChannelConfig] | None = None
+        mass_checked = float("-inf")
         try:
             while not stop.is_set():
                 cfg = self.config()
@@ -182,7 +185,9 @@ class Deliverer:
                 if in_flight is not None:
                     self._record_sent(*in_flight)
                 in_flight = (sending, cfg) if sending is not None else None
-                mass = self._mass_round(cfg)
+                mass = 0
+                if len(batch) < self.batch or time.monotonic() - mass_checked >= idle:
+                    mass, mass_checked = self._mass_round(cfg), time.monotonic()
                 if not batch and not mass and in_flight is None:
                     stop.wait(idle)
         finally:  # a batch already sent is recorded even when the loop stops on an error: no needless repeat
