@@ -377,6 +377,30 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def _profiler(pid: int, folder: Path) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PROFILE=<folder>, sample the worker with py-spy (collapsed stacks) while it sends."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    target = Path(out) / f"worker-{folder.name}.txt"
+    # --gil: only the thread holding the GIL is sampled, so the profile is where the worker's one core goes.
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--gil",
+                             "--nonblocking", "--output", str(target)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop_profiler(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None and spy.poll() is None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
 # --- the fake provider ------------------------------------------------------------------------------
 
 
@@ -480,7 +504,11 @@ class Instance:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise BenchError(f"the worker did not start:\n{tail(log_path)}")
                 time.sleep(0.02)
-            yield proc, time.perf_counter(), log_path
+            spy = _profiler(proc.pid, self.dir)
+            try:
+                yield proc, time.perf_counter(), log_path
+            finally:
+                _stop_profiler(spy)
         finally:
             _stop(proc)
 

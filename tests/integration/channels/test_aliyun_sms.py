@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 
@@ -172,3 +178,103 @@ def test_the_signature_matches_aliyuns_documented_example() -> None:
 
 def test_values_are_encoded_the_rfc_3986_way() -> None:
     assert canonical_query({"b": "a b*~", "a": "中"}) == "a=%E4%B8%AD&b=a%20b%2A~"
+
+
+class KeepAliveServer:
+    """A bare HTTP/1.1 server on 127.0.0.1 answering Aliyun's OK; counts connections and requests.
+
+    With `drop_idle`, it closes each connection right after answering, while the client still holds it
+    as kept alive: what a provider's load balancer does to idle connections.
+    """
+
+    def __init__(self, *, drop_idle: bool) -> None:
+        self.drop_idle = drop_idle
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.answered = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                self.requests.append(reader.read(length))
+                body = json.dumps({"Code": "OK", "Message": "OK", "BizId": f"{len(self.requests)}^0",
+                                   "RequestId": "R"}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                self.answered.set()
+                if self.drop_idle:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def keep_alive_settings(server: KeepAliveServer) -> SmsSettings:
+    return SmsSettings(provider="aliyun", endpoint=server.endpoint, protocol="http", access_key_id="k",
+                       access_key_secret="s", sign_name="投资人增长", timeout=2.0)
+
+
+def test_sends_from_one_thread_share_one_kept_alive_connection() -> None:
+    server = KeepAliveServer(drop_idle=False)
+    adapter = AliyunSms(keep_alive_settings(server))
+    try:
+        results = [adapter.send(message(message_id=f"m{i}")) for i in range(3)]
+    finally:
+        adapter.close()
+        server.close()
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    assert (server.connections, len(server.requests)) == (1, 3)
+
+
+def test_a_connection_the_server_dropped_while_idle_is_opened_again_not_sent_into() -> None:
+    server = KeepAliveServer(drop_idle=True)
+    adapter = AliyunSms(keep_alive_settings(server))
+    try:
+        first = adapter.send(message(message_id="m1"))
+        time.sleep(0.2)  # the server has closed the connection the adapter keeps
+        second = adapter.send(message(message_id="m2"))
+    finally:
+        adapter.close()
+        server.close()
+
+    assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.SENT)
+    assert (server.connections, len(server.requests)) == (2, 2)
+
+
+def test_the_form_body_is_the_canonical_query_with_the_signature_appended(fake: FakeAliyunSms) -> None:
+    adapter = AliyunSms(settings_for(fake), nonce=lambda: "nonce-1",
+                        clock=lambda: datetime(2026, 12, 3, 8, 0, tzinfo=UTC))
+
+    body = adapter.request_body(message(params={"name": "张 三", "amount": "50.00"})).decode()
+
+    params = adapter.request_params(message(params={"name": "张 三", "amount": "50.00"}))
+    signature = params.pop("Signature")
+    assert body == f"{canonical_query(params)}&Signature={quote(signature, safe='-_.~')}"
+    assert params["TemplateParam"] == '{"name":"张 三","amount":"50.00"}'
+    assert adapter.send(message(params={"name": "张 三", "amount": "50.00"})).outcome is Outcome.SENT
