@@ -308,8 +308,10 @@ class Deliverer:
                  recipients: dict[int, Recipient], consent: dict[tuple[int, str], bool],
                  refusals: dict[tuple[int, str], Unreachable]) -> tuple[Verdict | None, str, str]:
         channel, marketing = row.channel, row.message_class == MessageClass.MARKETING
-        if cfg.paused(channel):  # the kill switch holds everything on the channel, configured or not
+        if cfg.paused(channel):  # a paused channel holds everything on it, configured or not
             return Verdict(row, "deferred", hold_reason="paused", due_at=now + PAUSED_RECHECK), "", ""
+        if marketing and cfg.marketing_held():  # the marketing kill switch (spec §3)
+            return Verdict(row, "deferred", hold_reason="kill_switch", due_at=now + PAUSED_RECHECK), "", ""
         if cfg.provider(channel) is None:
             return Verdict(row, "failed", "channel_off", f"the {channel} channel is not configured",
                            fall_back=True), "", ""

@@ -78,6 +78,7 @@ class Setting:
     secret: bool = False
     editable: bool = False
     check: Callable[[str], None] | None = None
+    switched: bool = False  # stored by its own service (the kill switch), not on the settings form; overrides apply
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -113,7 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("email_paused", "GROWTH_EMAIL_PAUSED", "false", _l("暂停邮件"), editable=True, check=_flag),
     Setting("webhook_paused", "GROWTH_WEBHOOK_PAUSED", "false", _l("暂停平台回调"), editable=True, check=_flag),
     # The marketing kill switch (spec §3): set by approvers through POST /api/v1/kill-switch, not the settings form.
-    Setting("marketing_hold", "GROWTH_MARKETING_HOLD", "false", _l("营销消息一键暂停"), check=_flag),
+    Setting("marketing_hold", "GROWTH_MARKETING_HOLD", "false", _l("营销消息一键暂停"), check=_flag, switched=True),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -206,7 +207,7 @@ def load(*, session: Session, environment: Mapping[str, str]) -> ChannelConfig:
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     for s in SETTINGS:
-        if s.editable and s.key in stored:
+        if (s.editable or s.switched) and s.key in stored:
             values[s.key], sources[s.key] = stored[s.key], "override"
         elif environment.get(s.env, "").strip():
             values[s.key], sources[s.key] = environment[s.env].strip(), "environment"

@@ -378,3 +378,22 @@ def test_a_delivery_report_that_beats_the_workers_own_record_is_kept(app, sessio
     row = _status(session, mid)
     assert (row.status, row.provider_id, row.attempts) == ("delivered", results[0][1].provider_id, 1)
     assert row.delivered_at is not None and row.sent_at is not None
+
+
+def test_the_marketing_kill_switch_defers_marketing_found_while_it_is_on_and_lets_service_through(app, session):
+    from channels.services import set_marketing_hold
+
+    investor = make_investor(session)
+    _consent(session, investor)
+    set_marketing_hold(True, session=session, now=NOON, by=None)
+    session.commit()
+    marketing = _queue(session, investor, cause="after-switch")  # enqueued while the switch is on
+    notice = _queue(session, investor, cls=MessageClass.SERVICE, content={"text": "您的红包已到账"}, cause="notice")
+    _deliverer(app).run_once()
+    held = _status(session, marketing)
+    assert (held.status, held.hold_reason) == ("deferred", "kill_switch")
+    assert _status(session, notice).status == "delivered"
+    set_marketing_hold(False, session=session, now=NOON, by=None)
+    session.commit()
+    _deliverer(app).run_once()
+    assert _status(session, marketing).status == "delivered"
