@@ -37,6 +37,8 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
         (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
+        (P.REFERRALS_VIEW, "referrals.index", _l("邀请好友"), _l("邀请记录、风控审核与设置")),
+        (P.REFERRALS_VIEW, "dashboards.referral_stats", _l("邀请统计"), _l("邀请、注册、达标与 K 因子")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
         (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
         (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明")),
@@ -193,9 +195,14 @@ def _register_blueprints(app: Flask) -> None:
     from growth.events.views import bp as events_bp
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
+    from growth.referrals.views import api as referrals_api
+    from growth.referrals.views import bp as referrals_bp
+    from growth.referrals.views import share as referrals_share
 
-    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp):
+    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp, referrals_bp,
+               referrals_share):
         app.register_blueprint(bp)
+    app.register_blueprint(referrals_api)
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
     app.register_blueprint(dashboards_api)
@@ -222,13 +229,18 @@ def _register_projections(app: Flask) -> None:
     from growth.acquisition.projection import AttributionProjection
     from growth.investors.projection import InvestorsProjection
     from growth.projections import EXTENSION, Projections
-    from growth.referrals.projection import ReferralsProjection
+    from growth.referrals.jobs import DEFAULTS as REFERRAL_DEFAULTS
+    from growth.referrals.projection import ReferralRecordsProjection, ReferralsProjection
+    from growth.referrals.services import default_settings
 
     projections = Projections()
     projections.register(InvestorsProjection)  # first: loads and creates the investor rows the others share
     projections.register(ReferralsProjection)
     projections.register(AttributionProjection)
     projections.register(ConsentProjection.configured(changed=signals.consent_changed))
+    # The configured program settings (a bad GROWTH_REFERRAL_* stops the start here, with its message).
+    app.extensions[REFERRAL_DEFAULTS] = referral_defaults = default_settings(app.config)
+    projections.register(ReferralRecordsProjection.configured(defaults=referral_defaults))
     app.extensions[EXTENSION] = projections
 
 
@@ -257,10 +269,12 @@ def _register_background_work(app: Flask) -> None:
     from channels.delivery import run_delivery
     from growth.background import register_worker
     from growth.events.processor import run_processor
+    from growth.referrals.jobs import run_confirmations
 
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
     register_worker(app, "message-delivery", run_delivery)
+    register_worker(app, "referral-confirmations", run_confirmations)
 
 
 def _register_template_helpers(app: Flask) -> None:

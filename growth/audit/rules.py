@@ -49,6 +49,11 @@ ACTION_LABELS = {
     "message_template.updated": _l("修改消息模板"),
     "message_template.archived": _l("归档消息模板"),
     "message_template.restored": _l("恢复消息模板"),
+    "referral.approved": _l("审核通过邀请"),
+    "referral.rejected": _l("审核拒绝邀请"),
+    "referral_settings.changed": _l("修改邀请计划设置"),
+    "referral.pii_revealed": _l("查看邀请审核完整信息"),
+    "referrals.exported": _l("导出邀请记录"),
 }
 
 TARGET_LABELS = {
@@ -61,6 +66,8 @@ TARGET_LABELS = {
     "outbox_messages": _l("消息"),
     "channel_settings": _l("渠道设置"),
     "message_template": _l("消息模板"),
+    "referral": _l("邀请"),
+    "referral_settings": _l("邀请计划设置"),
 }
 
 FIELD_LABELS = {
@@ -106,6 +113,9 @@ FIELD_LABELS = {
     "class": _l("类别"),
     "message_class": _l("类别"),
     "provider_template": _l("服务商模板"),
+    "referee": _l("被邀请人"),
+    "referrer": _l("邀请人"),
+    "confirmed": _l("已确认"),
 }
 
 MONEY_FIELDS = frozenset({"amount_fen", "previous_fen"})  # integer fen, shown as ¥

@@ -62,6 +62,12 @@ class Permission(StrEnum):
     MESSAGES_MANAGE = "messages.manage"
     # … and the channel settings (quiet hours, caps, signature, rates, pausing a channel).
     CHANNELS_SETTINGS = "channels.settings"
+    # The referral program: its records, tree, stats, share links and the referral-code API …
+    REFERRALS_VIEW = "referrals.view"
+    # … deciding flagged referrals in the review queue …
+    REFERRALS_REVIEW = "referrals.review"
+    # … and the program settings (qualification, hold, fraud thresholds).
+    REFERRALS_SETTINGS = "referrals.settings"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -69,19 +75,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MARKETER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE,
+        Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REFERRALS_VIEW,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
-        Permission.MESSAGES_VIEW,
+        Permission.MESSAGES_VIEW, Permission.REFERRALS_VIEW, Permission.REFERRALS_REVIEW,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
-        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
+        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REFERRALS_VIEW,
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
-        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW,
+        Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REFERRALS_VIEW,
     }),
 }
 

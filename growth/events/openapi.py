@@ -16,6 +16,7 @@ from growth.events.rules import (
     MAX_NAME_LENGTH,
     MAX_OPENID_LENGTH,
 )
+from growth.referrals.openapi import REFERRAL_CODE_PATH, referral_code_operation, referral_code_schemas
 
 # The patterns say exactly what growth.money and growth.events.rules accept (tests hold them to it).
 MONEY_PATTERN = r"^(?:[1-9][0-9]{0,14}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9]))$"  # > 0, at most 2 decimals
@@ -366,14 +367,16 @@ def build_openapi() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [{"name": "events", "description": "Signed platform events"},
                  {"name": "dashboards", "description": "Metrics for staff (bearer token)"},
-                 {"name": "messages", "description": "The message outbox for staff (bearer token)"}],
+                 {"name": "messages", "description": "The message outbox for staff (bearer token)"},
+                 {"name": "referrals", "description": "Referral codes for the platform (bearer token)"}],
         "paths": {
             EVENTS_PATH: {"post": _events_operation()},
             FUNNEL_PATH: {"get": _funnel_operation()},
             MESSAGES_PATH: {"get": messages_operation()},
+            REFERRAL_CODE_PATH: {"get": referral_code_operation()},
         },
         "components": {
-            "schemas": _schemas() | message_schemas(),
+            "schemas": _schemas() | message_schemas() | referral_code_schemas(),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A staff API token (`growth tokens create EMAIL`)."},
