@@ -111,11 +111,8 @@ def affected(session: Session, investor_ids: Iterable[int]) -> set[int]:
             for flag in flags or ():
                 if flag.get("code") == "referral_cycle":
                     out.update(int(m) for m in flag.get("detail", {}).get("members", ()))
-    for referrer_id, day in pairs:
-        lo, hi = local_day_bounds(day)
-        out.update(session.scalars(select(_INVESTORS.c.id).where(
-            _INVESTORS.c.referrer_id == referrer_id, _INVESTORS.c.registered_at >= lo,
-            _INVESTORS.c.registered_at < hi)))
+    for ids in _referees_on_days(session, pairs).values():
+        out.update(ids)
     # A cycle closed by one of them: every member's record changes.
     parents = _parents(session, changed)
     for rid in changed:
@@ -150,15 +147,27 @@ def _first_investments(session: Session, ids: list[int]) -> dict[int, rules.Firs
     return first
 
 
+def _referees_on_days(session: Session, pairs: set[tuple[int, Any]]) -> dict[tuple[int, Any], list[int]]:
+    """Return the referees of each (referrer, Shanghai day), read in one query per chunk of referrers."""
+    found: dict[tuple[int, Any], list[int]] = {pair: [] for pair in pairs}
+    if not pairs:
+        return found
+    lo = local_day_bounds(min(day for _r, day in pairs))[0]
+    hi = local_day_bounds(max(day for _r, day in pairs))[1]
+    for chunk in _chunks(r for r, _day in pairs):
+        for rid, referrer_id, at in session.execute(
+                select(_INVESTORS.c.id, _INVESTORS.c.referrer_id, _INVESTORS.c.registered_at).where(
+                    _INVESTORS.c.referrer_id.in_(chunk), _INVESTORS.c.registered_at >= lo,
+                    _INVESTORS.c.registered_at < hi)):
+            key = (referrer_id, local_date(at))
+            if key in found:
+                found[key].append(rid)
+    return found
+
+
 def _same_day_counts(session: Session, referees: list[Any]) -> dict[tuple[int, Any], int]:
     pairs = {(r.referrer_id, local_date(r.registered_at)) for r in referees if r.registered_at is not None}
-    counts: dict[tuple[int, Any], int] = {}
-    for referrer_id, day in pairs:
-        lo, hi = local_day_bounds(day)
-        counts[(referrer_id, day)] = len(session.scalars(select(_INVESTORS.c.id).where(
-            _INVESTORS.c.referrer_id == referrer_id, _INVESTORS.c.registered_at >= lo,
-            _INVESTORS.c.registered_at < hi)).all())
-    return counts
+    return {pair: len(ids) for pair, ids in _referees_on_days(session, pairs).items()}
 
 
 def derive(session: Session, referee_ids: Iterable[int], settings: rules.ProgramSettings) -> Derived:
