@@ -282,3 +282,27 @@ def test_a_referee_re_attributed_to_nobody_loses_the_record(app, client):
     # An earlier registration without a code arrives late: the earliest registration decides.
     ingest(app, client, [event("user.registered", "B", T0 - D, {})])
     assert referral(app, "B") is None
+
+
+def test_the_background_worker_confirms_what_is_due_and_stops_when_asked(app, client):
+    import threading
+
+    from growth.background import workers_for
+
+    pair(app, client)  # qualified in October 2026: its hold ended long before the worker's clock
+    stop = threading.Event()
+    app.config["REFERRAL_JOB_SECONDS"] = 0.05
+    worker = threading.Thread(target=workers_for(app)["referral-confirmations"], args=(app, stop), daemon=True)
+    worker.start()
+    try:
+        for _ in range(200):
+            r = referral(app, "B")
+            if r is not None and r.status == "confirmed":
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert not worker.is_alive()
+    r = referral(app, "B")
+    assert r is not None and (r.status, r.confirmed_how) == ("confirmed", "automatic")
