@@ -22,7 +22,12 @@ from growth.demodata import DEMO_CHANNELS, DEMO_STAFF, generate_events
 from growth.errors import Conflict
 from growth.events.models import PlatformEvent
 from growth.events.processor import drain
+from growth.investors.models import Investor
+from growth.investors.rules import referral_code_for
 from growth.money import fen_to_api
+from growth.referrals import services as referrals
+from growth.referrals.jobs import confirm_due_referrals, defaults_of
+from growth.referrals.models import ReferralVisit
 from growth.timeutil import SHANGHAI, utcnow
 
 BATCH = 1000
@@ -254,12 +259,6 @@ def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
 def _referral_program(app: Flask, *, now: datetime, seed: int) -> int:
     """Send referrals in every state (each fraud rule at least once) through the events API, confirm what is due,
     decide two flagged ones as a reviewer would, and count share-link visits; return the events processed."""
-    from growth.investors.models import Investor
-    from growth.investors.rules import referral_code_for
-    from growth.referrals import services as referrals
-    from growth.referrals.jobs import confirm_due_referrals, defaults_of
-    from growth.referrals.models import ReferralVisit
-
     day = timedelta(days=1)
     events: list[dict] = []
 

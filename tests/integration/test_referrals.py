@@ -3,6 +3,7 @@ rule positive and negative, staff reviews, the confirmation feed, replays and se
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
 from growth import signals
+from growth.background import workers_for
 from growth.cli import cli
 from growth.db import get_db
 from growth.errors import Conflict, DomainError
@@ -285,10 +287,6 @@ def test_a_referee_re_attributed_to_nobody_loses_the_record(app, client):
 
 
 def test_the_background_worker_confirms_what_is_due_and_stops_when_asked(app, client):
-    import threading
-
-    from growth.background import workers_for
-
     pair(app, client)  # qualified in October 2026: its hold ended long before the worker's clock
     stop = threading.Event()
     app.config["REFERRAL_JOB_SECONDS"] = 0.05
