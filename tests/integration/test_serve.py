@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -108,8 +109,9 @@ def worker_child(server: Server) -> int:
     pid = int(wait_for(only_child, START_TIMEOUT, "the worker child", server))  # type: ignore[arg-type]
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"worker" in cmdline and b"growth.cli" in cmdline
-    wait_for(lambda: f"message-delivery  (pid {pid};" in server.output(), START_TIMEOUT,
-             "the worker to be running", server)
+    # The "running" line names every registered worker, message delivery among them, then the child's pid.
+    running = re.compile(rf"growth worker running: [^\n]*\bmessage-delivery\b[^\n]*\(pid {pid};")
+    wait_for(lambda: running.search(server.output()), START_TIMEOUT, "the worker to be running", server)
     return pid
 
 
