@@ -96,3 +96,20 @@ def weekly_conversion_figure(
         legend={"orientation": "h", "y": -0.25}, xaxis={"type": "category"},
     )
     return _layout(fig, 420)
+
+
+def referral_weeks_figure(weeks: Sequence[str], series: Sequence[tuple[str, Sequence[int]]],
+                          k_factors: Sequence[float | None], *, k_label: str) -> go.Figure:
+    """Return the referral program by week: counts as bars, the cohort K-factor as a line on its own axis."""
+    fig = go.Figure()
+    for (label, counts), colour in zip(series, distinct_colours(len(series)), strict=True):
+        fig.add_bar(x=list(weeks), y=list(counts), name=label, marker={"color": colour},
+                    hovertemplate="%{x}: %{y:,d}<extra>" + label + "</extra>")
+    fig.add_scatter(x=list(weeks), y=[None if k is None else round(k, 3) for k in k_factors], name=k_label,
+                    yaxis="y2", mode="lines+markers", line={"color": "#212529"},
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + k_label + "</extra>")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2},
+                      yaxis={"tickformat": ",d", "rangemode": "tozero"},
+                      yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "tickformat": ".2f",
+                              "showgrid": False})
+    return _layout(fig, 380)

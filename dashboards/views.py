@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import plotly
@@ -31,7 +31,8 @@ from growth.db import request_session
 from growth.errors import DomainError
 from growth.exports import csv_response
 from growth.investors.models import MILESTONE_LABELS
-from growth.timeutil import local_date, utcnow
+from growth.referrals import services as referral_services
+from growth.timeutil import iso_week_key, local_date, utcnow
 
 api = Blueprint("dashboards_api", __name__, url_prefix="/api/v1")
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards")
@@ -190,3 +191,48 @@ def _funnel_csv(labels: list[str], data: dict) -> Response:
 @public
 def plotly_js():  # type: ignore[no-untyped-def]
     return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=86400)
+
+
+# ---------------------------------------------------------------- the referral program (growth.referrals)
+
+REFERRAL_WEEKS = 12  # the default range: the last twelve weeks
+
+
+def _referral_range(args: dict[str, str]) -> tuple[date, date]:
+    today = local_date(utcnow())
+    start = _parse_day(args, "start", today - timedelta(weeks=REFERRAL_WEEKS - 1))
+    end = _parse_day(args, "end", today)
+    if start > end:
+        raise DomainError(_("开始日期不能晚于结束日期。"), field="start")
+    if (end - start).days > 366 * 2:
+        raise DomainError(_("时间段最长两年。"), field="start")
+    return start, end
+
+
+@bp.route("/referrals")
+@require(Permission.REFERRALS_VIEW)
+def referral_stats():  # type: ignore[no-untyped-def]
+    args = request.args.to_dict()
+    try:
+        start, end = _referral_range(args)
+    except DomainError as err:
+        return render_template("dashboards/referrals.html", rows=None, form=args, error=err.message), 400
+    weeks = referral_services.program_stats(session=request_session(), start=start, end=end)
+    labels = [_("邀请访问"), _("邀请注册"), _("首投达标"), _("确认")]
+    if args.get("format") == "csv":
+        rows: list[list[object]] = [["week", "week_start", "invites", "registrations", "qualified", "confirmed",
+                                     "rewarded", "cohort", "referred_by_cohort", "k_factor"]]
+        rows += [[iso_week_key(w.week_start), w.week_start.isoformat(), w.invites, w.registrations, w.qualified,
+                  w.confirmed, "" if w.rewarded is None else w.rewarded, w.cohort, w.referred_by_cohort,
+                  "" if w.k_factor is None else f"{w.k_factor:.4f}"] for w in weeks]
+        return csv_response(rows, f"referrals-{start.isoformat()}-{end.isoformat()}.csv")
+    ticks = [iso_week_key(w.week_start) for w in weeks]
+    series = [(str(labels[0]), [w.invites for w in weeks]), (str(labels[1]), [w.registrations for w in weeks]),
+              (str(labels[2]), [w.qualified for w in weeks]), (str(labels[3]), [w.confirmed for w in weeks])]
+    figure = charts.referral_weeks_figure(ticks, series, [w.k_factor for w in weeks], k_label=_("K 因子"))
+    totals = {"invites": sum(w.invites for w in weeks), "registrations": sum(w.registrations for w in weeks),
+              "qualified": sum(w.qualified for w in weeks), "confirmed": sum(w.confirmed for w in weeks),
+              "cohort": sum(w.cohort for w in weeks), "referred": sum(w.referred_by_cohort for w in weeks)}
+    return render_template("dashboards/referrals.html", rows=weeks, totals=totals, figure=figure.to_json(),
+                           form={"start": start.isoformat(), "end": end.isoformat()}, error=None,
+                           week_key=iso_week_key)

@@ -38,6 +38,8 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
         (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
         (P.REWARDS_VIEW, "rewards.index", _l("奖励台账"), _l("红包、加息券、体验金、返现与预算")),
+        (P.REFERRALS_VIEW, "referrals.index", _l("邀请好友"), _l("邀请记录、风控审核与设置")),
+        (P.REFERRALS_VIEW, "dashboards.referral_stats", _l("邀请统计"), _l("邀请、注册、达标与 K 因子")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
         (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
         (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明")),
@@ -195,11 +197,16 @@ def _register_blueprints(app: Flask) -> None:
     from growth.events.views import bp as events_bp
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
+    from growth.referrals.views import api as referrals_api
+    from growth.referrals.views import bp as referrals_bp
+    from growth.referrals.views import share as referrals_share
     from growth.rewards.views import api as rewards_api
     from growth.rewards.views import bp as rewards_bp
 
-    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp):
+    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp, referrals_bp,
+               referrals_share):
         app.register_blueprint(bp)
+    app.register_blueprint(referrals_api)
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
     app.register_blueprint(campaigns_api)
@@ -229,7 +236,9 @@ def _register_projections(app: Flask) -> None:
     from growth.acquisition.projection import AttributionProjection
     from growth.investors.projection import InvestorsProjection
     from growth.projections import EXTENSION, Projections
-    from growth.referrals.projection import ReferralsProjection
+    from growth.referrals.jobs import DEFAULTS as REFERRAL_DEFAULTS
+    from growth.referrals.projection import ReferralRecordsProjection, ReferralsProjection
+    from growth.referrals.services import default_settings
     from growth.rewards.projection import RewardsProjection
 
     projections = Projections()
@@ -238,6 +247,9 @@ def _register_projections(app: Flask) -> None:
     projections.register(AttributionProjection)
     projections.register(ConsentProjection.configured(changed=signals.consent_changed))
     projections.register(RewardsProjection)  # after investors: reads the investment rows they write
+    # The configured program settings (a bad GROWTH_REFERRAL_* stops the start here, with its message).
+    app.extensions[REFERRAL_DEFAULTS] = referral_defaults = default_settings(app.config)
+    projections.register(ReferralRecordsProjection.configured(defaults=referral_defaults))
     app.extensions[EXTENSION] = projections
 
 
@@ -268,6 +280,7 @@ def _register_background_work(app: Flask) -> None:
     from channels.delivery import run_delivery
     from growth.background import register_worker
     from growth.events.processor import run_processor
+    from growth.referrals.jobs import run_confirmations
     from growth.rewards.jobs import run_rewards
 
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
@@ -281,6 +294,7 @@ def _register_background_work(app: Flask) -> None:
     scheduler.register_task("campaign-run", runner.task_campaign_run)
     scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
     scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")
+    register_worker(app, "referral-confirmations", run_confirmations)
 
 
 def _register_template_helpers(app: Flask) -> None:

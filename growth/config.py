@@ -95,6 +95,17 @@ class Config:
     # A manual grant worth more than this (yuan; face value or maximum cost) needs a second administrator.
     REWARD_APPROVAL_THRESHOLD = "200.00"
     PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)
+    # The referral program's defaults (spec campaigns-api.md §4); the settings page may override each one.
+    REFERRAL_QUALIFY_AMOUNT = "1000.00"
+    REFERRAL_MIN_TERM_DAYS = 30
+    REFERRAL_WINDOW_DAYS = 30
+    REFERRAL_HOLD_DAYS = 30
+    REFERRAL_MAX_REFEREES_PER_DAY = 5
+    REFERRAL_SUBNET_WINDOW_HOURS = 72
+    REFERRAL_VIRTUAL_PREFIXES = "170,171,162,165,167"
+    # Where a share link /r/<code> sends a visitor (the platform's registration page), with referral_code=<code>.
+    REFERRAL_LANDING_URL = "https://www.example.com/register"
+    REFERRAL_JOB_SECONDS = 60.0  # how often a worker confirms the referrals whose hold has ended
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
@@ -111,6 +122,9 @@ class Config:
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
+        for key in [k for k in values if k.startswith("REFERRAL_")]:  # validated when the app is built
+            if os.environ.get(PREFIX + key, "").strip():
+                values[key] = os.environ[PREFIX + key].strip()
         # The message channels' GROWTH_* variables (channels/settings.py reads them, overrides win).
         values["CHANNEL_ENV"] = {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
         return values

@@ -22,7 +22,12 @@ from growth.demodata import DEMO_CHANNELS, DEMO_STAFF, generate_events
 from growth.errors import Conflict
 from growth.events.models import PlatformEvent
 from growth.events.processor import drain
+from growth.investors.models import Investor
+from growth.investors.rules import referral_code_for
 from growth.money import fen_to_api
+from growth.referrals import services as referrals
+from growth.referrals.jobs import confirm_due_referrals, defaults_of
+from growth.referrals.models import ReferralVisit
 from growth.timeutil import SHANGHAI, utcnow
 
 BATCH = 1000
@@ -169,6 +174,7 @@ def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = N
     summary.events_processed = drain(app)
     summary.messages_written = _message_history(app, now=now, seed=seed)
     _reward_history(app, now=now, seed=seed)
+    summary.events_processed += _referral_program(app, now=now, seed=seed)
     return summary
 
 
@@ -306,3 +312,95 @@ def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
                           cls=MessageClass.SERVICE, content=statement) for p in people[:8]])
     with db.session_scope() as session:  # with the SMS fallbacks delivery wrote
         return session.scalar(select(func.count()).select_from(OutboxMessage)) or written
+
+
+# --- the referral program: every state, every fraud rule, reviews and share-link visits -------------------
+
+
+def _referral_program(app: Flask, *, now: datetime, seed: int) -> int:
+    """Send referrals in every state (each fraud rule at least once) through the events API, confirm what is due,
+    decide two flagged ones as a reviewer would, and count share-link visits; return the events processed."""
+    day = timedelta(days=1)
+    events: list[dict] = []
+
+    def registered(uid: str, at: datetime, phone: str, *, by: str | None = None, ip: str | None = None,
+                   device: str | None = None) -> None:
+        data = {k: v for k, v in (("referral_code", by and referral_code_for(by)), ("ip", ip),
+                                  ("device_id", device)) if v}
+        events.append({"id": f"evt_demo_ref_{seed}_{len(events)}", "type": "user.registered",
+                       "occurred_at": at.isoformat(), "user": {"id": uid, "phone": phone}, "data": data})
+
+    def invested(uid: str, at: datetime, amount: str, term: int, *, redeemed: datetime | None = None) -> None:
+        iid = f"{uid}_inv1"
+        events.append({"id": f"evt_demo_ref_{seed}_{len(events)}", "type": "investment.created",
+                       "occurred_at": at.isoformat(), "user": {"id": uid},
+                       "data": {"investment_id": iid, "amount": amount, "product": {
+                           "id": f"demo_p{term}", "name": f"稳盈{term}天", "term_days": term,
+                           "annual_rate": "0.0800"}}})
+        if redeemed:
+            events.append({"id": f"evt_demo_ref_{seed}_{len(events)}", "type": "investment.redeemed",
+                           "occurred_at": redeemed.isoformat(), "user": {"id": uid},
+                           "data": {"investment_id": iid, "amount": amount}})
+
+    ref, fan = "u_demo_ref_star", "u_demo_ref_fan"
+    registered(ref, now - 70 * day, "+8613512340001", ip="61.135.10.8", device="demo-dev-star")
+    registered(fan, now - 70 * day, "+8613512340002", ip="114.80.20.9", device="demo-dev-fan")
+    people = [  # (uid, registered days ago, phone, ip, device, investment (amount, term, days ago, redeemed after))
+        ("u_demo_confirmed", 50, "+8613612340001", "183.14.1.1", "d-c1", ("2000.00", 90, 49, None)),
+        ("u_demo_confirmed2", 45, "+8613612340002", "183.14.2.1", "d-c2", ("10000.00", 60, 44, None)),
+        ("u_demo_qualified", 10, "+8613612340003", "183.14.3.1", "d-q1", ("5000.00", 60, 9, None)),
+        ("u_demo_pending", 3, "+8613612340004", "183.14.4.1", "d-p1", None),
+        ("u_demo_small", 20, "+8613612340005", "183.14.5.1", "d-s1", ("500.00", 30, 19, None)),
+        ("u_demo_redeemed", 25, "+8613612340006", "183.14.6.1", "d-r1", ("3000.00", 30, 24, 5)),
+        ("u_demo_samephone", 15, "+8613512340001", "183.14.7.1", "d-x1", ("1000.00", 30, 14, None)),
+        ("u_demo_samedevice", 15, "+8613612340008", "183.14.8.1", "demo-dev-star", ("1000.00", 30, 14, None)),
+        ("u_demo_sameip", 15, "+8613612340009", "61.135.10.8", "d-x3", ("1000.00", 30, 14, None)),
+        ("u_demo_subnet", 69, "+8613612340010", "61.135.10.77", "d-x4", ("1000.00", 30, 60, None)),
+        ("u_demo_virtual", 40, "+8617012340011", "183.14.11.1", "d-x5", ("2000.00", 30, 39, None)),
+        ("u_demo_virtual2", 12, "+8616512340012", "183.14.12.1", "d-x6", ("1500.00", 30, 11, None)),
+        ("u_demo_virtual3", 12, "+8616712340013", "183.14.13.1", "d-x7", None),
+    ]
+    for uid, ago, phone, ip, device, inv in people:
+        registered(uid, now - ago * day, phone, by=ref, ip=ip, device=device)
+        if inv:
+            amount, term, inv_ago, redeemed_after = inv
+            at = now - inv_ago * day
+            invested(uid, at, amount, term, redeemed=at + redeemed_after * day if redeemed_after else None)
+    # Seven referees of one referrer on one day (more than K = 5), and a cycle: fan referred by a referee of hers.
+    burst = now - 8 * day
+    for n in range(7):
+        registered(f"u_demo_burst{n}", burst + n * timedelta(minutes=9), f"+861371234{n:04d}", by=fan,
+                   ip=f"27.{n}.{n}.{n}", device=f"d-b{n}")
+    registered("u_demo_loop", now - 66 * day, "+8613712349999", by=fan, ip="27.99.9.9", device="d-loop")
+    registered(fan, now - 71 * day, "+8613512340002", by="u_demo_loop", ip="114.80.20.9", device="demo-dev-fan")
+
+    hook = Webhook(app.config["WEBHOOK_SECRET"].split()[0])
+    body = orjson.dumps({"events": events})
+    msg_id, sent_at = f"demo_referrals_{seed}", utcnow()
+    response = app.test_client().post("/api/v1/events", data=body, headers={
+        "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": hook.sign(msg_id, sent_at, body.decode())})
+    if response.status_code != 200 or response.get_json()["rejected"]:
+        raise RuntimeError(f"the events API refused the demo referrals: {response.get_data(as_text=True)[:500]}")
+    processed = drain(app)
+
+    rng = random.Random(seed)
+    db = get_db(app)
+    with db.session_scope(write=True) as session:
+        defaults = defaults_of(app)
+        confirm_due_referrals(session=session, now=now, defaults=defaults)
+        ids = dict(session.execute(select(Investor.platform_user_id, Investor.id).where(
+            Investor.platform_user_id.in_([ref, fan, "u_demo_virtual", "u_demo_virtual2"]))).all())
+        settings = referrals.current_settings(session=session, defaults=defaults)
+        for uid, decision, note in (("u_demo_virtual", "approved", "电话回访确认为真实好友"),
+                                    ("u_demo_virtual2", "rejected", "号码为虚拟号段且无法联系")):
+            referral = referrals.referral_of(ids[uid], session=session)
+            if referral is not None and referral.status == "in_review":
+                referrals.decide(ids[uid], decision=decision, note=note, session=session,
+                                 by="approver@demo.growth.local", now=now, settings=settings)
+        if not session.scalar(select(func.count()).select_from(ReferralVisit)):
+            for n in range(60):
+                session.add(ReferralVisit(referrer_id=ids[ref if n % 3 else fan],
+                                          at=now - timedelta(minutes=rng.randrange(8 * 7 * 24 * 60)),
+                                          visitor=f"demo{n:04d}"))
+    return processed

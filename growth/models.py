@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "growth.events.models",
     "growth.locks",
     "growth.rewards.models",
+    "growth.referrals.models",
     "channels.models",
     "campaigns.models",
 )

@@ -12,3 +12,4 @@ investment_created = _signals.signal("investment-created")  # investor_id, inves
 investment_redeemed = _signals.signal("investment-redeemed")  # investor_id, investment_id
 investment_matured = _signals.signal("investment-matured")  # investor_id, investment_id
 consent_changed = _signals.signal("consent-changed")  # investor_id, channel, granted
+referral_confirmed = _signals.signal("referral-confirmed")  # confirmation_id, referee_id, referrer_id (after commit)

@@ -14,6 +14,7 @@ from growth.events.models import PlatformEvent
 from growth.events.processor import reset_projections
 from growth.investors.models import FundsMovement, Investment, Investor
 from growth.projections import projections_of
+from growth.referrals.models import ReferralConfirmation, ReferralReview, ReferralVisit
 
 # Everything the projector derives from the log; database ids are left out (they differ between runs).
 INVESTOR_FIELDS = (
@@ -61,4 +62,7 @@ def wipe(app: Flask, *, investors: bool = False) -> None:
         reset_projections(session=s, projections=projections_of(app))
         s.execute(delete(PlatformEvent))
         if investors:
+            # Rows that point at investors but are not the log's (staff reviews, the confirmation feed, visits).
+            for model in (ReferralReview, ReferralConfirmation, ReferralVisit):
+                s.execute(delete(model))
             s.execute(delete(Investor))

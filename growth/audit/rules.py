@@ -67,6 +67,11 @@ ACTION_LABELS = {
     "reward.request_rejected": _l("驳回奖励发放申请"),
     "reward.revoked": _l("撤销奖励"),
     "rewards.exported": _l("导出奖励台账"),
+    "referral.approved": _l("审核通过邀请"),
+    "referral.rejected": _l("审核拒绝邀请"),
+    "referral_settings.changed": _l("修改邀请计划设置"),
+    "referral.pii_revealed": _l("查看邀请审核完整信息"),
+    "referrals.exported": _l("导出邀请记录"),
 }
 
 TARGET_LABELS = {
@@ -82,6 +87,8 @@ TARGET_LABELS = {
     "message_template": _l("消息模板"),
     "reward": _l("奖励"),
     "reward_request": _l("奖励发放申请"),
+    "referral": _l("邀请"),
+    "referral_settings": _l("邀请计划设置"),
 }
 
 FIELD_LABELS = {
@@ -127,6 +134,9 @@ FIELD_LABELS = {
     "class": _l("类别"),
     "message_class": _l("类别"),
     "provider_template": _l("服务商模板"),
+    "referee": _l("被邀请人"),
+    "referrer": _l("邀请人"),
+    "confirmed": _l("已确认"),
 }
 
 MONEY_FIELDS = frozenset({"amount_fen", "previous_fen"})  # integer fen, shown as ¥

@@ -76,6 +76,12 @@ class Permission(StrEnum):
     REWARDS_VIEW = "rewards.view"
     # … and granting and revoking by hand, approving large manual grants.
     REWARDS_MANAGE = "rewards.manage"
+    # The referral program: its records, tree, stats, share links and the referral-code API …
+    REFERRALS_VIEW = "referrals.view"
+    # … deciding flagged referrals in the review queue …
+    REFERRALS_REVIEW = "referrals.review"
+    # … and the program settings (qualification, hold, fraud thresholds).
+    REFERRALS_SETTINGS = "referrals.settings"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -85,21 +91,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REWARDS_VIEW,
         Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_EDIT, Permission.CAMPAIGNS_CONTROL,
-        Permission.CAMPAIGNS_PREVIEW,
+        Permission.CAMPAIGNS_PREVIEW, Permission.REFERRALS_VIEW,
     }),
     Role.APPROVER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE,
-        Permission.CAMPAIGNS_CONTROL, Permission.CAMPAIGNS_PREVIEW, Permission.KILL_SWITCH,
+        Permission.CAMPAIGNS_CONTROL, Permission.CAMPAIGNS_PREVIEW, Permission.KILL_SWITCH, Permission.REFERRALS_VIEW,
+        Permission.REFERRALS_REVIEW,
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
-        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW,
+        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW, Permission.REFERRALS_VIEW,
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
         Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW,
-        Permission.CAMPAIGNS_VIEW,
+        Permission.CAMPAIGNS_VIEW, Permission.REFERRALS_VIEW,
     }),
 }
 

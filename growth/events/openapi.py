@@ -16,6 +16,7 @@ from growth.events.rules import (
     MAX_NAME_LENGTH,
     MAX_OPENID_LENGTH,
 )
+from growth.referrals.openapi import REFERRAL_CODE_PATH, referral_code_operation, referral_code_schemas
 from growth.rewards.openapi import REWARDS_PATH, reward_schemas, rewards_operation
 
 # The patterns say exactly what growth.money and growth.events.rules accept (tests hold them to it).
@@ -368,15 +369,17 @@ def build_openapi() -> dict[str, Any]:
         "tags": [{"name": "events", "description": "Signed platform events"},
                  {"name": "dashboards", "description": "Metrics for staff (bearer token)"},
                  {"name": "messages", "description": "The message outbox for staff (bearer token)"},
-                 {"name": "rewards", "description": "The incentive ledger for the platform (bearer token)"}],
+                 {"name": "rewards", "description": "The incentive ledger for the platform (bearer token)"},
+                 {"name": "referrals", "description": "Referral codes for the platform (bearer token)"}],
         "paths": {
             EVENTS_PATH: {"post": _events_operation()},
             FUNNEL_PATH: {"get": _funnel_operation()},
             MESSAGES_PATH: {"get": messages_operation()},
             REWARDS_PATH: {"get": rewards_operation()},
+            REFERRAL_CODE_PATH: {"get": referral_code_operation()},
         },
         "components": {
-            "schemas": _schemas() | message_schemas() | reward_schemas(),
+            "schemas": _schemas() | message_schemas() | reward_schemas() | referral_code_schemas(),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A staff API token (`growth tokens create EMAIL`)."},

@@ -21,6 +21,8 @@ from growth.inputs import id_arg, page_arg
 from growth.investors import services
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
 from growth.investors.rules import SearchTerms, search_terms
+from growth.referrals import services as referral_services
+from growth.referrals.models import STATUS_LABELS as REFERRAL_STATUS_LABELS
 from growth.rewards import services as reward_services
 from growth.rewards.models import INVALID_REASON_LABELS, KIND_LABELS
 from growth.rewards.models import STATUS_LABELS as REWARD_STATUS_LABELS
@@ -166,6 +168,7 @@ def detail(investor_id: int):  # type: ignore[no-untyped-def]
     payloads = {event.seq: services.pretty_payload(event.payload) for event in events}
     raw = {event.seq: services.pretty_payload(event.payload, masked=False) for event in events} if reveal else {}
     investor = profile.investor
+    tree, referees = referral_services.referral_tree(investor.id, session=db_session)
     addresses = {k: v for k, v in (("sms", investor.phone), ("email", investor.email),
                                    ("wechat", investor.wechat_openid)) if v}
     return render_template(
@@ -180,6 +183,9 @@ def detail(investor_id: int):  # type: ignore[no-untyped-def]
         rewards=reward_services.investor_rewards(investor.id, session=db_session, status=None, now=utcnow()),
         invalid_uses=[u for u in reward_services.uses_of(session=db_session, investor_id=investor.id) if not u.valid],
         reward_kinds=KIND_LABELS, reward_statuses=REWARD_STATUS_LABELS, invalid_reasons=INVALID_REASON_LABELS,
+        referral_tree=tree, referee_count=referees, referral_status_labels=REFERRAL_STATUS_LABELS,
+        own_referral=referral_services.referral_of(investor.id, session=db_session),
+        share_url=referral_services.share_url(investor.referral_code, current_app.config["PUBLIC_BASE_URL"]),
     )
 
 

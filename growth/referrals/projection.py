@@ -1,4 +1,4 @@
-"""The referrals projection: who referred whom, from the referral code given at registration.
+"""The referrals projections: who referred whom (the linkage), and the referral records derived from it.
 
 A registration may name a referrer (by referral code or platform user id) the log has not shown us
 yet; when that referrer appears, the waiting referees are linked then, whatever the arrival order.
@@ -7,12 +7,17 @@ yet; when that referrer appears, the waiting referees are linked then, whatever 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from sqlalchemy import or_, select
 
 from growth.db import table_of
 from growth.investors.models import Investor
 from growth.projections import LoggedEvent, Projection
+from growth.referrals.models import Referral
+from growth.referrals.records import affected, derive
+from growth.referrals.rules import ProgramSettings
+from growth.referrals.services import current_settings
 
 _INVESTORS = table_of(Investor)
 
@@ -56,3 +61,28 @@ class ReferralsProjection(Projection):
         for inv in invs:
             referrer_id = referrers.get(inv["referral_code_used"] or "")
             inv["referrer_id"] = None if referrer_id == inv["id"] else referrer_id  # nobody refers themselves
+
+
+class ReferralRecordsProjection(Projection):
+    """Derives one referral record per referee (status, qualification, fraud flags) after the batch's rows are written.
+
+    It runs in `write`, after the investors projection has written the batch's investor and
+    investment rows, and re-derives every record the batch may have changed (`records.affected`).
+    Staff reviews and the confirmation feed are not in the log: they live in their own tables, which
+    the reset keeps, and the derivation reads them, so a replay rebuilds the same records and never
+    confirms a referral twice. The composition root sets `defaults` (the configured settings).
+    """
+
+    name = "referral-records"
+    after = ("investors", "referrals", "attribution")
+    tables = (table_of(Referral),)
+    handles = frozenset()
+    defaults: ClassVar[ProgramSettings] = ProgramSettings()
+
+    def write(self) -> None:
+        changed = {inv["id"] for inv in self.batch.investors.values()}
+        if not changed:
+            return
+        session = self.batch.session
+        settings = current_settings(session=session, defaults=self.defaults)
+        derive(session, affected(session, changed), settings)

@@ -1,7 +1,7 @@
 """Campaigns, their life-cycle transitions, runs and members; the tags staff put on investors (for segments)
 
 Revision ID: 0008_campaigns
-Revises: 0006_rewards
+Revises: 0007_referrals
 Create Date: 2026-12-03 17:45:10.725820
 """
 
@@ -14,7 +14,7 @@ import growth.db
 
 
 revision = '0008_campaigns'
-down_revision = '0006_rewards'
+down_revision = '0007_referrals'
 branch_labels = None
 depends_on = None
 
