@@ -31,10 +31,12 @@ from growth.db import get_db, insert_many, table_of
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.investors.models import Investment, Investor
 from growth.locks import claim, new_holder_id, release
+from growth.referrals.services import confirmations_after
 from growth.timeutil import as_utc, utcnow
 
 log = logging.getLogger("campaigns.consumer")
 CURSOR = "campaign-triggers"
+REFERRAL_CURSOR = "campaign-referrals"  # over the referral program's confirmation feed, not the log
 LEASE = "campaign-triggers"
 PROCESSOR_CURSOR = "projections"
 _MEMBERS = table_of(CampaignMember)
@@ -206,6 +208,35 @@ def consume_batch(*, session: Session, limit: int, now: datetime) -> int:
     return len(events)
 
 
+def consume_referrals(*, session: Session, limit: int, now: datetime) -> int:
+    """Enter confirmed referrals into `referral_confirmed` campaigns (member: the referee) and move that cursor."""
+    cursor = _cursor(session, REFERRAL_CURSOR, now, lock=True)
+    confirmations = confirmations_after(session, cursor.position, limit)
+    if not confirmations:
+        return 0
+    live = [c for c in _live_campaigns(session)
+            if c.definition.trigger is not None and c.definition.trigger.on == "referral_confirmed"]
+    if live:
+        referees = {i.id: i.platform_user_id for i in session.scalars(select(Investor).where(
+            Investor.id.in_({c.referee_id for c in confirmations})))}
+        found = []
+        for confirmation in confirmations:
+            at = as_utc(confirmation.confirmed_at)
+            fire = triggers.Fire("referral_confirmed", f"referral:{confirmation.referee_id}", at)
+            for campaign in live:
+                if triggers.takes(campaign.definition, fire, status="active", approved_at=campaign.approved_at,
+                                  accepted_at=at):
+                    found.append(_Candidate(campaign, confirmation.referee_id, referees[confirmation.referee_id],
+                                            fire, 0, at))
+        rows = _members(session, found, now)
+        for row in rows:
+            row["event_seq"] = None
+        insert_many(session.connection(), _MEMBERS, rows, skip_conflicts=True)
+    cursor.position = confirmations[-1].id
+    cursor.updated_at = now
+    return len(confirmations)
+
+
 def run_triggers(app: Flask, stop: threading.Event) -> None:
     """Background worker: stand by for the lease, then follow the processor through the log."""
     db = get_db(app)
@@ -220,6 +251,8 @@ def run_triggers(app: Flask, stop: threading.Event) -> None:
                 now = utcnow()
                 leading = claim(LEASE, holder, session=session, now=now, ttl=ttl)
                 done = consume_batch(session=session, limit=limit, now=now) if leading else 0
+                if leading:
+                    consume_referrals(session=session, limit=limit, now=now)
                 position = session.scalar(select(ProcessorCursor.position).where(ProcessorCursor.name == CURSOR))
             if not leading:
                 stop.wait(ttl.total_seconds() / 3)

@@ -50,6 +50,7 @@ from growth.db import get_db
 from growth.investors.models import Investment, Investor
 from growth.investors.rules import mask_phone
 from growth.money import fen_to_api, format_rate
+from growth.referrals.models import ReferralConfirmation
 from growth.rewards import services as rewards
 from growth.rewards.models import Reward
 from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms, rate_boost_cost
@@ -187,6 +188,20 @@ def _live(session: Session, campaign: Campaign, now: datetime) -> _Live:
     return _Live(campaign, definition, budget)
 
 
+def _recipients(definition: Definition, member: CampaignMember, investor: Investor, *,
+                session: Session) -> list[tuple[str | None, Investor]]:
+    """Return who the member's rewards and messages go to: the member, or for a referral the referee and referrer."""
+    if definition.trigger is None or definition.trigger.on != "referral_confirmed":
+        return [(None, investor)]
+    referrer_id = session.scalar(select(ReferralConfirmation.referrer_id).where(
+        ReferralConfirmation.referee_id == member.investor_id))
+    referrer = session.get(Investor, referrer_id) if referrer_id is not None else None
+    sides: list[tuple[str | None, Investor]] = [("referee", investor)]
+    if referrer is not None:
+        sides.append(("referrer", referrer))
+    return sides
+
+
 def fulfil_member(member: CampaignMember, live: _Live, investor: Investor, investment: _Investment | None, *,
                   session: Session, app: Flask, now: datetime) -> str:
     """Grant a member's rewards and enqueue its messages (or nothing, if the budget is out); return its status.
@@ -197,18 +212,23 @@ def fulfil_member(member: CampaignMember, live: _Live, investor: Investor, inves
     granted: list[Reward] = []
     try:
         with session.begin_nested():
-            if definition.rewards:
-                items = [terms_for(r, investment) for r in definition.rewards]
-                keys = [f"campaign:{live.campaign.id}:member:{member.id}:{i}" for i in range(len(items))]
-                granted = rewards.grant_pack(session=session, keys=keys, investor_id=investor.id, items=items,
-                                             budget=live.budget, actor=ACTOR, now=now, campaign_id=live.campaign.id,
-                                             cause=member.cause)
+            messages: list[NewMessage] = []
+            for side, recipient in _recipients(definition, member, investor, session=session):
+                specs = [(i, r) for i, r in enumerate(definition.rewards) if side is None or r.to == side]
+                mine: list[Reward] = []
+                if specs:
+                    items = [terms_for(r, investment) for _i, r in specs]
+                    keys = [f"campaign:{live.campaign.id}:member:{member.id}:{i}" for i, _r in specs]
+                    mine = rewards.grant_pack(session=session, keys=keys, investor_id=recipient.id, items=items,
+                                              budget=live.budget, actor=ACTOR, now=now,
+                                              campaign_id=live.campaign.id, cause=member.cause)
                 on_investment = definition.trigger is not None and definition.trigger.on == "investment_created"
-                for reward in granted:
+                for reward in mine:
                     if reward.kind == "rate_boost" and on_investment and investment is not None:
                         _redeem_at_grant(session, reward, investment, now)
-            messages = messages_for(definition, campaign_id=live.campaign.id, member=member, investor=investor,
-                                    reward=granted[0] if granted else None, app=app, now=now)
+                granted += mine
+                messages += messages_for(definition, campaign_id=live.campaign.id, member=member,
+                                         investor=recipient, reward=mine[0] if mine else None, app=app, now=now)
             enqueue_many(messages, session=session, now=now)
     except BudgetExhausted:
         return "budget_exhausted"

@@ -185,3 +185,32 @@ def test_results_count_members_grants_messages_rewards_and_investments_by_side(a
     assert got["rewards"]["granted"] == 4 and got["rewards"]["paid"] == 4 and got["rewards"]["cost"] == "20.00"
     assert got["invested"] == {"treated": {"investors": 1, "amount": "1000.00"},
                                "holdout": {"investors": 1, "amount": "300.00"}}
+
+
+def test_a_confirmed_referral_rewards_the_referee_and_the_referrer_each_with_their_own_rewards(app, client):
+    from campaigns.consumer import consume_referrals
+    from growth.investors.models import Investor
+    from tests.integration.test_referrals import D, confirm, pair
+
+    start = datetime(2026, 10, 5, 2, 0, tzinfo=UTC)
+    cid = campaign(app, {"on": "referral_confirmed"}, type="referral", messages=[WELCOME],
+                   rewards=[{"kind": "cash", "amount": "20.00", "to": "referrer"},
+                            {"kind": "voucher", "amount": "10.00", "valid_days": 30, "to": "referee"}])
+    with get_db(app).session_scope(write=True) as s:  # approved before the program confirms anything
+        s.execute(update(Campaign).where(Campaign.id == cid).values(approved_at=start))
+    pair(app, client)
+    confirmed_at = start + 31 * D
+    assert len(confirm(app, confirmed_at)) == 1
+    with get_db(app).session_scope(write=True) as s:
+        assert consume_referrals(session=s, limit=100, now=confirmed_at) == 1
+    with get_db(app).session_scope(write=True) as s:
+        assert consume_referrals(session=s, limit=100, now=confirmed_at) == 0  # its cursor moved
+    fulfil(app, confirmed_at + timedelta(minutes=1))
+    with get_db(app).session_scope() as s:
+        got = dict(s.execute(select(Investor.platform_user_id, Reward.kind)
+                             .join(Investor, Investor.id == Reward.investor_id)
+                             .where(Reward.campaign_id == cid)).all())
+        to = set(s.scalars(select(OutboxMessage.user_id).where(OutboxMessage.campaign_id == cid,
+                                                               OutboxMessage.channel == "sms")))
+    assert got == {"A": "cash", "B": "voucher"}
+    assert to == {"A", "B"}
