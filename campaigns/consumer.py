@@ -31,6 +31,7 @@ from growth.db import get_db, insert_many, table_of
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.investors.models import Investment, Investor
 from growth.locks import claim, new_holder_id, release
+from growth.referrals.models import referral_cause
 from growth.referrals.services import confirmations_after
 from growth.timeutil import as_utc, utcnow
 
@@ -222,7 +223,7 @@ def consume_referrals(*, session: Session, limit: int, now: datetime) -> int:
         found = []
         for confirmation in confirmations:
             at = as_utc(confirmation.confirmed_at)
-            fire = triggers.Fire("referral_confirmed", f"referral:{confirmation.referee_id}", at)
+            fire = triggers.Fire("referral_confirmed", referral_cause(confirmation.referee_id), at)
             for campaign in live:
                 if triggers.takes(campaign.definition, fire, status="active", approved_at=campaign.approved_at,
                                   accepted_at=at):

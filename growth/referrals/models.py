@@ -111,6 +111,15 @@ class ReferralReview(Base):
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# The cause of work done for a confirmed referral (campaign members, their rewards): "referral:<referee id>".
+REWARD_CAUSE_PREFIX = "referral:"
+
+
+def referral_cause(referee_id: int) -> str:
+    """Return the cause that keys what a campaign does for one confirmed referral."""
+    return f"{REWARD_CAUSE_PREFIX}{referee_id}"
+
+
 class ReferralConfirmation(Base):
     """The `referral_confirmed` trigger feed: append-only, one row per referral at most, read with a cursor."""
 

@@ -30,6 +30,7 @@ from growth.investors.models import Investor
 from growth.referrals import rules
 from growth.referrals.models import (
     DECISION_LABELS,
+    REWARD_CAUSE_PREFIX,
     Referral,
     ReferralConfirmation,
     ReferralReview,
@@ -37,7 +38,8 @@ from growth.referrals.models import (
     ReferralVisit,
 )
 from growth.referrals.records import derive, lock_records
-from growth.timeutil import local_day_bounds
+from growth.rewards.models import Reward
+from growth.timeutil import as_utc, local_day_bounds
 
 log = logging.getLogger("growth.referrals")
 _FEED = table_of(ReferralConfirmation)
@@ -352,7 +354,7 @@ class WeekStats:
     registrations: int
     qualified: int
     confirmed: int
-    rewarded: int | None  # from the rewards ledger once campaigns of type referral grant (not wired yet)
+    rewarded: int | None  # referrals a referral campaign granted rewards for (the rewards ledger)
     cohort: int
     referred_by_cohort: int
 
@@ -393,6 +395,12 @@ def program_stats(*, session: Session, start: date, end: date, window_days: int 
         Referral.qualified_at >= lo, Referral.qualified_at < hi))))
     confirmed = by_week(list(session.scalars(select(ReferralConfirmation.confirmed_at).where(
         ReferralConfirmation.confirmed_at >= lo, ReferralConfirmation.confirmed_at < hi))))
+    # Rewarded: referrals a referral campaign granted rewards for (their cause is "referral:<referee id>"),
+    # each counted once, in the week of its first grant.
+    first_grants = select(func.min(Reward.granted_at)).where(Reward.cause.like(f"{REWARD_CAUSE_PREFIX}%")) \
+        .group_by(Reward.cause).subquery()
+    rewarded = by_week([at for at in session.scalars(select(first_grants.c[0]))
+                        if at is not None and lo <= as_utc(at) < hi])
     members = session.execute(select(Investor.id, Investor.registered_at).where(
         Investor.registered_at >= lo, Investor.registered_at < hi)).all()
     referred = session.execute(select(Investor.referrer_id, Investor.registered_at).where(
@@ -402,5 +410,5 @@ def program_stats(*, session: Session, start: date, end: date, window_days: int 
         [(i, at) for i, at in members if at is not None],
         [(r, at) for r, at in referred if r is not None and at is not None], window_days=window_days)}
     return [WeekStats(week, visits.get(week, 0), registrations.get(week, 0), qualified.get(week, 0),
-                      confirmed.get(week, 0), None, factors[week].cohort if week in factors else 0,
+                      confirmed.get(week, 0), rewarded.get(week, 0), factors[week].cohort if week in factors else 0,
                       factors[week].referred if week in factors else 0) for week in weeks]

@@ -214,3 +214,9 @@ def test_a_confirmed_referral_rewards_the_referee_and_the_referrer_each_with_the
                                                                OutboxMessage.channel == "sms")))
     assert got == {"A": "cash", "B": "voucher"}
     assert to == {"A", "B"}
+    from growth.referrals.services import program_stats
+    from growth.timeutil import local_date
+    granted_on = local_date(confirmed_at + timedelta(minutes=1))
+    with get_db(app).session_scope() as s:
+        weeks = program_stats(session=s, start=granted_on, end=granted_on)
+    assert [w.rewarded for w in weeks] == [1]  # the referral, once, though both sides got a reward
