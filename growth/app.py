@@ -36,6 +36,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本")),
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
+        (P.CAMPAIGNS_VIEW, "campaigns.index", _l("活动"), _l("营销活动：建活动、审批、执行")),
         (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
         (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
@@ -182,6 +183,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from campaigns.views import api as campaigns_api
+    from campaigns.views import bp as campaigns_bp
     from channels.callback_views import bp as channels_callbacks
     from channels.views import api as channels_api
     from channels.views import bp as channels_bp
@@ -195,7 +197,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
 
-    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp):
+    for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp, campaigns_bp):
         app.register_blueprint(bp)
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
