@@ -290,7 +290,7 @@ def reward_words(reward: Reward) -> str:
         case CashbackReward():
             parts.append(_("返投资额的 %(rate)s，持有 %(n)s 天后发放", rate=format_rate(reward.rate),
                            n=reward.hold_days))
-    text = f"{kind}：{'，'.join(parts)}"
+    text = _("%(kind)s：%(details)s", kind=kind, details=_("，").join(parts))
     if reward.to is not None:
         text = f"{TO_LABELS[reward.to]} · {text}"
     return text
@@ -310,7 +310,7 @@ def when_words(definition: Definition) -> str:
                 extra.append(_("期限 ≥ %(n)s 天", n=conditions.min_term_days))
             if conditions.products:
                 extra.append(_("产品：%(products)s", products=", ".join(conditions.products)))
-            text += "（" + "，".join(extra) + "）"
+            text = _("%(text)s（%(extra)s）", text=text, extra=_("，").join(extra))
         if trigger.delay_minutes:
             text += _("，延迟 %(n)s 分钟", n=trigger.delay_minutes)
         return text

@@ -143,6 +143,7 @@
     setPath(r.target, r.path, readInput(input));
     if (input.getAttribute("data-bind") === "trigger.on") { syncWhen(); }
     if (input.getAttribute("data-bind") === "type") { renderRewards(); }
+    if (input.getAttribute("data-bind") === "msg:wechat.kind") { syncChannels(); }
     changed(false);
   });
 
@@ -394,6 +395,8 @@
       box.checked = on;
       form.querySelectorAll("[data-show-channel=" + channel + "]").forEach(function (n) { n.hidden = !on; });
     });
+    var wechat = messageIndex("wechat") >= 0 ? doc.messages[messageIndex("wechat")] : null;
+    form.querySelectorAll(".wechat-template").forEach(function (n) { n.hidden = !wechat || wechat.kind !== "template"; });
   }
   form.addEventListener("change", function (event) {
     var channel = event.target.getAttribute && event.target.getAttribute("data-toggle-channel");
