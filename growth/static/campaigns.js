@@ -512,7 +512,9 @@
   }
 
   // --- the document as the single source ---------------------------------------------------------------
+  var broken = false;  // the field holds text that is not JSON: keep it as typed until it is fixed or the form is used
   function changed(audience) {
+    broken = false;
     field.value = JSON.stringify(doc, null, 2);
     runCheck();
     if (audience) { runCount(); }
@@ -530,11 +532,13 @@
   field.addEventListener("change", function () {
     var status = document.getElementById("definition-status");
     var error = load(field.value);
-    if (error) { status.textContent = T.bad_json + " " + error; status.className = "form-text text-danger"; return; }
+    if (error) { broken = true; status.textContent = T.bad_json + " " + error; status.className = "form-text text-danger"; return; }
+    broken = false;
     status.textContent = T.json_ok; status.className = "form-text text-success";
     renderAll(); runCheck(); runCount();
   });
   form.addEventListener("submit", function (event) {
+    if (broken) { return; }  // the server answers the text as typed, with its problem
     field.value = JSON.stringify(doc, null, 2);
     var message = form.getAttribute("data-confirm-draft");
     if (!message || original === null) { return; }
@@ -543,7 +547,7 @@
   });
 
   var loadError = load(field.value);
-  if (loadError) { document.getElementById("advanced").open = true; } else { original = JSON.parse(JSON.stringify(doc)); }
+  if (loadError) { broken = true; document.getElementById("advanced").open = true; } else { original = JSON.parse(JSON.stringify(doc)); }
   renderSegments();
   renderAll();
   if (DATA.problems && DATA.problems.length) { showProblems(DATA.problems); }
