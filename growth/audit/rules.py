@@ -57,6 +57,9 @@ ACTION_LABELS = {
     "campaign.pause": _l("暂停活动"),
     "campaign.resume": _l("恢复活动"),
     "campaign.cancel": _l("取消活动"),
+    "campaign.segment_saved": _l("保存人群分群"),
+    "campaign.segment_replaced": _l("覆盖人群分群"),
+    "campaign.segment_deleted": _l("删除人群分群"),
 }
 
 TARGET_LABELS = {
