@@ -137,3 +137,14 @@ class CampaignRun(Base):
     selected: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+class SavedSegment(Base):
+    """An audience (spec §2 `audience`) saved under a name, so the editor can load it into another campaign."""
+
+    __tablename__ = "campaign_saved_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    audience: Mapped[dict[str, Any]]  # {"all": [conditions]} exactly as `campaigns.definition` dumps it
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

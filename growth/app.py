@@ -36,6 +36,7 @@ def _nav() -> list[tuple[Any, str, Any, Any]]:
         (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本")),
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
+        (P.CAMPAIGNS_VIEW, "campaigns.index", _l("活动"), _l("营销活动：建活动、审批、执行")),
         (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
         (P.REWARDS_VIEW, "rewards.index", _l("奖励台账"), _l("红包、加息券、体验金、返现与预算")),
         (P.REFERRALS_VIEW, "referrals.index", _l("邀请好友"), _l("邀请记录、风控审核与设置")),
@@ -185,6 +186,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from campaigns.views import api as campaigns_api
+    from campaigns.views import bp as campaigns_bp
     from channels.callback_views import bp as channels_callbacks
     from channels.views import api as channels_api
     from channels.views import bp as channels_bp
@@ -204,7 +206,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.rewards.views import bp as rewards_bp
 
     for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp, referrals_bp,
-               referrals_share):
+               referrals_share, campaigns_bp):
         app.register_blueprint(bp)
     app.register_blueprint(referrals_api)
     app.register_blueprint(events_api)

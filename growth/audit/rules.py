@@ -72,6 +72,9 @@ ACTION_LABELS = {
     "referral_settings.changed": _l("修改邀请计划设置"),
     "referral.pii_revealed": _l("查看邀请审核完整信息"),
     "referrals.exported": _l("导出邀请记录"),
+    "campaign.segment_saved": _l("保存人群分群"),
+    "campaign.segment_replaced": _l("覆盖人群分群"),
+    "campaign.segment_deleted": _l("删除人群分群"),
 }
 
 TARGET_LABELS = {

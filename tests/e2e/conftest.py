@@ -60,6 +60,7 @@ STAFF = {
     "marketer": Staff("marketer@example.com", "marketer-pass-1", "王小明", "marketer"),
     "agent": Staff("agent@example.com", "agent-pass-123", "李客服", "agent"),
     "admin": Staff("admin@example.com", "admin-pass-123", "张管理", "admin"),
+    "approver": Staff("approver@example.com", "approver-pass-1", "赵审批", "approver"),
 }
 
 
