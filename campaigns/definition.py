@@ -36,7 +36,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from growth.errors import Invalid, Problem
+from growth.investors.models import MILESTONE_LABELS, MILESTONES
 from growth.money import MoneyFormatError, bp_to_api, fen_to_api, parse_rate, parse_yuan
+from growth.rewards.models import KIND_LABELS
 from growth.timeutil import SHANGHAI
 
 # The value lists of §2, each once, with the labels pages show.
@@ -52,13 +54,9 @@ CAMPAIGN_TYPE_LABELS = {
 }
 CAMPAIGN_TYPES = tuple(CAMPAIGN_TYPE_LABELS)
 CLASS_LABELS = {"marketing": _l("营销"), "service": _l("服务通知")}
+# The milestones (their labels are the investors package's), then the investment and referral triggers.
 TRIGGER_LABELS = {
-    "registered": _l("注册"),
-    "kyc_verified": _l("实名认证"),
-    "card_bound": _l("绑卡"),
-    "first_deposit": _l("首次充值"),
-    "first_investment": _l("首投"),
-    "repeat_investment": _l("复投"),
+    **MILESTONE_LABELS,
     "investment_created": _l("每笔投资"),
     "investment_matured": _l("投资到期"),
     "investment_redeemed": _l("提前赎回"),
@@ -68,17 +66,10 @@ TRIGGERS = tuple(TRIGGER_LABELS)
 # Triggers that carry an investment, so `conditions` (amount, term, products) can apply to it.
 INVESTMENT_TRIGGERS = frozenset({"first_investment", "repeat_investment", "investment_created",
                                  "investment_matured", "investment_redeemed"})
-REWARD_KIND_LABELS = {
-    "cash": _l("现金红包"),
-    "voucher": _l("抵扣红包"),
-    "rate_boost": _l("加息券"),
-    "experience_funds": _l("体验金"),
-    "cashback": _l("投资返现"),
-}
+REWARD_KIND_LABELS = KIND_LABELS  # the ledger's kinds, with its labels
 REWARD_KINDS = tuple(REWARD_KIND_LABELS)
 MESSAGE_CHANNELS = ("sms", "email", "wechat")
-MILESTONE_NAMES = ("registered", "kyc_verified", "card_bound", "first_deposit", "first_investment",
-                   "repeat_investment")
+MILESTONE_NAMES = MILESTONES
 
 MAX_NAME = 100
 MAX_TEXT = 2_000
