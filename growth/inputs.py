@@ -26,13 +26,31 @@ NUL = "\x00"
 _CHECK_THEMSELVES = frozenset({"events_api.receive_events"})
 
 
+def _at_most(limit: int) -> str:
+    """Return a regular expression matching exactly the decimal numbers 0..limit (leading zeros allowed)."""
+    digits = str(limit)
+    options = [f"0*[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for i, d in enumerate(digits):
+        if d != "0":
+            rest = len(digits) - i - 1
+            options.append(f"0*{digits[:i]}[0-{int(d) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    options.append(f"0*{digits}")
+    return "(?:" + "|".join(options) + ")"
+
+
 class BoundedIntegerConverter(IntegerConverter):
-    """The `int` URL converter limited to what an id column holds; a larger id matches no route (404)."""
+    """The `int` URL converter limited to what an id column holds; a larger id matches no route (404).
+
+    The bound is in the converter's regular expression, not only in its conversion: a path that two rules
+    share with different methods (GET and PUT of one resource) then answers a too-big id 404, not 405.
+    """
 
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,  # werkzeug's argument names
                  max: int | None = None, signed: bool = False) -> None:
         limit = ID_MAX if max is None else builtins.min(max, ID_MAX)
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=limit, signed=signed)
+        if not signed and not fixed_digits:
+            self.regex = _at_most(limit)
 
 
 def page_arg(name: str = "page") -> int:
