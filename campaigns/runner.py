@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from campaigns import rules, segments
 from campaigns.definition import Definition, parse, window_contains
-from campaigns.models import Campaign, CampaignMember, CampaignRun, CampaignTransition
+from campaigns.models import Campaign, CampaignMember, CampaignRun
 from campaigns.scheduler import add_job, current_scheduler, latest_fire, schedule_trigger
-from growth.audit.services import record
+from campaigns.services import log_step
 from growth.db import get_db, insert_many, table_of
 from growth.locks import claim, new_holder_id, release
 from growth.timeutil import as_utc, utcnow
@@ -43,11 +43,8 @@ def _step(session: Session, campaign: Campaign, action: str, now: datetime, note
     to = rules.after(action, before)
     session.execute(update(Campaign).where(Campaign.id == campaign.id, Campaign.status == before)
                     .values(status=to, updated_at=now))
-    session.add(CampaignTransition(campaign_id=campaign.id, action=action, from_status=before, to_status=to,
-                                   actor_id=None, note=note, version=campaign.version, at=now))
-    record(f"campaign.{action}", session=session, target_type="campaign", target_id=campaign.id,
-           details={"name": campaign.name, "from": before, "status": to}, actor="scheduler")
     session.expire(campaign)
+    log_step(campaign, action, before, session=session, actor_id=None, now=now, note=note, actor="scheduler")
 
 
 def job_id(campaign_id: int) -> str:

@@ -28,7 +28,6 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
-from sqlalchemy.orm import Session
 
 from campaigns.definition import Definition, cron_trigger
 from growth.db import get_db
@@ -159,10 +158,3 @@ def run_scheduler(app: Flask, stop: threading.Event) -> None:
             with db.session_scope(write=True) as session:
                 release(LEASE, holder, session=session)
 
-
-def current_scheduler_jobs(session: Session) -> list[tuple[str, datetime | None]]:
-    """Return the stored jobs (id, next run time) as the jobs page shows them."""
-    from sqlalchemy import text
-
-    rows = session.execute(text(f"SELECT id, next_run_time FROM {JOBS_TABLE} ORDER BY next_run_time")).all()
-    return [(r[0], None if r[1] is None else datetime.fromtimestamp(r[1], SHANGHAI)) for r in rows]

@@ -53,8 +53,9 @@ def compliance_of(campaign: Campaign) -> list[Problem]:
     return compliance.check(definition_of(campaign))
 
 
-def _log(campaign: Campaign, action: str, before: str | None, *, session: Session, actor_id: int | None,
-         now: datetime, note: str | None = None) -> None:
+def log_step(campaign: Campaign, action: str, before: str | None, *, session: Session, actor_id: int | None,
+             now: datetime, note: str | None = None, actor: str | None = None) -> None:
+    """Keep a step in the campaign's history and the audit log (`actor` names a system actor: the scheduler)."""
     session.add(CampaignTransition(campaign_id=campaign.id, action=action, from_status=before,
                                    to_status=campaign.status, actor_id=actor_id, note=note,
                                    version=campaign.version, at=now))
@@ -64,7 +65,7 @@ def _log(campaign: Campaign, action: str, before: str | None, *, session: Sessio
     if note:
         details["note"] = note
     record(f"campaign.{action}", session=session, target_type="campaign", target_id=campaign.id, details=details,
-           actor_id=actor_id)
+           actor_id=actor_id, actor=actor)
 
 
 def create(document: object, *, session: Session, actor_id: int | None, now: datetime) -> Campaign:
@@ -75,7 +76,7 @@ def create(document: object, *, session: Session, actor_id: int | None, now: dat
                         created_at=now, updated_at=now)
     session.add(campaign)
     session.flush()
-    _log(campaign, "create", None, session=session, actor_id=actor_id, now=now)
+    log_step(campaign, "create", None, session=session, actor_id=actor_id, now=now)
     return campaign
 
 
@@ -109,7 +110,7 @@ def replace(campaign: Campaign, document: object, *, session: Session, actor_id:
     if status == "draft" and before != "draft":  # approval no longer holds: it must be approved again
         values.update(approved_by=None, approved_at=None, submitted_by=None, submitted_at=None, paused_from=None)
     _conditional(campaign, values, session=session)
-    _log(campaign, "edit", before, session=session, actor_id=actor_id, now=now)
+    log_step(campaign, "edit", before, session=session, actor_id=actor_id, now=now)
     return campaign
 
 
@@ -149,7 +150,7 @@ def transition(campaign: Campaign, action: str, *, session: Session, actor_id: i
         values["paused_from"] = None
     before = campaign.status
     _conditional(campaign, values, session=session)
-    _log(campaign, action, before, session=session, actor_id=actor_id, now=now, note=note)
+    log_step(campaign, action, before, session=session, actor_id=actor_id, now=now, note=note)
     return campaign
 
 

@@ -46,7 +46,7 @@ def export_yaml(campaign_ids: Sequence[int], *, session: Session) -> str:
     campaigns = list(session.scalars(query))
     missing = sorted(set(campaign_ids) - {c.id for c in campaigns})
     if missing:
-        raise Invalid([Problem(str(i), "not_found", f"no campaign {i}") for i in missing])
+        raise Invalid([Problem(str(i), "not_found", _l("没有这个活动：%(id)s", id=i)) for i in missing])
     return yaml.safe_dump([c.definition for c in campaigns], allow_unicode=True, sort_keys=False, width=120)
 
 
@@ -55,11 +55,11 @@ def read_yaml(text: str) -> list[Any]:
     try:
         loaded = yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise Invalid([Problem("", "malformed", f"not YAML: {exc}")]) from None
+        raise Invalid([Problem("", "malformed", _l("不是 YAML：%(reason)s", reason=str(exc)))]) from None
     if isinstance(loaded, dict):
         return [loaded]
     if not isinstance(loaded, list) or not loaded:
-        raise Invalid([Problem("", "malformed", "expected a list of campaigns (or one campaign)")])
+        raise Invalid([Problem("", "malformed", _l("应为活动列表（或一个活动）"))])
     return loaded
 
 
