@@ -40,7 +40,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,7 +55,16 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: growth and channels are importable either way
 
-from harness import LOOPBACK, BenchError, free_port, median_of, sqlite_text, tail, wait_for_quiet  # noqa: E402
+from harness import (  # noqa: E402
+    LOOPBACK,
+    BenchError,
+    RssSampler,
+    free_port,
+    median_of,
+    sqlite_text,
+    tail,
+    wait_for_quiet,
+)
 
 from channels.adapters.port import Channel, MessageClass  # noqa: E402
 from channels.outbox import NewMessage  # noqa: E402
@@ -74,7 +82,6 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 START_TIMEOUT = 90.0
 WORKER_READY = "growth worker running:"
 POLL_SECONDS = 0.05
-RSS_SAMPLE_SECONDS = 0.005
 WAITING_SQL = "SELECT count(*) FROM outbox_messages WHERE status IN ('queued', 'deferred', 'sending')"
 STATUS_SQL = "SELECT status, count(*) FROM outbox_messages GROUP BY status ORDER BY status"
 ACCESS_KEY_ID = "LTAI-bench-key"
@@ -96,34 +103,6 @@ def rendered(i: int, tag: str, investor_id: int, user_id: str) -> NewMessage:
                  "template_code": "SMS_305001", "params": {"name": name, "product": product, "amount": amount}},
         investor_id=investor_id, user_id=user_id,
     )
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-
-
-class RssSampler:
-    """Samples this process's resident set every few milliseconds; keeps the peak."""
-
-    def __init__(self) -> None:
-        self.start = _rss_kb()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(RSS_SAMPLE_SECONDS):
-            self.peak = max(self.peak, _rss_kb())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_kb())
 
 
 def child_seed(n: int) -> dict[str, Any]:

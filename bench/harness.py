@@ -6,11 +6,13 @@ import os
 import socket
 import statistics
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+RSS_SAMPLE_SECONDS = 0.005
 
 
 class BenchError(RuntimeError):
@@ -48,3 +50,31 @@ def wait_for_quiet(max_load: float, max_wait: float) -> None:
 def sqlite_text(value: datetime) -> str:
     """Return a time as the app writes it into SQLite."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+class RssSampler:
+    """Samples this process's resident set every few milliseconds; keeps the peak."""
+
+    def __init__(self) -> None:
+        self.start = _rss_kb()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_SECONDS):
+            self.peak = max(self.peak, _rss_kb())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_kb())

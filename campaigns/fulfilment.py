@@ -1,14 +1,18 @@
 """Fulfilment: what a campaign member gets — its rewards through the ledger, its messages through the outbox.
 
 Members (`campaign_members`, written by the trigger consumer or a run's selection) are fulfilled when due,
-oldest first, a chunk per transaction, each member in a savepoint: the reward list is ONE grant of the
-campaign's budget (`growth.rewards.services.grant_pack`: one of max_grants and per_investor, the values
-summed against max_amount); a member whose grant would break a limit gets no reward and no message and
-is counted `budget_exhausted`. Messages are rendered here (sandboxed Jinja2 with the spec's variables) and
-enqueued with their fallback chains, keyed (campaign, investor, channel, cause), so a retry, a replay or
-a second runner makes nothing twice. A paused campaign's members wait; a cancelled one's get nothing.
-With an `investment_created` trigger a rate boost applies to the triggering investment and is redeemed
-at grant (spec §2, 限时加息).
+oldest first, a chunk per transaction, read as plain rows. Members who get the same reward list (a run's
+audience, most triggers) are granted together: ONE `grant_packs` of the chunk (each member's list is one
+grant of the campaign's budget: one of max_grants and per_investor, the values summed against
+max_amount; the packs are taken in order while the budget lasts), then their messages rendered
+(sandboxed Jinja2, each template compiled once, the spec's variables) and enqueued in one bulk insert
+with their fallback chains. Members whose rewards depend on them — a triggering investment, a
+referral's referee and referrer — go one by one, each in a savepoint. A member whose grant would
+break a limit gets no reward and no message and is counted `budget_exhausted`. Everything is keyed
+(rewards by campaign, member and item; messages by campaign, investor, channel and cause), so a retry,
+a replay or a second worker makes nothing twice. A paused campaign's members wait; a cancelled one's
+get nothing. With an `investment_created` trigger a rate boost applies to the triggering investment
+and is redeemed at grant (spec §2, 限时加息).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from flask_babel import get_locale
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from campaigns.definition import (
@@ -46,13 +52,12 @@ from channels.outbox import Fallback, NewMessage, enqueue_many
 from channels.receipts import UNSUBSCRIBE_CHANNELS, unsubscribe_link_for
 from channels.templates import context as template_context
 from channels.templates import render
-from growth.db import get_db
+from growth.db import among, get_db, table_of, update_many
 from growth.investors.models import Investment, Investor
 from growth.investors.rules import mask_phone
 from growth.money import fen_to_api, format_rate
 from growth.referrals.models import ReferralConfirmation
 from growth.rewards import services as rewards
-from growth.rewards.models import Reward
 from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms, rate_boost_cost
 from growth.timeutil import local_date, utcnow
 
@@ -60,6 +65,8 @@ log = logging.getLogger("campaigns.fulfilment")
 SENDER = "campaign"
 ACTOR = "campaign"
 LIVE = ("active", "running", "finished")  # members of these campaigns are fulfilled; paused ones wait
+CHUNK = 2_000  # members a transaction fulfils: one grant of packs and one enqueue for most of them
+_MEMBERS = table_of(CampaignMember)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,20 +100,21 @@ def terms_for(spec: RewardSpec, investment: _Investment | None) -> tuple[str, Te
     raise ValueError(spec)
 
 
-def reward_variables(reward: Reward | None) -> dict[str, str]:
-    """Return the `reward.*` template variables of a granted reward (empty when the campaign gives none)."""
+def reward_variables(reward: dict[str, Any] | None) -> dict[str, str]:
+    """Return the `reward.*` template variables of a granted reward's row (empty when the campaign gives none)."""
     if reward is None:
         return {"reward_amount": "", "reward_expires_on": "", "reward_kind_label": ""}
-    if reward.kind in ("rate_boost",):
-        amount = format_rate(reward.annual_rate_bp)
-    elif reward.kind == "cashback":
-        amount = format_rate(reward.rate_bp)
+    if reward["kind"] == "rate_boost":
+        amount = format_rate(reward["annual_rate_bp"])
+    elif reward["kind"] == "cashback":
+        amount = format_rate(reward["rate_bp"])
     else:
-        amount = fen_to_api(reward.amount_fen or 0)
+        amount = fen_to_api(reward["amount_fen"] or 0)
     # expires_at is the first moment it no longer works; people are told the last day it does.
-    expires = local_date(reward.expires_at - timedelta(microseconds=1)).isoformat() if reward.expires_at else ""
+    expires_at = reward["expires_at"]
+    expires = local_date(expires_at - timedelta(microseconds=1)).isoformat() if expires_at else ""
     return {"reward_amount": amount, "reward_expires_on": expires,
-            "reward_kind_label": str(REWARD_KIND_LABELS.get(reward.kind, reward.kind))}
+            "reward_kind_label": str(REWARD_KIND_LABELS.get(reward["kind"], reward["kind"]))}
 
 
 def _content(message: Message, variables: dict[str, Any]) -> dict[str, Any]:
@@ -131,41 +139,86 @@ def _content(message: Message, variables: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-def messages_for(definition: Definition, *, campaign_id: int, member: CampaignMember, investor: Investor,
-                 reward: Reward | None, app: Flask, now: datetime) -> list[NewMessage]:
+def _reward_variables(reward: dict[str, Any] | None) -> dict[str, str]:
+    """`reward_variables`, worked out once per distinct reward terms (a run's members all get the same)."""
+    if reward is None:
+        return reward_variables(None)
+    return _reward_variables_of(reward["kind"], reward["annual_rate_bp"], reward["rate_bp"], reward["amount_fen"],
+                                reward["expires_at"], str(get_locale()))
+
+
+@lru_cache(maxsize=256)
+def _reward_variables_of(kind: str, annual_rate_bp: int | None, rate_bp: int | None, amount_fen: int | None,
+                         expires_at: datetime | None, _locale: str) -> dict[str, str]:
+    return reward_variables({"kind": kind, "annual_rate_bp": annual_rate_bp, "rate_bp": rate_bp,
+                             "amount_fen": amount_fen, "expires_at": expires_at})
+
+
+def _uses_unsubscribe_url(message: Message) -> bool:
+    """Tell whether a message's template mentions its unsubscribe link (signing one per member costs ~200 µs)."""
+    return any("unsubscribe_url" in str(value) for value in message.__dict__.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who a member's rewards and messages go to: what fulfilment reads of an investor."""
+
+    id: int
+    platform_user_id: str
+    name: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A member due for fulfilment, as fulfilment reads it."""
+
+    id: int
+    campaign_id: int
+    investor_id: int
+    cause: str
+    investment_id: str | None
+
+
+PERSON_COLUMNS = (Investor.id, Investor.platform_user_id, Investor.name, Investor.phone)
+
+
+def messages_for(definition: Definition, *, campaign_id: int, cause: str, person: Person,
+                 reward: dict[str, Any] | None, app: Flask, now: datetime) -> list[NewMessage]:
     """Render a member's messages: one per fallback chain, the chain's later channels as its fallbacks."""
-    base = template_context(investor_name=investor.name or "", masked_phone=mask_phone(investor.phone),
-                            campaign_name=definition.name, **reward_variables(reward))
+    base = template_context(investor_name=person.name or "", masked_phone=mask_phone(person.phone),
+                            campaign_name=definition.name, **_reward_variables(reward))
     klass = MessageClass.MARKETING if definition.marketing else MessageClass.SERVICE
     out = []
     for chain in chains(definition.messages):
         rendered = []
         for message in chain:
-            variables = dict(base)
-            if message.channel in UNSUBSCRIBE_CHANNELS:
-                variables["unsubscribe_url"] = unsubscribe_link_for(investor.id, message.channel, app=app, now=now)
+            variables = base
+            if message.channel in UNSUBSCRIBE_CHANNELS and _uses_unsubscribe_url(message):
+                variables = {**base, "unsubscribe_url": unsubscribe_link_for(person.id, message.channel, app=app,
+                                                                              now=now)}
             rendered.append((Channel(message.channel), _content(message, variables)))
         (channel, content), rest = rendered[0], rendered[1:]
-        out.append(NewMessage(sender=SENDER, cause=member.cause, channel=channel, message_class=klass,
-                              content=content, investor_id=investor.id, user_id=investor.platform_user_id,
+        out.append(NewMessage(sender=SENDER, cause=cause, channel=channel, message_class=klass,
+                              content=content, investor_id=person.id, user_id=person.platform_user_id,
                               campaign_id=campaign_id, fallbacks=tuple(Fallback(c, body) for c, body in rest)))
     return out
 
 
-def _redeem_at_grant(session: Session, reward: Reward, investment: _Investment, now: datetime) -> None:
+def _redeem_at_grant(session: Session, reward: dict[str, Any], investment: _Investment, now: datetime) -> None:
     """Redeem a rate boost on the investment that triggered it (its cost is known now: principal and term)."""
     if investment.amount_fen is None or investment.term_days is None:
         return
-    if reward.min_investment_fen and investment.amount_fen < reward.min_investment_fen:
+    if reward["min_investment_fen"] and investment.amount_fen < reward["min_investment_fen"]:
         return  # the investment does not meet the coupon's own conditions: it stays a coupon
-    if reward.min_term_days and investment.term_days < reward.min_term_days:
+    if reward["min_term_days"] and investment.term_days < reward["min_term_days"]:
         return
-    cost = rate_boost_cost(investment.amount_fen, reward.annual_rate_bp or 0, reward.max_days or 0,
+    cost = rate_boost_cost(investment.amount_fen, reward["annual_rate_bp"] or 0, reward["max_days"] or 0,
                            investment.term_days)
-    rewards.append_entries([rewards.entry_row(reward.id, "redeemed", "grant", at=now, now=now, actor=ACTOR,
+    rewards.append_entries([rewards.entry_row(reward["id"], "redeemed", "grant", at=now, now=now, actor=ACTOR,
                                               amount=cost, investment_id=investment.investment_id)],
                            session=session)
-    rewards.refresh(session=session, reward_ids=[reward.id])
+    rewards.refresh(session=session, reward_ids=[reward["id"]])
 
 
 @dataclass
@@ -188,95 +241,176 @@ def _live(session: Session, campaign: Campaign, now: datetime) -> _Live:
     return _Live(campaign, definition, budget)
 
 
-def _recipients(definition: Definition, member: CampaignMember, investor: Investor, *,
-                session: Session) -> list[tuple[str | None, Investor]]:
+def _recipients(definition: Definition, member: Due, person: Person, *,
+                session: Session) -> list[tuple[str | None, Person]]:
     """Return who the member's rewards and messages go to: the member, or for a referral the referee and referrer."""
-    if definition.trigger is None or definition.trigger.on != "referral_confirmed":
-        return [(None, investor)]
-    referrer_id = session.scalar(select(ReferralConfirmation.referrer_id).where(
-        ReferralConfirmation.referee_id == member.investor_id))
-    referrer = session.get(Investor, referrer_id) if referrer_id is not None else None
-    sides: list[tuple[str | None, Investor]] = [("referee", investor)]
+    if not _is_referral(definition):
+        return [(None, person)]
+    referrer = session.execute(select(*PERSON_COLUMNS).join(
+        ReferralConfirmation, ReferralConfirmation.referrer_id == Investor.id).where(
+        ReferralConfirmation.referee_id == member.investor_id)).first()
+    sides: list[tuple[str | None, Person]] = [("referee", person)]
     if referrer is not None:
-        sides.append(("referrer", referrer))
+        sides.append(("referrer", Person(*referrer)))
     return sides
 
 
-def fulfil_member(member: CampaignMember, live: _Live, investor: Investor, investment: _Investment | None, *,
-                  session: Session, app: Flask, now: datetime) -> str:
-    """Grant a member's rewards and enqueue its messages (or nothing, if the budget is out); return its status.
+def _is_referral(definition: Definition) -> bool:
+    return definition.trigger is not None and definition.trigger.on == "referral_confirmed"
 
-    Sets `member.rewards_granted` to the number of rewards it got.
+
+def _keys(campaign_id: int, member: Due, indexes: Sequence[int]) -> tuple[str, ...]:
+    return tuple(f"campaign:{campaign_id}:member:{member.id}:{i}" for i in indexes)
+
+
+def _outcome(member: Due, status: str, now: datetime, granted: int = 0) -> dict[str, Any]:
+    return {"id": member.id, "status": status, "rewards_granted": granted, "fulfilled_at": now}
+
+
+def fulfil_one(member: Due, live: _Live, person: Person, investment: _Investment | None, *,
+               session: Session, app: Flask, now: datetime) -> dict[str, Any]:
+    """Grant one member's rewards and enqueue its messages (or nothing, if the budget is out); return its outcome.
+
+    For the members whose rewards depend on them: a triggering investment, or a referral's two sides.
     """
     definition = live.definition
-    granted: list[Reward] = []
+    granted = 0
     try:
         with session.begin_nested():
             messages: list[NewMessage] = []
-            for side, recipient in _recipients(definition, member, investor, session=session):
+            for side, recipient in _recipients(definition, member, person, session=session):
                 specs = [(i, r) for i, r in enumerate(definition.rewards) if side is None or r.to == side]
-                mine: list[Reward] = []
+                mine: list[dict[str, Any]] = []
                 if specs:
-                    items = [terms_for(r, investment) for _i, r in specs]
-                    keys = [f"campaign:{live.campaign.id}:member:{member.id}:{i}" for i, _r in specs]
-                    mine = rewards.grant_pack(session=session, keys=keys, investor_id=recipient.id, items=items,
-                                              budget=live.budget, actor=ACTOR, now=now,
-                                              campaign_id=live.campaign.id, cause=member.cause)
+                    pack = rewards.Pack(recipient.id, recipient.platform_user_id,
+                                        _keys(live.campaign.id, member, [i for i, _r in specs]), member.cause)
+                    outcome = rewards.grant_packs(session=session, packs=[pack],
+                                                  items=[terms_for(r, investment) for _i, r in specs],
+                                                  budget=live.budget, actor=ACTOR, now=now,
+                                                  campaign_id=live.campaign.id)
+                    if 0 in outcome.refused:
+                        raise BudgetExhausted(outcome.refused[0])
+                    mine = outcome.granted[0]
                 on_investment = definition.trigger is not None and definition.trigger.on == "investment_created"
                 for reward in mine:
-                    if reward.kind == "rate_boost" and on_investment and investment is not None:
+                    if reward["kind"] == "rate_boost" and on_investment and investment is not None:
                         _redeem_at_grant(session, reward, investment, now)
-                granted += mine
-                messages += messages_for(definition, campaign_id=live.campaign.id, member=member,
-                                         investor=recipient, reward=mine[0] if mine else None, app=app, now=now)
+                granted += len(mine)
+                messages += messages_for(definition, campaign_id=live.campaign.id, cause=member.cause,
+                                         person=recipient, reward=mine[0] if mine else None, app=app, now=now)
             enqueue_many(messages, session=session, now=now)
     except BudgetExhausted:
-        return "budget_exhausted"
+        return _outcome(member, "budget_exhausted", now)
     except InvalidTerms as err:
         log.warning("campaign %s member %s: %s", live.campaign.id, member.id, err)
-        return "failed"
-    member.rewards_granted = len(granted)
-    return "done"
+        return _outcome(member, "failed", now)
+    return _outcome(member, "done", now, granted)
 
 
-def fulfil_due(*, session: Session, app: Flask, now: datetime, limit: int = 200) -> int:
-    """Fulfil the due members of live campaigns (a chunk); mark a cancelled campaign's members; return how many."""
-    query = (select(CampaignMember).join(Campaign, Campaign.id == CampaignMember.campaign_id)
-             .where(CampaignMember.status == "pending", CampaignMember.due_at <= now,
-                    Campaign.status.in_((*LIVE, "cancelled")))
-             .order_by(CampaignMember.due_at, CampaignMember.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=CampaignMember)
-    members: Sequence[CampaignMember] = session.scalars(query).all()
-    if not members:
-        return 0
-    investors = {i.id: i for i in session.scalars(select(Investor).where(
-        Investor.id.in_({m.investor_id for m in members})))}
-    investment_ids = {m.investment_id for m in members if m.investment_id}
-    investments = {i.investment_id: _Investment(i.investment_id, i.amount_fen, i.term_days) for i in session.scalars(
-        select(Investment).where(Investment.investment_id.in_(investment_ids)))} if investment_ids else {}
-    live: dict[int, _Live] = {}
+def fulfil_together(members: Sequence[Due], live: _Live, people: dict[int, Person], *, session: Session,
+                    app: Flask, now: datetime) -> list[dict[str, Any]]:
+    """Fulfil members who all get the same reward list (distinct investors): one grant of packs, one enqueue.
+
+    A run's audience and most triggers: the packs are granted while the budget lasts, in member order,
+    and only the members granted (or of a campaign without rewards) get their messages.
+    """
+    definition = live.definition
+    outcome = rewards.PackOutcome()
+    if definition.rewards:
+        indexes = range(len(definition.rewards))
+        packs = [rewards.Pack(m.investor_id, people[m.investor_id].platform_user_id,
+                              _keys(live.campaign.id, m, indexes), m.cause) for m in members]
+        try:
+            outcome = rewards.grant_packs(session=session, packs=packs,
+                                          items=[terms_for(r, None) for r in definition.rewards],
+                                          budget=live.budget, actor=ACTOR, now=now, campaign_id=live.campaign.id)
+        except InvalidTerms as err:
+            log.warning("campaign %s: %d members: %s", live.campaign.id, len(members), err)
+            return [_outcome(m, "failed", now) for m in members]
+    results, messages = [], []
+    for n, member in enumerate(members):
+        if n in outcome.refused:
+            results.append(_outcome(member, "budget_exhausted", now))
+            continue
+        mine = outcome.granted.get(n, [])
+        messages += messages_for(definition, campaign_id=live.campaign.id, cause=member.cause,
+                                 person=people[member.investor_id], reward=mine[0] if mine else None, app=app,
+                                 now=now)
+        results.append(_outcome(member, "done", now, len(mine)))
+    enqueue_many(messages, session=session, now=now)
+    return results
+
+
+def _rounds(members: Sequence[Due]) -> list[list[Due]]:
+    """Split members into rounds of distinct investors (an investor may be due twice: two runs, two fires)."""
+    rounds: list[list[Due]] = []
+    seen: dict[int, int] = {}
     for member in members:
-        campaign = session.get(Campaign, member.campaign_id)
+        n = seen.get(member.investor_id, 0)
+        seen[member.investor_id] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(member)
+    return rounds
+
+
+def fulfil_campaign(members: Sequence[Due], live: _Live, people: dict[int, Person],
+                    investments: dict[str, _Investment], *, session: Session, app: Flask,
+                    now: datetime) -> list[dict[str, Any]]:
+    """Fulfil a campaign's due members: together where they get the same rewards, one by one where they differ."""
+    referral = _is_referral(live.definition)
+    alone = [m for m in members if referral or m.investment_id is not None]
+    together = [m for m in members if not (referral or m.investment_id is not None)]
+    results = []
+    for batch in _rounds(together):
+        results += fulfil_together(batch, live, people, session=session, app=app, now=now)
+    for member in alone:
+        investment = investments.get(member.investment_id) if member.investment_id else None
+        results.append(fulfil_one(member, live, people[member.investor_id], investment, session=session, app=app,
+                                  now=now))
+    return results
+
+
+def _due_query(now: datetime) -> Select[Any]:
+    m = _MEMBERS.c
+    return (select(m.id, m.campaign_id, m.investor_id, m.cause, m.investment_id)
+            .join(Campaign, Campaign.id == m.campaign_id)
+            .where(m.status == "pending", m.due_at <= now, Campaign.status.in_((*LIVE, "cancelled"))))
+
+
+def fulfil_due(*, session: Session, app: Flask, now: datetime, limit: int = CHUNK) -> int:
+    """Fulfil the due members of live campaigns (a chunk); mark a cancelled campaign's members; return how many."""
+    query = _due_query(now).order_by(_MEMBERS.c.due_at, _MEMBERS.c.id).limit(limit)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=_MEMBERS)
+    due = [Due(*row) for row in session.execute(query)]
+    if not due:
+        return 0
+    people = {row.id: Person(*row) for row in session.execute(
+        select(*PERSON_COLUMNS).where(among(Investor.id, sorted({m.investor_id for m in due}), dialect=dialect)))}
+    investment_ids = sorted({m.investment_id for m in due if m.investment_id})
+    investments = {i.investment_id: _Investment(i.investment_id, i.amount_fen, i.term_days) for i in session.execute(
+        select(Investment.investment_id, Investment.amount_fen, Investment.term_days)
+        .where(Investment.investment_id.in_(investment_ids)))} if investment_ids else {}
+    by_campaign: dict[int, list[Due]] = {}
+    for member in due:
+        by_campaign.setdefault(member.campaign_id, []).append(member)
+    results: list[dict[str, Any]] = []
+    for campaign_id, members in by_campaign.items():
+        campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
         if campaign.status == "cancelled":
-            member.status, member.fulfilled_at = "cancelled", now
+            results += [_outcome(m, "cancelled", now) for m in members]
             continue
-        if campaign.id not in live:
-            live[campaign.id] = _live(session, campaign, now)
-        investment = investments.get(member.investment_id) if member.investment_id else None
-        member.status = fulfil_member(member, live[campaign.id], investors[member.investor_id], investment,
-                                      session=session, app=app, now=now)
-        member.fulfilled_at = now
-    session.flush()
-    return len(members)
+        results += fulfil_campaign(members, _live(session, campaign, now), people, investments, session=session,
+                                   app=app, now=now)
+    update_many(session.connection(), _MEMBERS, results)
+    return len(due)
 
 
 def _has_due(session: Session, now: datetime) -> bool:
-    query = (select(CampaignMember.id).join(Campaign, Campaign.id == CampaignMember.campaign_id)
-             .where(CampaignMember.status == "pending", CampaignMember.due_at <= now,
-                    Campaign.status.in_((*LIVE, "cancelled"))).limit(1))
-    return session.scalar(query) is not None
+    return session.execute(_due_query(now).limit(1)).first() is not None
 
 
 def run_fulfilment(app: Flask, stop: threading.Event) -> None:

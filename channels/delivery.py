@@ -37,10 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from flask import Flask
-from sqlalchemy import ColumnElement, Integer, and_, any_, bindparam, func, not_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, and_, not_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,7 +56,7 @@ from channels.services import contact_digest, mark_unreachable, store_override
 from channels.settings import ChannelConfig, load
 from channels.sms import has_opt_out
 from growth.audit.services import record as audit
-from growth.db import Database, get_db, table_of, update_many
+from growth.db import Database, among, get_db, table_of, update_many
 from growth.locks import claim, new_holder_id
 from growth.timeutil import SHANGHAI, utcnow
 
@@ -284,15 +282,7 @@ class Deliverer:
         return result
 
     def _among(self, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
-        """`column IN ids` with the ids as one parameter: an array on PostgreSQL, a JSON list on SQLite.
-
-        An IN list of a batch's ids is a placeholder per id, rendered by SQLAlchemy and parsed again by
-        the driver on every execution (the text is too long for psycopg's cache): a tenth of a worker's CPU.
-        """
-        if self.db.dialect == "postgresql":
-            return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
-        each = func.json_each(orjson.dumps(list(ids)).decode()).table_valued("value")
-        return column.in_(select(each.c.value))
+        return among(column, ids, dialect=self.db.dialect)
 
     def _consent(self, session: Session, investor_ids: Sequence[int]) -> dict[tuple[int, str], bool]:
         query = select(ConsentState.investor_id, ConsentState.channel, ConsentState.granted).where(

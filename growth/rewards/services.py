@@ -1,10 +1,11 @@
 """The incentive ledger's services: THE grant, revoke, budgets, re-deriving a reward from its entries, queries.
 
-`grant` is the one way a reward comes into being (campaigns, the referral program, staff). In the
-caller's transaction it checks the idempotency key, consumes the budget with conditional updates
-(`used = used + 1 WHERE used < max`: concurrent grants can never overspend, on PostgreSQL or SQLite),
-writes the reward and its `granted` entry, and queues the platform webhook `reward.granted` in the
-outbox. Everything runs in a savepoint: a broken limit or a lost key race leaves nothing behind.
+`grant_packs` is the one way a reward comes into being (campaigns, the referral program, staff; `grant`
+and `grant_pack` are its one-investor forms). In the caller's transaction it checks the idempotency
+keys, consumes the budget with conditional updates (`used = used + n WHERE used + n <= max`:
+concurrent grants can never overspend, on PostgreSQL or SQLite), writes the rewards and their
+`granted` entries, and queues the platform webhook `reward.granted` in the outbox, in bulk statements
+for any number of investors. A broken limit or a lost key race leaves nothing behind (a savepoint).
 
 A reward's status and cost are derived from its entries (`refresh`), whoever wrote them.
 Cash is paid at grant (the webhook is the platform's instruction to credit it); experience funds run
@@ -14,7 +15,7 @@ from the grant and are paid by a job at the end of their days; cashback is paid 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from channels.adapters.port import Channel, MessageClass
-from channels.outbox import NewMessage, enqueue
-from growth.db import insert_many, table_of, update_many
+from channels.outbox import NewMessage, enqueue, enqueue_many
+from growth.db import among, insert_many, table_of, update_many
 from growth.errors import Conflict, DomainError, Forbidden, NotFound
 from growth.investors.models import Investor
 from growth.money import bp_to_api, fen_to_api
@@ -86,34 +87,6 @@ def set_limits(budget: RewardBudget, *, session: Session, max_grants: int | None
     session.expire(budget)
 
 
-def _consume(session: Session, budget: RewardBudget, investor_id: int, amount_fen: int) -> None:
-    """Use one grant and `amount_fen` of a budget, and one of the investor's, or raise BudgetExhausted."""
-    conn = session.connection()
-    b = _BUDGETS.c
-    result = conn.execute(
-        update(_BUDGETS)
-        .where(b.id == budget.id,
-               or_(b.max_grants.is_(None), b.used_grants < b.max_grants),
-               or_(b.max_amount_fen.is_(None), b.used_amount_fen + amount_fen <= b.max_amount_fen))
-        .values(used_grants=b.used_grants + 1, used_amount_fen=b.used_amount_fen + amount_fen)
-    )
-    if result.rowcount != 1:
-        row = conn.execute(select(b.max_grants, b.used_grants).where(b.id == budget.id)).one()
-        raise BudgetExhausted("max_grants" if row.max_grants is not None and row.used_grants >= row.max_grants
-                              else "max_amount")
-    # Read after the update: this transaction holds the budget row, so the limit is the current one.
-    per_investor = conn.scalar(select(b.per_investor).where(b.id == budget.id))
-    if per_investor is None:
-        return
-    u = _BUDGET_USES.c
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(_BUDGET_USES).values(budget_id=budget.id, investor_id=investor_id, used=1).on_conflict_do_update(
-        index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1}, where=u.used < per_investor,
-    ).returning(u.id)
-    if per_investor < 1 or conn.execute(stmt).first() is None:
-        raise BudgetExhausted("per_investor")
-
-
 # --- granting ------------------------------------------------------------------------------------------
 
 
@@ -138,16 +111,98 @@ def grant_pack(*, session: Session, keys: Sequence[str], investor_id: int, items
     it is granted whole or not at all (BudgetExhausted, nothing written). Each reward has its own
     idempotency key (`keys`, one per item); a repeat of the first key returns the pack already granted.
     """
-    if len(keys) != len(items) or not items:
-        raise ValueError("a pack needs one key per reward")
-    if any(not k or len(k) > 255 for k in keys):
-        raise ValueError("a grant needs an idempotency key of at most 255 characters")
-    existing = list(session.scalars(select(Reward).where(Reward.key.in_(keys))))
-    if existing:
-        return sorted(existing, key=lambda r: list(keys).index(r.key))
-    investor = session.get(Investor, investor_id)
-    if investor is None:
+    user_id = session.scalar(select(Investor.platform_user_id).where(Investor.id == investor_id))
+    if user_id is None:
         raise NotFound("investor not found")
+    outcome = grant_packs(session=session, packs=[Pack(investor_id, user_id, tuple(keys), cause)], items=items,
+                          budget=budget, actor=actor, now=now, campaign_id=campaign_id, note=note)
+    if 0 in outcome.refused:
+        raise BudgetExhausted(outcome.refused[0])
+    ids = [row["id"] for row in outcome.granted[0]]
+    found = {r.id: r for r in session.scalars(select(Reward).where(Reward.id.in_(ids)))}
+    return [found[i] for i in ids]
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """One investor's share of a grant of packs: the idempotency key of each reward (one per item), and why."""
+
+    investor_id: int
+    user_id: str  # the platform's id, for the `reward.granted` webhook
+    keys: tuple[str, ...]
+    cause: str | None = None
+
+
+@dataclass(slots=True)
+class PackOutcome:
+    """What `grant_packs` did, by the index of each pack: its reward rows, or the limit that refused it."""
+
+    granted: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+
+
+def grant_packs(*, session: Session, packs: Sequence[Pack], items: Sequence[tuple[str, Terms]], budget: RewardBudget,
+                actor: str, now: datetime, campaign_id: int | None = None, note: str | None = None) -> PackOutcome:
+    """Grant the same reward list to many investors in bulk statements, each pack ONE grant of the budget.
+
+    Packs are taken in order while the budget lasts: those that fit `max_grants` and `max_amount` are
+    granted, the rest refused with the limit they hit; a pack over its investor's `per_investor` is refused
+    and gives its share back. A pack whose first key exists already gets the rewards granted then (nothing
+    twice). Investors must be distinct. Each reward gets its `granted` entry (and `paid`, for cash), its
+    derived status and cost, and its `reward.granted` webhook, all in the caller's transaction.
+    """
+    if len({p.investor_id for p in packs}) != len(packs):
+        raise ValueError("a grant of packs needs distinct investors")
+    for pack in packs:
+        if len(pack.keys) != len(items) or not items:
+            raise ValueError("a pack needs one key per reward")
+        if any(not k or len(k) > 255 for k in pack.keys):
+            raise ValueError("a grant needs an idempotency key of at most 255 characters")
+    outcome = PackOutcome()
+    if not packs:
+        return outcome
+    values = _pack_values(session, budget, items)
+    dialect = session.get_bind().dialect.name
+    existing = _existing_packs(session, packs, dialect)
+    outcome.granted.update(existing)
+    fresh = [i for i in range(len(packs)) if i not in existing]
+    try:
+        with session.begin_nested():
+            taken = _take_packs(session, budget, [(i, packs[i].investor_id) for i in fresh], sum(values), outcome)
+            rows = [_reward_row(packs[i], key, kind, terms, value, budget=budget, actor=actor, now=now,
+                                campaign_id=campaign_id, note=note)
+                    for i in taken for key, (kind, terms), value in zip(packs[i].keys, items, values, strict=True)]
+            ids = dict(insert_many(session.connection(), _REWARDS, rows, returning=("key", "id")))
+    except IntegrityError:
+        # The same keys granted concurrently: the savepoint gave the budget back; the other grant stands.
+        again = _existing_packs(session, [packs[i] for i in fresh], dialect)
+        if len(again) != len(fresh):
+            raise
+        outcome.granted.update({fresh[j]: found for j, found in again.items()})
+        outcome.refused.clear()
+        return outcome
+    session.expire(budget)
+    entries: list[dict[str, Any]] = []
+    webhooks: list[NewMessage] = []
+    per_pack = len(items)
+    for n, i in enumerate(taken):
+        mine = rows[n * per_pack:(n + 1) * per_pack]
+        for row, (_kind, terms) in zip(mine, items, strict=True):
+            row["id"] = ids[row["key"]]
+            entries.append(entry_row(row["id"], "granted", "grant", at=now, now=now, actor=actor,
+                                     amount=row["budget_fen"], investment_id=terms.investment_id, note=note))
+            if row["kind"] == "cash":  # paid at grant: the webhook is the platform's instruction to credit it
+                entries.append(entry_row(row["id"], "paid", "grant", at=now, now=now, actor=actor,
+                                         amount=rules.cash_cost(row["amount_fen"] or 0)))
+            webhooks.append(webhook_message(row, packs[i].user_id, "reward.granted"))
+        outcome.granted[i] = mine
+    insert_many(session.connection(), _ENTRIES, entries)
+    enqueue_many(webhooks, session=session, now=now)
+    return outcome
+
+
+def _pack_values(session: Session, budget: RewardBudget, items: Sequence[tuple[str, Terms]]) -> list[int]:
+    """Check each item's terms and return what each takes of the budget's max_amount."""
     amount_limited: bool | None = None
     values = []
     for kind, terms in items:
@@ -162,40 +217,88 @@ def grant_pack(*, session: Session, keys: Sequence[str], investor_id: int, items
                 raise InvalidTerms(_l("有金额上限的预算发放加息券时须设投资上限"), field="max_investment_fen")
             value = 0
         values.append(value)
-    rewards = [Reward(
-        key=key, investor_id=investor_id, kind=kind, status="granted", budget_id=budget.id, campaign_id=campaign_id,
-        amount_fen=terms.amount_fen, annual_rate_bp=terms.annual_rate_bp, rate_bp=terms.rate_bp,
-        max_days=terms.max_days, days=terms.days, hold_days=terms.hold_days, principal_fen=terms.principal_fen,
-        min_investment_fen=terms.min_investment_fen, max_investment_fen=terms.max_investment_fen,
-        min_term_days=terms.min_term_days, valid_days=terms.valid_days, budget_fen=value,
-        investment_id=terms.investment_id, cost_fen=0, settled_at=None, granted_at=now,
-        expires_at=rules.expires_at(kind, terms, now), granted_by=actor, cause=(cause or key)[:255], note=note,
-    ) for key, (kind, terms), value in zip(keys, items, values, strict=True)]
-    try:
-        with session.begin_nested():
-            _consume(session, budget, investor_id, sum(values))
-            session.add_all(rewards)
-            session.flush()
-    except IntegrityError:
-        # The same keys granted concurrently: the savepoint gave the budget back; the other grant stands.
-        found = list(session.scalars(select(Reward).where(Reward.key.in_(keys))))
-        if not found:
-            raise
-        return sorted(found, key=lambda r: list(keys).index(r.key))
-    session.expire(budget)
-    entries = []
-    for reward, (kind, terms), value in zip(rewards, items, values, strict=True):
-        entries.append(entry_row(reward.id, "granted", "grant", at=now, now=now, actor=actor,
-                                 amount=value, investment_id=terms.investment_id, note=note))
-        if kind == "cash":  # paid at grant: the webhook is the platform's instruction to credit it
-            entries.append(entry_row(reward.id, "paid", "grant", at=now, now=now, actor=actor,
-                                     amount=rules.cash_cost(terms.amount_fen or 0)))
-    insert_many(session.connection(), _ENTRIES, entries)
-    refresh(session=session, reward_ids=[r.id for r in rewards])
-    for reward in rewards:
-        session.refresh(reward)
-        queue_webhook(session, reward, investor.platform_user_id, "reward.granted", now=now)
-    return rewards
+    return values
+
+
+def _existing_packs(session: Session, packs: Sequence[Pack], dialect: str) -> dict[int, list[dict[str, Any]]]:
+    """Return the packs granted before (found by their keys), by index, with their reward rows in key order."""
+    keys = [k for p in packs for k in p.keys]
+    found = {row["key"]: dict(row) for row in session.execute(
+        select(_REWARDS).where(among(_REWARDS.c.key, keys, dialect=dialect))).mappings()}
+    return {i: [found[k] for k in p.keys if k in found] for i, p in enumerate(packs) if p.keys[0] in found}
+
+
+def _take_packs(session: Session, budget: RewardBudget, fresh: list[tuple[int, int]], each: int,
+                outcome: PackOutcome) -> list[int]:
+    """Take one grant and `each` of max_amount per (pack, investor), as many as the limits allow; return those taken.
+
+    The refused are recorded in `outcome` with the limit they hit.
+    """
+    conn = session.connection()
+    b = _BUDGETS.c
+    n = len(fresh)
+    while n:
+        taken = conn.execute(
+            update(_BUDGETS)
+            .where(b.id == budget.id,
+                   or_(b.max_grants.is_(None), b.used_grants + n <= b.max_grants),
+                   or_(b.max_amount_fen.is_(None), b.used_amount_fen + n * each <= b.max_amount_fen))
+            .values(used_grants=b.used_grants + n, used_amount_fen=b.used_amount_fen + n * each)).rowcount
+        if taken == 1:
+            break
+        row = conn.execute(select(b.max_grants, b.used_grants, b.max_amount_fen, b.used_amount_fen)
+                           .where(b.id == budget.id)).one()
+        by_grants = n if row.max_grants is None else max(0, row.max_grants - row.used_grants)
+        by_amount = n if row.max_amount_fen is None or not each else max(
+            0, (row.max_amount_fen - row.used_amount_fen) // each)
+        # A concurrent grant may take more before the next try: fewer each time, so this always ends.
+        fits = min(by_grants, by_amount, n - 1)
+        for i, _investor in fresh[fits:n]:
+            outcome.refused[i] = "max_grants" if by_grants <= by_amount else "max_amount"
+        n = fits
+    granted = fresh[:n]
+    # Read after the update: this transaction holds the budget row, so the limit is the current one.
+    per_investor = conn.scalar(select(b.per_investor).where(b.id == budget.id)) if granted else None
+    over = set() if per_investor is None else _over_per_investor(session, budget.id, granted, per_investor)
+    if over:  # their share goes back to the budget
+        conn.execute(update(_BUDGETS).where(b.id == budget.id).values(
+            used_grants=b.used_grants - len(over), used_amount_fen=b.used_amount_fen - len(over) * each))
+        for i in over:
+            outcome.refused[i] = "per_investor"
+    return [i for i, _investor in granted if i not in over]
+
+
+def _over_per_investor(session: Session, budget_id: int, packs: list[tuple[int, int]], per_investor: int) -> set[int]:
+    """Count one grant for each (pack, investor) against `per_investor`; return the packs over it (not counted)."""
+    if per_investor < 1:
+        return {i for i, _investor in packs}
+    conn = session.connection()
+    u = _BUDGET_USES.c
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(_BUDGET_USES).on_conflict_do_update(
+        index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1}, where=u.used < per_investor,
+    ).returning(u.investor_id)
+    counted = {row[0] for row in conn.execute(
+        stmt, [{"budget_id": budget_id, "investor_id": investor, "used": 1} for _i, investor in packs])}
+    return {i for i, investor in packs if investor not in counted}
+
+
+def _reward_row(pack: Pack, key: str, kind: str, terms: Terms, value: int, *, budget: RewardBudget, actor: str,
+                now: datetime, campaign_id: int | None, note: str | None) -> dict[str, Any]:
+    """Return a new reward's row, with the status and cost `refresh` derives from its grant entries."""
+    status = rules.derive_status({"granted", "paid"} if kind == "cash" else {"granted"})
+    return {
+        "key": key, "investor_id": pack.investor_id, "kind": kind, "status": status, "budget_id": budget.id,
+        "campaign_id": campaign_id, "amount_fen": terms.amount_fen, "annual_rate_bp": terms.annual_rate_bp,
+        "rate_bp": terms.rate_bp, "max_days": terms.max_days, "days": terms.days, "hold_days": terms.hold_days,
+        "principal_fen": terms.principal_fen, "min_investment_fen": terms.min_investment_fen,
+        "max_investment_fen": terms.max_investment_fen, "min_term_days": terms.min_term_days,
+        "valid_days": terms.valid_days, "budget_fen": value,
+        "investment_id": terms.investment_id if kind == "cashback" else None,
+        "cost_fen": rules.derive_cost(kind, status, terms, None), "settled_at": None if status == "granted" else now,
+        "granted_at": now, "expires_at": rules.expires_at(kind, terms, now), "granted_by": actor[:254],
+        "cause": (pack.cause or key)[:255], "note": note,
+    }
 
 
 def entry_row(reward_id: int, kind: str, source: str, *, at: datetime, now: datetime, actor: str, amount: int = 0,
@@ -233,49 +336,57 @@ def revoke(reward_id: int, *, session: Session, reason: str, actor: str, now: da
 
 def queue_webhook(session: Session, reward: Reward, user_id: str, type_: str, *, now: datetime) -> None:
     """Queue the platform webhook about a reward (once per reward and type, however often this runs)."""
-    enqueue(NewMessage(
-        sender=SENDER, cause=f"{public_id(reward.id)}|{type_}", channel=Channel.WEBHOOK,
+    enqueue(webhook_message(reward, user_id, type_), session=session, now=now)
+
+
+def webhook_message(reward: Reward | dict[str, Any], user_id: str, type_: str) -> NewMessage:
+    """Return the platform webhook about a reward (a Reward or its row), keyed per reward and type."""
+    reward_id, campaign_id = (reward["id"], reward["campaign_id"]) if isinstance(reward, dict) else (
+        reward.id, reward.campaign_id)
+    return NewMessage(
+        sender=SENDER, cause=f"{public_id(reward_id)}|{type_}", channel=Channel.WEBHOOK,
         message_class=MessageClass.SERVICE, content={"data": {"type": type_, "data": reward_json(reward, user_id)}},
-        user_id=user_id or None, campaign_id=reward.campaign_id,
-    ), session=session, now=now)
+        user_id=user_id or None, campaign_id=campaign_id,
+    )
 
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
 
 
-def reward_json(reward: Reward, user_id: str) -> dict[str, Any]:
-    """Return a reward as the platform sees it (campaigns-api.md §4, with the terms of its kind)."""
+def reward_json(reward: Reward | dict[str, Any], user_id: str) -> dict[str, Any]:
+    """Return a reward (or its row) as the platform sees it (campaigns-api.md §4, with the terms of its kind)."""
+    r = reward if isinstance(reward, dict) else {c.key: getattr(reward, c.key) for c in _REWARDS.c}
     conditions: dict[str, Any] = {}
-    if reward.min_investment_fen is not None:
-        conditions["min_investment"] = fen_to_api(reward.min_investment_fen)
-    if reward.max_investment_fen is not None:
-        conditions["max_investment"] = fen_to_api(reward.max_investment_fen)
-    if reward.min_term_days is not None:
-        conditions["min_term_days"] = reward.min_term_days
-    amount = reward.amount_fen
-    if reward.kind == "cashback":
-        amount = rules.known_cost("cashback", terms_of(reward))  # what it pays back
-    elif reward.kind == "rate_boost":
-        amount = reward.cost_fen if reward.status == "redeemed" else None  # known once used
+    if r["min_investment_fen"] is not None:
+        conditions["min_investment"] = fen_to_api(r["min_investment_fen"])
+    if r["max_investment_fen"] is not None:
+        conditions["max_investment"] = fen_to_api(r["max_investment_fen"])
+    if r["min_term_days"] is not None:
+        conditions["min_term_days"] = r["min_term_days"]
+    amount = r["amount_fen"]
+    if r["kind"] == "cashback":
+        amount = rules.known_cost("cashback", terms_of(r))  # what it pays back
+    elif r["kind"] == "rate_boost":
+        amount = r["cost_fen"] if r["status"] == "redeemed" else None  # known once used
     body: dict[str, Any] = {
-        "id": public_id(reward.id), "kind": reward.kind, "status": reward.status,
+        "id": public_id(r["id"]), "kind": r["kind"], "status": r["status"],
         "amount": None if amount is None else fen_to_api(amount), "conditions": conditions,
-        "granted_at": _time(reward.granted_at), "expires_at": _time(reward.expires_at),
-        "campaign_id": reward.campaign_id, "user_id": user_id,
+        "granted_at": _time(r["granted_at"]), "expires_at": _time(r["expires_at"]),
+        "campaign_id": r["campaign_id"], "user_id": user_id,
     }
-    if reward.annual_rate_bp is not None:
-        body["annual_rate"] = bp_to_api(reward.annual_rate_bp)
-    if reward.rate_bp is not None:
-        body["rate"] = bp_to_api(reward.rate_bp)
+    if r["annual_rate_bp"] is not None:
+        body["annual_rate"] = bp_to_api(r["annual_rate_bp"])
+    if r["rate_bp"] is not None:
+        body["rate"] = bp_to_api(r["rate_bp"])
     for name in ("max_days", "days", "hold_days", "valid_days"):
-        if getattr(reward, name) is not None:
-            body[name] = getattr(reward, name)
-    if reward.principal_fen is not None:
-        body["principal"] = fen_to_api(reward.principal_fen)
-    if reward.investment_id is not None:
-        body["investment_id"] = reward.investment_id
-    body["cost"] = fen_to_api(reward.cost_fen)
+        if r[name] is not None:
+            body[name] = r[name]
+    if r["principal_fen"] is not None:
+        body["principal"] = fen_to_api(r["principal_fen"])
+    if r["investment_id"] is not None:
+        body["investment_id"] = r["investment_id"]
+    body["cost"] = fen_to_api(r["cost_fen"])
     return body
 
 

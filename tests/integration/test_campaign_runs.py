@@ -11,11 +11,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from campaigns import services
+from campaigns.fulfilment import fulfil_due
 from campaigns.models import Campaign, CampaignMember, CampaignRun
 from campaigns.runner import select_chunk, task_campaign_run
 from campaigns.scheduler import run_scheduler
 from campaigns.segments import in_holdout
+from channels.models import OutboxMessage
 from growth.db import get_db
+from growth.rewards.models import Reward
 from tests.factories import make_investor
 
 NOW = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
@@ -154,3 +157,48 @@ def test_the_elected_scheduler_makes_a_missed_run_once_when_it_starts(app):
         status = s.scalar(select(Campaign.status).where(Campaign.id == cid))
     assert runs == 1
     assert status == "running"
+
+
+def _fulfil_all(app, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    while True:
+        with get_db(app).session_scope(write=True) as s:
+            if not fulfil_due(session=s, app=app, now=now):
+                return
+
+
+def test_a_runs_members_share_the_budget_in_order_and_those_past_it_get_nothing(app):
+    investors(app, 12)
+    voucher = {"kind": "voucher", "amount": "20.00", "valid_days": 30}
+    sms = {"channel": "sms", "text": "{{ investor.name }}您好，{{ reward.amount }}元红包已到账。"}
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[voucher], messages=[sms],
+                    budget={"max_grants": 7})
+    run_task(app, cid)
+    select_all(app, chunk=5)
+    _fulfil_all(app, NOW + timedelta(minutes=1))
+    with get_db(app).session_scope() as s:
+        members = s.execute(select(CampaignMember.investor_id, CampaignMember.status)
+                            .where(CampaignMember.campaign_id == cid).order_by(CampaignMember.id)).all()
+        rewarded = set(s.scalars(select(Reward.investor_id)))
+        texted = list(s.scalars(select(OutboxMessage.investor_id).where(OutboxMessage.channel == "sms")))
+    assert [status for _, status in members] == ["done"] * 7 + ["budget_exhausted"] * 5
+    assert rewarded == {i for i, status in members if status == "done"} == set(texted) and len(texted) == 7
+
+
+def test_an_investor_due_twice_in_one_chunk_is_fulfilled_twice_each_run_its_own(app):
+    investors(app, 2)
+    window = {"start": "2026-12-01T00:00:00+08:00", "end": "2026-12-31T23:59:59+08:00"}
+    voucher = {"kind": "voucher", "amount": "20.00", "valid_days": 30}
+    cid = scheduled(app, {"cron": "0 10 * * *"}, window=window, entry={"every_days": 1}, rewards=[voucher],
+                    budget={"per_investor": 2})
+    for day in (NOW - timedelta(days=1), NOW):  # two days' runs, both selected before fulfilment
+        run_task(app, cid, day)
+        while True:
+            with get_db(app).session_scope(write=True) as s:
+                if not select_chunk(session=s, now=day):
+                    break
+    _fulfil_all(app, NOW + timedelta(minutes=1))
+    with get_db(app).session_scope() as s:
+        statuses = list(s.scalars(select(CampaignMember.status).where(CampaignMember.campaign_id == cid)))
+        per_investor = s.execute(select(Reward.investor_id, func.count()).group_by(Reward.investor_id)).all()
+    assert statuses == ["done"] * 4
+    assert sorted(n for _, n in per_investor) == [2, 2]
