@@ -44,6 +44,23 @@ _FIELD_NOTES = {
 }
 
 
+# Spec §2's example document (its wording compliant: a marketing SMS with the risk warning and an opt-out).
+EXAMPLE = {
+    "name": "新手礼包 12月", "type": "new_user", "class": "marketing",
+    "trigger": {"on": "registered"},
+    "audience": {"all": [{"field": "channel", "op": "in", "value": ["baidu_sem", "wechat_ad"]}]},
+    "window": {"start": "2026-12-01T00:00:00+08:00", "end": "2026-12-31T23:59:59+08:00"},
+    "entry": {"once": True}, "holdout_percent": 10,
+    "rewards": [{"kind": "voucher", "amount": "50.00", "min_investment": "5000.00", "min_term_days": 30,
+                 "valid_days": 30}],
+    "budget": {"max_grants": 1000, "max_amount": "50000.00", "per_investor": 1},
+    "messages": [{"channel": "sms", "template_code": "SMS_2026120101",
+                  "params": {"name": "{{ investor.name }}", "amount": "{{ reward.amount }}"},
+                  "text": "{{ investor.name }}您好，{{ reward.amount }}元投资红包已到账，30天内有效。"
+                          "投资有风险，理财需谨慎。回T退订"}],
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
 
@@ -206,7 +223,10 @@ def _operation(operation_id: str, summary: str, who: str, ok: tuple[str, dict[st
         "responses": responses,
     }
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        media: dict[str, Any] = {"schema": body}
+        if body == _ref(_PREFIX + "Definition"):
+            media["example"] = EXAMPLE
+        op["requestBody"] = {"required": True, "content": {"application/json": media}}
     return op
 
 

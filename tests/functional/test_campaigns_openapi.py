@@ -106,6 +106,8 @@ def test_the_described_definition_accepts_every_preset_and_refuses_what_the_api_
         document = preset(type_, now=now)
         assert [e.message for e in definition.iter_errors(document)] == [], type_
     assert definition.is_valid(DOC)
+    example = doc["paths"]["/api/v1/campaigns"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert [e.message for e in definition.iter_errors(example)] == []
     for broken in ({**DOC, "colour": "red"},
                    {**DOC, "rewards": [{**DOC["rewards"][0], "annual_rate": "1%"}]},
                    {**DOC, "budget": {"max_amount": 5000}},
@@ -164,6 +166,9 @@ def test_the_campaigns_api_answers_match_their_description(app, client, tokens):
     call("POST", url + "/cancel", one + "/cancel")
     call("PUT", url, one, json=DOC, status=409)  # a cancelled campaign cannot change
     call("GET", url + "/results", one + "/results", role="agent")
+
+    example = doc["paths"][many]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert call("POST", many, many, json=example, status=201)["compliance"] == []  # the example is compliant
 
     own = call("POST", many, many, role="admin", json=DOC, status=201)
     own_url = f"/api/v1/campaigns/{own['id']}"

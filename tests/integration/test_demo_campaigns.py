@@ -69,6 +69,10 @@ def test_the_demo_has_every_campaign_type_in_every_state_with_consistent_results
     invested = sum(results(c.id, session=session)["invested"]["treated"]["investors"] for c in ran)
     assert redeemed > 0 and invested >= redeemed
     assert session.scalar(select(func.count()).where(Investment.investment_id.like("demo_cp_%"))) >= redeemed
+    # The first-investment nudge chose people who had never invested, so whatever they invested came after it.
+    nudge = results(next(c.id for c in ran if c.type == "first_investment_nudge"), session=session)
+    shares = {side: nudge["invested"][side]["investors"] / max(nudge[side], 1) for side in ("treated", "holdout")}
+    assert shares["treated"] > shares["holdout"]
 
     paused = next(c for c in campaigns if c.status == "paused")
     assert paused.type == "rate_boost"
