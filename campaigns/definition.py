@@ -31,13 +31,23 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from growth.errors import Invalid, Problem
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
-from growth.money import MoneyFormatError, bp_to_api, fen_to_api, parse_rate, parse_yuan
+from growth.money import (
+    MONEY_OR_ZERO_PATTERN,
+    MONEY_PATTERN,
+    RATE_PATTERN,
+    MoneyFormatError,
+    bp_to_api,
+    fen_to_api,
+    parse_rate,
+    parse_yuan,
+)
 from growth.rewards.models import KIND_LABELS
 from growth.timeutil import SHANGHAI
 
@@ -108,9 +118,16 @@ def _rate(value: object) -> int:
                                   {"reason": str(exc)}) from None
 
 
-Money = Annotated[int, BeforeValidator(_yuan), PlainSerializer(fen_to_api, return_type=str)]
-MoneyOrZero = Annotated[int, BeforeValidator(_yuan_or_zero), PlainSerializer(fen_to_api, return_type=str)]
-Rate = Annotated[int, BeforeValidator(_rate), PlainSerializer(bp_to_api, return_type=str)]
+# Fen and basis points inside; their JSON Schema (the API description's) is the spec's string, as parsed.
+Money = Annotated[int, BeforeValidator(_yuan), PlainSerializer(fen_to_api, return_type=str), WithJsonSchema(
+    {"type": "string", "pattern": MONEY_PATTERN, "examples": ["50.00"],
+     "description": "Yuan as a decimal string, greater than 0, at most 2 decimal places."})]
+MoneyOrZero = Annotated[int, BeforeValidator(_yuan_or_zero), PlainSerializer(fen_to_api, return_type=str),
+                        WithJsonSchema({"type": "string", "pattern": MONEY_OR_ZERO_PATTERN, "examples": ["0.00"],
+                                        "description": "Yuan as a decimal string, 0 or more."})]
+Rate = Annotated[int, BeforeValidator(_rate), PlainSerializer(bp_to_api, return_type=str), WithJsonSchema(
+    {"type": "string", "pattern": RATE_PATTERN, "examples": ["0.0100"],
+     "description": 'A fraction as a decimal string: "0.0100" is 1.00 %.'})]
 Days = Annotated[StrictInt, Field(ge=1, le=MAX_DAYS)]
 DaysOrZero = Annotated[StrictInt, Field(ge=0, le=MAX_DAYS)]
 Count = Annotated[StrictInt, Field(ge=0)]

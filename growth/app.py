@@ -185,6 +185,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from campaigns.openapi import contribution as campaigns_openapi
     from campaigns.views import api as campaigns_api
     from campaigns.views import bp as campaigns_bp
     from channels.callback_views import bp as channels_callbacks
@@ -195,6 +196,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
+    from growth.events.openapi import register_contribution
     from growth.events.views import api as events_api
     from growth.events.views import bp as events_bp
     from growth.home.views import bp as home_bp
@@ -212,6 +214,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
     app.register_blueprint(campaigns_api)
+    register_contribution(app, campaigns_openapi)  # the kernel's API description may not import campaigns
     app.register_blueprint(rewards_bp)
     app.register_blueprint(rewards_api)
     app.register_blueprint(dashboards_api)

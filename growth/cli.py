@@ -289,7 +289,8 @@ def worker(watch_fd: int | None, predecessor_pid: int | None) -> None:
 @click.option("--seed", default=2026, show_default=True, type=int)
 @with_appcontext
 def demo(investors: int, seed: int) -> None:
-    """Load demo staff, channels, links, costs and events (sent through the real events API)."""
+    """Load demo staff, channels, links, costs and events (sent through the real events API), then campaigns."""
+    from campaigns.demo import load_campaigns
     from growth.demo import load_demo
     from growth.demodata import DEMO_STAFF
 
@@ -308,6 +309,10 @@ def demo(investors: int, seed: int) -> None:
         click.echo(f"sent {summary.events_sent:,} events ({summary.events_accepted:,} accepted), "
                    f"processed {summary.events_processed:,}; a week of messages on the console provider "
                    f"({summary.messages_written:,})")
+    campaigns = load_campaigns(app, seed=seed)
+    if not campaigns.already_loaded:
+        states = ", ".join(f"{n} {status}" for status, n in sorted(campaigns.by_status.items()))
+        click.echo(f"{campaigns.campaigns} demo campaigns ({states}) with {campaigns.members:,} members from real runs")
     click.echo("\nsign in at /login with one of these demo accounts:")
     for member in DEMO_STAFF:
         click.echo(f"  {member.role:9} {member.email:32} {member.password}")

@@ -189,7 +189,7 @@ def _reward_history(app: Flask, *, now: datetime, seed: int) -> None:
     from growth.investors.models import Investor
     from growth.rewards import jobs
     from growth.rewards.rules import Terms
-    from growth.rewards.services import budget_for, grant
+    from growth.rewards.services import MANUAL_BUDGET, budget_for, grant
 
     rng = random.Random(seed)
     db = get_db(app)
@@ -206,8 +206,8 @@ def _reward_history(app: Flask, *, now: datetime, seed: int) -> None:
     with db.session_scope(write=True) as session:
         people = list(session.scalars(select(Investor).where(Investor.registered_at.is_not(None))
                                       .order_by(Investor.id).limit(40)))
-        budget = budget_for("campaign", "1", session=session, now=now - timedelta(days=70),
-                            name="新手礼包（演示）", max_grants=1000, max_amount_fen=50_000_000, per_investor=5)
+        # Staff grants (the manual budget): campaign rewards come from real campaign runs (campaigns/demo.py).
+        budget = budget_for(*MANUAL_BUDGET, session=session, now=now - timedelta(days=70), name="手工发放")
         for n, person in enumerate(people):
             at = now - timedelta(days=65 - n, hours=rng.randint(0, 8))
             uid = person.platform_user_id
@@ -226,8 +226,8 @@ def _reward_history(app: Flask, *, now: datetime, seed: int) -> None:
                                    "occurred_at": (at + timedelta(days=9)).isoformat(), "user": {"id": uid},
                                    "data": {"investment_id": f"demo-cb-{uid}", "amount": "10000.00"}})
             reward = grant(session=session, key=f"demo:{seed}:{uid}:{kind}", investor_id=person.id, kind=kind,
-                           terms=terms, budget=budget, campaign_id=1, actor="campaign", now=at,
-                           cause=f"demo:{uid}")
+                           terms=terms, budget=budget, actor=DEMO_STAFF[0].email, now=at, cause=f"demo:{uid}",
+                           note="运营手工发放（演示）")
             ref = f"rw_{reward.id}"
             if kind in ("voucher", "rate_boost") and n % 3 != 2:  # the others expire unused
                 small = n % 7 == 0  # below the voucher's minimum: an invalid use, the reward stays usable
@@ -240,7 +240,20 @@ def _reward_history(app: Flask, *, now: datetime, seed: int) -> None:
 
 # --- a delivery history on the console provider ---------------------------------------------------
 
-DEMO_SMS_ENVIRONMENT = {"GROWTH_SMS_PROVIDER": "console", "GROWTH_SMS_SIGN_NAME": "投资人增长"}
+# The console provider has no send rate to respect: no limit, so the demo does not wait on the rate limiter.
+DEMO_SMS_ENVIRONMENT = {"GROWTH_SMS_PROVIDER": "console", "GROWTH_SMS_SIGN_NAME": "投资人增长", "GROWTH_SMS_RATE": "0"}
+
+
+def deliver_due(app: Flask, *, at: datetime) -> None:
+    """Deliver every message due at `at` through the real delivery checks, on the console provider only."""
+    from channels.delivery import Deliverer
+
+    deliverer = Deliverer(app, clock=lambda: at, environment=DEMO_SMS_ENVIRONMENT)
+    try:
+        while deliverer.run_once():
+            pass
+    finally:
+        deliverer.close()
 
 
 def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
@@ -252,7 +265,6 @@ def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
     by the email channel's kill switch (deferred). Returns how many messages there are now.
     """
     from channels.adapters.port import Channel, MessageClass
-    from channels.delivery import Deliverer
     from channels.models import ChannelSetting, OutboxMessage
     from channels.outbox import Fallback, NewMessage, enqueue_many
     from growth.investors.models import Investor
@@ -270,12 +282,7 @@ def _message_history(app: Flask, *, now: datetime, seed: int) -> int:
         nonlocal written
         with db.session_scope(write=True) as session:
             written += len(enqueue_many(messages, session=session, now=at).ids)
-        deliverer = Deliverer(app, clock=lambda: at, environment=DEMO_SMS_ENVIRONMENT)
-        try:
-            while deliverer.run_once():
-                pass
-        finally:
-            deliverer.close()
+        deliver_due(app, at=at)
 
     def message(person: tuple[int, str], *, sender: str, cause: str, channel: Channel, cls: MessageClass,
                 content: dict, fallbacks: tuple[Fallback, ...] = ()) -> NewMessage:

@@ -7,6 +7,12 @@ import re
 _MONEY_RE = re.compile(r"^(0|[1-9][0-9]{0,14})(?:\.([0-9]{1,2}))?$")
 _RATE_RE = re.compile(r"^(0|[1-9][0-9]?)(?:\.([0-9]{1,8}))?$")
 
+# What the parsers below accept, as JSON Schema patterns for the API description (tests hold them to it).
+MONEY_PATTERN = r"^(?:[1-9][0-9]{0,14}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9]))$"  # > 0, at most 2 decimals
+MONEY_OR_ZERO_PATTERN = r"^(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,2})?$"
+# A fraction in (0, 1) with at most 4 significant decimals (basis points) and at most 8 digits in all.
+RATE_PATTERN = r"^0\.(?:[1-9]0{0,7}|[0-9][1-9]0{0,6}|[0-9]{2}[1-9]0{0,5}|[0-9]{3}[1-9]0{0,4})$"
+
 
 class MoneyFormatError(ValueError):
     """A money or rate string that does not follow the contract."""

@@ -1,9 +1,20 @@
-"""The OpenAPI 3.1 description of the platform events API and the funnel API (shared/spec/events-api.md)."""
+"""The OpenAPI 3.1 description of the API: the platform events API and the funnel API (shared/spec/events-api.md),
+with the parts other packages contribute.
+
+The kernel's own parts, and those of `channels`, rewards and referrals, are merged in directly. A package the
+kernel may not import (`campaigns`) registers its part with the app instead (`register_contribution`, called by
+the composition root), and the served description is built per app from those (`openapi_of`).
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
+from flask import Flask
 
 from channels.openapi import MESSAGES_PATH, message_schemas, messages_operation
 from growth.events.rules import (
@@ -16,14 +27,11 @@ from growth.events.rules import (
     MAX_NAME_LENGTH,
     MAX_OPENID_LENGTH,
 )
+from growth.money import MONEY_OR_ZERO_PATTERN, MONEY_PATTERN, RATE_PATTERN
 from growth.referrals.openapi import REFERRAL_CODE_PATH, referral_code_operation, referral_code_schemas
 from growth.rewards.openapi import REWARDS_PATH, reward_schemas, rewards_operation
 
 # The patterns say exactly what growth.money and growth.events.rules accept (tests hold them to it).
-MONEY_PATTERN = r"^(?:[1-9][0-9]{0,14}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9]))$"  # > 0, at most 2 decimals
-MONEY_OR_ZERO_PATTERN = r"^(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,2})?$"
-# A fraction in (0, 1) with at most 4 significant decimals (basis points) and at most 8 digits in all.
-RATE_PATTERN = r"^0\.(?:[1-9]0{0,7}|[0-9][1-9]0{0,6}|[0-9]{2}[1-9]0{0,5}|[0-9]{3}[1-9]0{0,4})$"
 # Not blank and no NUL (PostgreSQL text cannot hold one).
 IDENTIFIER_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 NO_NUL_PATTERN = r"^[^\u0000]*$"
@@ -355,31 +363,55 @@ def _funnel_operation() -> dict[str, Any]:
     }
 
 
-def build_openapi() -> dict[str, Any]:
-    """Return the OpenAPI 3.1 description of the events and funnel APIs."""
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """A package's part of the description: its paths, the schemas they refer to, and its tags."""
+
+    paths: dict[str, dict[str, Any]]
+    schemas: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[dict[str, str], ...] = ()
+
+
+def _merge(target: dict[str, Any], part: dict[str, Any], what: str) -> None:
+    """Add a contribution's entries; a name taken twice is a programming error, never silently overwritten."""
+    taken = target.keys() & part.keys()
+    if taken:
+        raise ValueError(f"OpenAPI {what} contributed twice: {', '.join(sorted(taken))}")
+    target.update(part)
+
+
+def build_openapi(contributions: Iterable[Contribution] = ()) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 description of the kernel's APIs and the given contributions."""
+    paths: dict[str, Any] = {
+        EVENTS_PATH: {"post": _events_operation()},
+        FUNNEL_PATH: {"get": _funnel_operation()},
+        MESSAGES_PATH: {"get": messages_operation()},
+        REWARDS_PATH: {"get": rewards_operation()},
+        REFERRAL_CODE_PATH: {"get": referral_code_operation()},
+    }
+    schemas = _schemas() | message_schemas() | reward_schemas() | referral_code_schemas()
+    tags = [{"name": "events", "description": "Signed platform events"},
+            {"name": "dashboards", "description": "Metrics for staff (bearer token)"},
+            {"name": "messages", "description": "The message outbox for staff (bearer token)"},
+            {"name": "rewards", "description": "The incentive ledger for the platform (bearer token)"},
+            {"name": "referrals", "description": "Referral codes for the platform (bearer token)"}]
+    for part in contributions:
+        _merge(paths, part.paths, "paths")
+        _merge(schemas, part.schemas, "schemas")
+        tags += part.tags
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Growth platform API",
             "version": "1.0.0",
             "description": "The integration contract with the investment platform (signed events in) and the "
-                           "funnel API for staff programs.",
+                           "staff APIs (funnel, messages, rewards, referrals, campaigns).",
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": "events", "description": "Signed platform events"},
-                 {"name": "dashboards", "description": "Metrics for staff (bearer token)"},
-                 {"name": "messages", "description": "The message outbox for staff (bearer token)"},
-                 {"name": "rewards", "description": "The incentive ledger for the platform (bearer token)"},
-                 {"name": "referrals", "description": "Referral codes for the platform (bearer token)"}],
-        "paths": {
-            EVENTS_PATH: {"post": _events_operation()},
-            FUNNEL_PATH: {"get": _funnel_operation()},
-            MESSAGES_PATH: {"get": messages_operation()},
-            REWARDS_PATH: {"get": rewards_operation()},
-            REFERRAL_CODE_PATH: {"get": referral_code_operation()},
-        },
+        "tags": tags,
+        "paths": paths,
         "components": {
-            "schemas": _schemas() | message_schemas() | reward_schemas() | referral_code_schemas(),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "A staff API token (`growth tokens create EMAIL`)."},
@@ -397,6 +429,18 @@ def _downgrade(node: Any) -> Any:
     out = {key: _downgrade(value) for key, value in node.items()}
     if "const" in out:
         out["enum"] = [out.pop("const")]
+    if "examples" in out and isinstance(out["examples"], list):  # JSON Schema's list; 3.0 has one example
+        examples = out.pop("examples")
+        if examples:
+            out.setdefault("example", examples[0])
+    prefix = out.pop("prefixItems", None)
+    if isinstance(prefix, list):  # a fixed-length tuple: 3.0 can only say "items of these kinds", with the length
+        kinds = [item for n, item in enumerate(prefix) if item not in prefix[:n]]
+        out["items"] = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+    patterns = out.pop("patternProperties", None)
+    if isinstance(patterns, dict) and patterns:  # 3.0 cannot constrain map keys: it keeps what the values are
+        values = list(patterns.values())
+        out.setdefault("additionalProperties", values[0] if len(values) == 1 else {"anyOf": values})
     types = out.get("type")
     if isinstance(types, list):
         rest = [t for t in types if t != "null"]
@@ -413,8 +457,48 @@ def _downgrade(node: Any) -> Any:
     return out
 
 
-def build_openapi_30() -> dict[str, Any]:
+def build_openapi_30(contributions: Iterable[Contribution] = ()) -> dict[str, Any]:
     """Return the same description spelled as OpenAPI 3.0, for the bundled Swagger UI 4 (it cannot read 3.1)."""
-    doc = _downgrade(copy.deepcopy(build_openapi()))
+    doc = _downgrade(copy.deepcopy(build_openapi(contributions)))
     doc["openapi"] = "3.0.3"
     return doc
+
+
+_EXTENSION = "growth.openapi"
+
+
+@dataclass
+class _Registry:
+    contributors: list[Callable[[], Contribution]] = field(default_factory=list)
+    served: dict[str, bytes] = field(default_factory=dict)
+
+
+def _registry(app: Flask) -> _Registry:
+    registry: _Registry = app.extensions.setdefault(_EXTENSION, _Registry())
+    return registry
+
+
+def register_contribution(app: Flask, contributor: Callable[[], Contribution]) -> None:
+    """Add a package's part to the app's description (built when first served)."""
+    registry = _registry(app)
+    registry.contributors.append(contributor)
+    registry.served.clear()
+
+
+def contributions_of(app: Flask) -> list[Contribution]:
+    """Return the parts registered with the app, built now."""
+    return [contributor() for contributor in _registry(app).contributors]
+
+
+def openapi_of(app: Flask, version: str = "3.1") -> dict[str, Any]:
+    """Return the app's description (the kernel's and every registered part) as OpenAPI 3.1 or 3.0."""
+    parts = contributions_of(app)
+    return build_openapi_30(parts) if version == "3.0" else build_openapi(parts)
+
+
+def served_openapi(app: Flask, version: str) -> bytes:
+    """Return the app's description as JSON, built once per app and version."""
+    registry = _registry(app)
+    if version not in registry.served:
+        registry.served[version] = orjson.dumps(openapi_of(app, version))
+    return registry.served[version]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import orjson
 from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
 from standardwebhooks import Webhook
@@ -12,7 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 from growth.auth.permissions import Permission, public, require
 from growth.db import request_session
 from growth.events import services
-from growth.events.openapi import build_openapi, build_openapi_30
+from growth.events.openapi import served_openapi
 from growth.events.processor import wake_event
 from growth.events.rules import EVENT_TYPE_LABELS, MAX_BODY_BYTES, MAX_EVENTS
 from growth.inputs import page_arg
@@ -75,23 +73,18 @@ def receive_events() -> Response:
     return response
 
 
-@cache
-def _openapi_bytes(version: str) -> bytes:
-    return orjson.dumps(build_openapi_30() if version == "3.0" else build_openapi())
-
-
 @api.route("/v1/openapi.json")
 @public  # the contract is no secret: the platform's developers read it
 def openapi_json() -> Response:
     """Serve the OpenAPI 3.1 description of the API."""
-    return Response(_openapi_bytes("3.1"), mimetype="application/json")
+    return Response(served_openapi(current_app, "3.1"), mimetype="application/json")
 
 
 @api.route("/docs/openapi-3.0.json")
 @public
 def openapi_json_30() -> Response:
     """Serve the description spelled as OpenAPI 3.0, which the bundled Swagger UI 4 can render."""
-    return Response(_openapi_bytes("3.0"), mimetype="application/json")
+    return Response(served_openapi(current_app, "3.0"), mimetype="application/json")
 
 
 @api.route("/docs")
