@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -25,7 +25,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.definition import (
-    REWARD_KIND_LABELS,
     CashbackReward,
     CashReward,
     Definition,
@@ -49,12 +48,11 @@ from channels.templates import render
 from growth.db import get_db
 from growth.investors.models import Investment, Investor
 from growth.investors.rules import mask_phone
-from growth.money import fen_to_api, format_rate
 from growth.referrals.models import ReferralConfirmation
 from growth.rewards import services as rewards
 from growth.rewards.models import Reward
-from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms, rate_boost_cost
-from growth.timeutil import local_date, utcnow
+from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms, message_variables, rate_boost_cost
+from growth.timeutil import utcnow
 
 log = logging.getLogger("campaigns.fulfilment")
 SENDER = "campaign"
@@ -93,22 +91,6 @@ def terms_for(spec: RewardSpec, investment: _Investment | None) -> tuple[str, Te
     raise ValueError(spec)
 
 
-def reward_variables(reward: Reward | None) -> dict[str, str]:
-    """Return the `reward.*` template variables of a granted reward (empty when the campaign gives none)."""
-    if reward is None:
-        return {"reward_amount": "", "reward_expires_on": "", "reward_kind_label": ""}
-    if reward.kind in ("rate_boost",):
-        amount = format_rate(reward.annual_rate_bp)
-    elif reward.kind == "cashback":
-        amount = format_rate(reward.rate_bp)
-    else:
-        amount = fen_to_api(reward.amount_fen or 0)
-    # expires_at is the first moment it no longer works; people are told the last day it does.
-    expires = local_date(reward.expires_at - timedelta(microseconds=1)).isoformat() if reward.expires_at else ""
-    return {"reward_amount": amount, "reward_expires_on": expires,
-            "reward_kind_label": str(REWARD_KIND_LABELS.get(reward.kind, reward.kind))}
-
-
 def _content(message: Message, variables: dict[str, Any]) -> dict[str, Any]:
     if isinstance(message, SmsMessage):
         content: dict[str, Any] = {"text": render(message.text, variables)}
@@ -135,7 +117,7 @@ def messages_for(definition: Definition, *, campaign_id: int, member: CampaignMe
                  reward: Reward | None, app: Flask, now: datetime) -> list[NewMessage]:
     """Render a member's messages: one per fallback chain, the chain's later channels as its fallbacks."""
     base = template_context(investor_name=investor.name or "", masked_phone=mask_phone(investor.phone),
-                            campaign_name=definition.name, **reward_variables(reward))
+                            campaign_name=definition.name, **message_variables(reward))
     klass = MessageClass.MARKETING if definition.marketing else MessageClass.SERVICE
     out = []
     for chain in chains(definition.messages):
