@@ -76,8 +76,9 @@ def terms_for(spec: RewardSpec, investment: _Investment | None) -> tuple[str, Te
             return "voucher", Terms(amount_fen=spec.amount, min_investment_fen=spec.min_investment,
                                     min_term_days=spec.min_term_days, valid_days=spec.valid_days)
         case RateBoostReward():
-            # On a triggering investment the boost is for that investment: its amount bounds the cost.
-            bound = investment.amount_fen if investment is not None else None
+            # On a triggering investment the boost is for that investment: its amount bounds the cost;
+            # otherwise the definition's max_investment does (needed under a budget with max_amount).
+            bound = investment.amount_fen if investment is not None else spec.max_investment
             return "rate_boost", Terms(annual_rate_bp=spec.annual_rate, max_days=spec.max_days,
                                        min_investment_fen=spec.min_investment, min_term_days=spec.min_term_days,
                                        valid_days=spec.valid_days, max_investment_fen=bound)
