@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from growth.investors.models import Investor
 from growth.investors.rules import referral_code_for
 from growth.locks import LeaderLease
 from growth.rewards.models import Reward
+from tests.integration.test_serve import wait_for
 
 pytestmark = pytest.mark.postgres_only
 
@@ -81,19 +82,6 @@ def counts(app: Flask, campaign_id: int) -> dict[str, Any]:
         }
 
 
-def wait_for(condition: Callable[[], Any], what: str | Callable[[], str], logs: list[Path], timeout: float = TIMEOUT,
-             every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
-            raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}\n{tails}")
-        time.sleep(every)
-
-
 class Workers:
     """`growth worker` processes on one database; every one is stopped at the end, whatever happened."""
 
@@ -106,6 +94,12 @@ class Workers:
         self.instance = instance
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        self.note = ""  # what the test saw last, shown with the logs when it times out
+
+    def output(self) -> str:
+        """Return the last lines each worker wrote, and the test's note (for a failure's message)."""
+        tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs if p.exists())
+        return f"{self.note}\n{tails}"
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         log = self.instance / f"worker-{len(self.procs)}.log"
@@ -156,7 +150,7 @@ def test_two_workers_run_a_scheduled_campaign_once_and_a_worker_killed_mid_run_l
     first, second = workers.start(), workers.start()
 
     # The run is being worked on: its members are selected and the first of them fulfilled.
-    wait_for(lambda: counts(app, cid)["rewards"], "the run's first grants", workers.logs)
+    wait_for(lambda: counts(app, cid)["rewards"], TIMEOUT, "the run's first grants", workers)  # type: ignore[arg-type]
     victim = lease_pid(app, "campaign-runner") or first.pid
     with contextlib.suppress(ProcessLookupError):
         os.kill(victim, signal.SIGKILL)
@@ -164,15 +158,13 @@ def test_two_workers_run_a_scheduled_campaign_once_and_a_worker_killed_mid_run_l
     killed.wait(10)
     workers.start("--predecessor-pid", str(victim))  # as `growth serve` restarts its dead child
 
-    seen: list[dict[str, Any]] = []
-
     def done() -> dict[str, Any] | None:
         c = counts(app, cid)
-        seen[:] = [{k: v if isinstance(v, int) else (len(v), sum(v.values())) for k, v in c.items()}]
+        workers.note = f"so far: { {k: v if isinstance(v, int) else (len(v), sum(v.values())) for k, v in c.items()} }"
         finished = (len(c["members"]) == N and not c["pending"] and len(c["rewards"]) == N and len(c["sms"]) == N)
         return c if finished else None
 
-    wait_for(done, lambda: f"every member to be fulfilled (so far: {seen})", workers.logs, every=0.5)
+    wait_for(done, TIMEOUT, "every member to be fulfilled", workers)  # type: ignore[arg-type]
     time.sleep(2)  # anything made twice would show now
     final = counts(app, cid)
     assert final["runs"] == 1
