@@ -359,6 +359,9 @@ class RateBoostReward(_Reward):
     annual_rate: Rate
     max_days: Days
     min_investment: Money | None = None
+    # Not in spec §2's list: the largest investment the boost applies to, which bounds its cost (a budget
+    # with max_amount needs it unless an investment trigger's investment bounds it; see `budget_problems`).
+    max_investment: Money | None = None
     min_term_days: Days | None = None
     valid_days: Days
 
@@ -515,6 +518,8 @@ _MESSAGES: dict[str, str] = {
     "reward_to_missing": N_("邀请活动的每项奖励须注明 to：referrer（邀请人）或 referee（被邀请人）"),
     "reward_to_not_allowed": N_("只有邀请活动的奖励可以指定 to"),
     "not_an_object": N_("活动定义须是一个 JSON 对象"),
+    "max_investment_missing": N_("预算设了金额上限时，加息券须设投资上限（或用投资类触发，由触发的投资限定）"),
+    "investment_range": N_("投资上限不能低于起投金额"),
 }
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _TYPE_ERRORS = frozenset({"string_type", "int_type", "bool_type", "list_type", "dict_type", "model_type",
@@ -595,6 +600,27 @@ def parse(document: object) -> Definition:
 def dump(definition: Definition) -> dict[str, Any]:
     """Return the definition as the spec's JSON document (unset optional parts left out)."""
     return definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def budget_problems(definition: Definition) -> list[Problem]:
+    """Return the rewards the budget could not grant at run time (each at the path of the field to fill).
+
+    `max_amount` counts a rate boost at its maximum cost, which only a bound on the principal makes finite:
+    the triggering investment of an investment trigger, else the reward's `max_investment`. Without one
+    the ledger refuses every grant, so submit and approve refuse the campaign (a draft may hold it).
+    """
+    problems: list[Problem] = []
+    bounded = definition.trigger is not None and definition.trigger.on in INVESTMENT_TRIGGERS
+    for i, reward in enumerate(definition.rewards):
+        if not isinstance(reward, RateBoostReward):
+            continue
+        at = f"rewards[{i}].max_investment"
+        if reward.max_investment is None and definition.budget.max_amount is not None and not bounded:
+            problems.append(Problem(at, "max_investment_missing", _message("max_investment_missing", {})))
+        if reward.max_investment is not None and reward.min_investment is not None \
+                and reward.min_investment > reward.max_investment:
+            problems.append(Problem(at, "investment_range", _message("investment_range", {})))
+    return problems
 
 
 def window_contains(definition: Definition, at: datetime) -> bool:

@@ -89,6 +89,7 @@ FIELD_INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
 REWARD_FIELD_LABELS = {
     "amount": _l("金额（元）"),
     "min_investment": _l("起投金额（元）"),
+    "max_investment": _l("投资上限（元）"),
     "min_term_days": _l("最短期限（天）"),
     "valid_days": _l("有效天数"),
     "annual_rate": _l("加息年化（%）"),
@@ -103,7 +104,7 @@ REWARD_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "voucher": (("amount", "money", True), ("min_investment", "money", False), ("min_term_days", "int", False),
                 ("valid_days", "int", True)),
     "rate_boost": (("annual_rate", "rate", True), ("max_days", "int", True), ("min_investment", "money", False),
-                   ("min_term_days", "int", False), ("valid_days", "int", True)),
+                   ("max_investment", "money", False), ("min_term_days", "int", False), ("valid_days", "int", True)),
     "experience_funds": (("amount", "money", True), ("annual_rate", "rate", True), ("days", "int", True),
                          ("valid_days", "int", True)),
     "cashback": (("rate", "rate", True), ("hold_days", "int", True)),
@@ -280,6 +281,8 @@ def reward_words(reward: Reward) -> str:
             parts.append(_("年化 +%(rate)s，最多 %(n)s 天", rate=format_rate(reward.annual_rate), n=reward.max_days))
             if reward.min_investment is not None:
                 parts.append(_("满 %(amount)s 可用", amount=_money(reward.min_investment)))
+            if reward.max_investment is not None:
+                parts.append(_("最多按 %(amount)s 计息", amount=_money(reward.max_investment)))
             if reward.min_term_days is not None:
                 parts.append(_("期限 ≥ %(n)s 天", n=reward.min_term_days))
             parts.append(_("%(n)s 天内有效", n=reward.valid_days))

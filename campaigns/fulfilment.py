@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +31,6 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from campaigns.definition import (
-    REWARD_KIND_LABELS,
     CashbackReward,
     CashReward,
     Definition,
@@ -55,11 +54,10 @@ from channels.templates import render
 from growth.db import among, get_db, table_of, update_many
 from growth.investors.models import Investment, Investor
 from growth.investors.rules import mask_phone
-from growth.money import fen_to_api, format_rate
 from growth.referrals.models import ReferralConfirmation
 from growth.rewards import services as rewards
-from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms, rate_boost_cost
-from growth.timeutil import local_date, utcnow
+from growth.rewards.rules import BudgetExhausted, InvalidTerms, Terms, message_variables, rate_boost_cost
+from growth.timeutil import utcnow
 
 log = logging.getLogger("campaigns.fulfilment")
 SENDER = "campaign"
@@ -85,8 +83,9 @@ def terms_for(spec: RewardSpec, investment: _Investment | None) -> tuple[str, Te
             return "voucher", Terms(amount_fen=spec.amount, min_investment_fen=spec.min_investment,
                                     min_term_days=spec.min_term_days, valid_days=spec.valid_days)
         case RateBoostReward():
-            # On a triggering investment the boost is for that investment: its amount bounds the cost.
-            bound = investment.amount_fen if investment is not None else None
+            # On a triggering investment the boost is for that investment: its amount bounds the cost;
+            # otherwise the definition's max_investment does (needed under a budget with max_amount).
+            bound = investment.amount_fen if investment is not None else spec.max_investment
             return "rate_boost", Terms(annual_rate_bp=spec.annual_rate, max_days=spec.max_days,
                                        min_investment_fen=spec.min_investment, min_term_days=spec.min_term_days,
                                        valid_days=spec.valid_days, max_investment_fen=bound)
@@ -98,23 +97,6 @@ def terms_for(spec: RewardSpec, investment: _Investment | None) -> tuple[str, Te
                                      principal_fen=investment.amount_fen if investment else None,
                                      investment_id=investment.investment_id if investment else None)
     raise ValueError(spec)
-
-
-def reward_variables(reward: dict[str, Any] | None) -> dict[str, str]:
-    """Return the `reward.*` template variables of a granted reward's row (empty when the campaign gives none)."""
-    if reward is None:
-        return {"reward_amount": "", "reward_expires_on": "", "reward_kind_label": ""}
-    if reward["kind"] == "rate_boost":
-        amount = format_rate(reward["annual_rate_bp"])
-    elif reward["kind"] == "cashback":
-        amount = format_rate(reward["rate_bp"])
-    else:
-        amount = fen_to_api(reward["amount_fen"] or 0)
-    # expires_at is the first moment it no longer works; people are told the last day it does.
-    expires_at = reward["expires_at"]
-    expires = local_date(expires_at - timedelta(microseconds=1)).isoformat() if expires_at else ""
-    return {"reward_amount": amount, "reward_expires_on": expires,
-            "reward_kind_label": str(REWARD_KIND_LABELS.get(reward["kind"], reward["kind"]))}
 
 
 def _content(message: Message, variables: dict[str, Any]) -> dict[str, Any]:
@@ -140,9 +122,9 @@ def _content(message: Message, variables: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reward_variables(reward: dict[str, Any] | None) -> dict[str, str]:
-    """`reward_variables`, worked out once per distinct reward terms (a run's members all get the same)."""
+    """A reward row's message variables, worked out once per distinct terms (a run's members all get the same)."""
     if reward is None:
-        return reward_variables(None)
+        return message_variables(None)
     return _reward_variables_of(reward["kind"], reward["annual_rate_bp"], reward["rate_bp"], reward["amount_fen"],
                                 reward["expires_at"], str(get_locale()))
 
@@ -150,8 +132,8 @@ def _reward_variables(reward: dict[str, Any] | None) -> dict[str, str]:
 @lru_cache(maxsize=256)
 def _reward_variables_of(kind: str, annual_rate_bp: int | None, rate_bp: int | None, amount_fen: int | None,
                          expires_at: datetime | None, _locale: str) -> dict[str, str]:
-    return reward_variables({"kind": kind, "annual_rate_bp": annual_rate_bp, "rate_bp": rate_bp,
-                             "amount_fen": amount_fen, "expires_at": expires_at})
+    return message_variables({"kind": kind, "annual_rate_bp": annual_rate_bp, "rate_bp": rate_bp,
+                              "amount_fen": amount_fen, "expires_at": expires_at})
 
 
 def _uses_unsubscribe_url(message: Message) -> bool:

@@ -140,7 +140,10 @@ def run_scheduler(app: Flask, stop: threading.Event) -> None:
                 _SCHEDULER["current"] = scheduler
                 scheduler.start(paused=True)
                 for job_id, (every, task) in _SYSTEM.items():
-                    add_job(scheduler, job_id, IntervalTrigger(seconds=every, timezone=SHANGHAI), task)
+                    # From now: a new leader runs each system job at once (syncs the campaigns' jobs, expires
+                    # what lapsed while no scheduler was up), then every `every` seconds.
+                    add_job(scheduler, job_id, IntervalTrigger(seconds=every, start_date=utcnow(), timezone=SHANGHAI),
+                            task)
                 scheduler.resume()
                 log.info("scheduler %s is now the active scheduler", holder)
             elif not leading and scheduler is not None:

@@ -67,6 +67,16 @@ def _caps(value: str) -> None:
                            "同一渠道同一周期只写一次），或 off 表示不限")) from None
 
 
+def _reminder_days(value: str) -> None:
+    if not value.isdigit() or int(value) > 30:
+        raise ValueError(_("提前天数须为 0 到 30 的整数（0 为不提醒）"))
+
+
+def _template_name(value: str) -> None:
+    if len(value) > 100:
+        raise ValueError(_("模板名称最多 100 个字"))
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its key, environment variable, default, label, and whether the page may change it."""
@@ -113,6 +123,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("wechat_paused", "GROWTH_WECHAT_PAUSED", "false", _l("暂停微信"), editable=True, check=_flag),
     Setting("email_paused", "GROWTH_EMAIL_PAUSED", "false", _l("暂停邮件"), editable=True, check=_flag),
     Setting("webhook_paused", "GROWTH_WEBHOOK_PAUSED", "false", _l("暂停平台回调"), editable=True, check=_flag),
+    # Reminders before a reward expires (growth.rewards.reminders): how many days ahead, and the wording — a
+    # marketing SMS template of the library by name (with its provider template code), empty for the default.
+    Setting("reward_reminder_days", "GROWTH_REWARD_EXPIRY_REMINDER_DAYS", "3",
+            _l("奖励到期提醒：提前天数（0 为不提醒）"), editable=True, check=_reminder_days),
+    Setting("reward_reminder_template", "GROWTH_REWARD_EXPIRY_REMINDER_TEMPLATE", "",
+            _l("奖励到期提醒：短信模板名称（模板库；留空用默认文案）"), editable=True, check=_template_name),
     # The marketing kill switch (spec §3): set by approvers through POST /api/v1/kill-switch, not the settings form.
     Setting("marketing_hold", "GROWTH_MARKETING_HOLD", "false", _l("营销消息一键暂停"), check=_flag, switched=True),
 )

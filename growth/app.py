@@ -285,13 +285,12 @@ def _register_background_work(app: Flask) -> None:
     from channels.delivery import run_delivery
     from growth.background import register_worker
     from growth.events.processor import run_processor
-    from growth.referrals.jobs import run_confirmations
-    from growth.rewards.jobs import run_rewards
+    from growth.referrals import jobs as referral_jobs
+    from growth.rewards import jobs as reward_jobs
 
     # Registered always: only `growth worker` runs them (`growth serve` starts one as its child).
     register_worker(app, "events-processor", run_processor)
     register_worker(app, "message-delivery", run_delivery)
-    register_worker(app, "rewards", run_rewards)  # expiry and payments, until the scheduler arrives
     register_worker(app, "campaign-triggers", run_triggers)
     register_worker(app, "scheduler", scheduler.run_scheduler)
     register_worker(app, "campaign-runner", runner.run_campaign_runner)
@@ -299,7 +298,14 @@ def _register_background_work(app: Flask) -> None:
     scheduler.register_task("campaign-run", runner.task_campaign_run)
     scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
     scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")
-    register_worker(app, "referral-confirmations", run_confirmations)
+    # The ledger's and the referral program's periodic work: system jobs of the same elected scheduler.
+    for job_id, task, seconds in (
+            ("reward-expiry", reward_jobs.task_expire, app.config["REWARD_EXPIRY_JOB_SECONDS"]),
+            ("reward-payments", reward_jobs.task_pay, app.config["REWARD_PAYMENT_JOB_SECONDS"]),
+            ("reward-expiry-reminders", reward_jobs.task_remind, app.config["REWARD_REMINDER_JOB_SECONDS"]),
+            ("referral-confirmations", referral_jobs.task_confirm, app.config["REFERRAL_JOB_SECONDS"])):
+        scheduler.register_task(job_id, task)
+        scheduler.register_system_job(job_id, float(seconds), job_id)
 
 
 def _register_template_helpers(app: Flask) -> None:

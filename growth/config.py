@@ -91,7 +91,12 @@ class Config:
     DELIVERY_THREADS = 16  # concurrent provider calls per worker
     DELIVERY_IDLE_SECONDS = 1.0  # an idle delivery worker looks for due messages this often
     DELIVERY_LEASE_SECONDS = 300  # a claimed message whose worker died is taken over after this
-    REWARDS_JOB_SECONDS = 60.0  # how often the rewards worker expires and pays rewards
+    # How often the elected scheduler runs the ledger's system jobs: expiry (rewards end at a business day's
+    # end, a minute late is nothing), payments (a scan of every unpaid cashback and experience fund) and the
+    # reminders before expiry (one message per reward, however often they run).
+    REWARD_EXPIRY_JOB_SECONDS = 60.0
+    REWARD_PAYMENT_JOB_SECONDS = 300.0
+    REWARD_REMINDER_JOB_SECONDS = 900.0
     # A manual grant worth more than this (yuan; face value or maximum cost) needs a second administrator.
     REWARD_APPROVAL_THRESHOLD = "200.00"
     PROXY_COUNT = 0  # reverse proxies in front (X-Forwarded-For/-Proto/-Host are trusted that deep)
@@ -105,7 +110,7 @@ class Config:
     REFERRAL_VIRTUAL_PREFIXES = "170,171,162,165,167"
     # Where a share link /r/<code> sends a visitor (the platform's registration page), with referral_code=<code>.
     REFERRAL_LANDING_URL = "https://www.example.com/register"
-    REFERRAL_JOB_SECONDS = 60.0  # how often a worker confirms the referrals whose hold has ended
+    REFERRAL_JOB_SECONDS = 60.0  # how often the scheduler confirms the referrals whose hold has ended
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:

@@ -2,31 +2,35 @@
 
 Safe to run twice and on several workers at once: each transition is an entry with a unique key
 (`<reward id>:expired`, `<reward id>:paid`), appended with ON CONFLICT DO NOTHING, and the webhook
-is an outbox row with its own idempotency key. Until the campaigns issue brings the scheduler, the
-`rewards` background worker runs `run_due` every REWARDS_JOB_SECONDS.
+is an outbox row with its own idempotency key. The elected scheduler runs the `task_*` functions
+(`(session, now) -> None`, registered by the composition root as system jobs with explicit ids);
+the reminders before expiry are `growth.rewards.reminders`'.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from flask import Flask
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from growth.db import get_db, table_of
+from channels import settings as channel_settings
+from channels.receipts import unsubscribe_link_for
+from growth.db import table_of
 from growth.investors.models import Investment, Investor
-from growth.rewards import rules
+from growth.rewards import reminders, rules
 from growth.rewards.models import Reward
 from growth.rewards.services import append_entries, entry_row, queue_webhook, refresh, terms_of
-from growth.timeutil import utcnow
 
 log = logging.getLogger("growth.rewards.jobs")
 _INVESTMENTS = table_of(Investment)
 BATCH = 500
+# Batches one expiry run may take: a mass expiry (a campaign's vouchers all end the same business day)
+# drains at 5,000 a run instead of 500, while one run's transaction stays short.
+EXPIRY_BATCHES_PER_RUN = 10
 ACTOR = "job"
 
 
@@ -87,16 +91,35 @@ def run_due(*, session: Session, now: datetime) -> JobOutcome:
     return JobOutcome(expired=expire_due(session=session, now=now), paid=pay_due(session=session, now=now))
 
 
-def run_rewards(app: Flask, stop: threading.Event) -> None:
-    """Background worker: run the ledger jobs every REWARDS_JOB_SECONDS until stopped."""
-    db = get_db(app)
-    every = float(app.config.get("REWARDS_JOB_SECONDS", 60))
-    while not stop.is_set():
-        try:
-            with db.session_scope(write=True) as session:
-                outcome = run_due(session=session, now=utcnow())
-            if outcome.expired or outcome.paid:
-                log.info("rewards: %d expired, %d paid", outcome.expired, outcome.paid)
-        except Exception:  # the next round tries again; entries keep it from doing anything twice
-            log.exception("rewards jobs failed")
-        stop.wait(every)
+def task_expire(session: Session, now: datetime) -> None:
+    """Scheduled task: expire the rewards due, a bounded number of batches per run (the next run takes the rest)."""
+    expired = 0
+    for _ in range(EXPIRY_BATCHES_PER_RUN):
+        got = expire_due(session=session, now=now)
+        expired += got
+        if got < BATCH:
+            break
+    if expired:
+        log.info("rewards: %d expired", expired)
+
+
+def task_pay(session: Session, now: datetime) -> None:
+    """Scheduled task: pay the cashback and experience funds that are due."""
+    paid = pay_due(session=session, now=now)
+    if paid:
+        log.info("rewards: %d paid", paid)
+
+
+def task_remind(session: Session, now: datetime) -> None:
+    """Scheduled task: queue a reminder for every reward expiring within the configured days (0: none)."""
+    app = current_app
+    config = channel_settings.load(session=session, environment=app.config.get("CHANNEL_ENV") or {})
+    days = int(config["reward_reminder_days"])
+    if days <= 0:
+        return
+    queued = reminders.remind_expiring(
+        session=session, now=now, within=timedelta(days=days),
+        words=reminders.wording(config["reward_reminder_template"], session=session),
+        link=lambda investor_id: unsubscribe_link_for(investor_id, "sms", app=app, now=now))
+    if queued:
+        log.info("rewards: %d expiry reminders queued", queued)

@@ -6,7 +6,7 @@ half-up to the fen once, at the end. Rates are integer basis points (1 bp = 0.00
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from growth.errors import DomainError
+from growth.money import fen_to_api, format_rate
+from growth.rewards.models import KIND_LABELS
 from growth.timeutil import SHANGHAI, local_date
 
 BP = 10_000  # basis points in 1
@@ -332,3 +334,26 @@ def expected_cost(outstanding: Outstanding, rate: float) -> int:
 def with_terms(terms: Terms, **changes: Any) -> Terms:
     """Return the terms with some fields changed."""
     return replace(terms, **changes)
+
+
+
+def message_variables(reward: Any | None) -> dict[str, str]:
+    """Return a granted reward's `reward.*` message variables, as `channels.templates.context` takes them.
+
+    `reward` is a ledger row — a Reward, or a mapping — with its kind, amount_fen, annual_rate_bp, rate_bp
+    and expires_at; None gives empty values (a campaign that grants nothing).
+    """
+    if reward is None:
+        return {"reward_amount": "", "reward_expires_on": "", "reward_kind_label": ""}
+    r = reward if isinstance(reward, Mapping) else {name: getattr(reward, name) for name in (
+        "kind", "amount_fen", "annual_rate_bp", "rate_bp", "expires_at")}
+    if r["kind"] == "rate_boost":
+        amount = format_rate(r["annual_rate_bp"])
+    elif r["kind"] == "cashback":
+        amount = format_rate(r["rate_bp"])
+    else:
+        amount = fen_to_api(r["amount_fen"] or 0)
+    # expires_at is the first moment it no longer works; people are told the last day it does.
+    expires = local_date(r["expires_at"] - timedelta(microseconds=1)).isoformat() if r["expires_at"] else ""
+    return {"reward_amount": amount, "reward_expires_on": expires,
+            "reward_kind_label": str(KIND_LABELS.get(r["kind"], r["kind"]))}

@@ -26,7 +26,8 @@ DOC: dict[str, Any] = {
     "class": "marketing",
     "schedule": {"at": "2026-12-10T10:00:00+08:00"},
     "audience": {"all": [{"field": "investment_count", "op": "gte", "value": 1}]},
-    "rewards": [{"kind": "rate_boost", "annual_rate": "0.0100", "max_days": 30, "valid_days": 7}],
+    "rewards": [{"kind": "rate_boost", "annual_rate": "0.0100", "max_days": 30, "valid_days": 7,
+                 "max_investment": "50000.00"}],  # a budget with max_amount needs the bound
     "budget": {"max_grants": 100, "max_amount": "5000.00"},
     "messages": [{"channel": "sms", "text": "{{ investor.name }}，加息券已到账。投资有风险，理财需谨慎。回T退订"}],
 }

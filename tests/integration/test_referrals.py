@@ -3,7 +3,6 @@ rule positive and negative, staff reviews, the confirmation feed, replays and se
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,6 @@ from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
 from growth import signals
-from growth.background import workers_for
 from growth.cli import cli
 from growth.db import get_db
 from growth.errors import Conflict, DomainError
@@ -21,7 +19,7 @@ from growth.events.processor import drain
 from growth.investors.models import Investor
 from growth.investors.rules import referral_code_for
 from growth.referrals import services
-from growth.referrals.jobs import confirm_due_referrals, defaults_of
+from growth.referrals.jobs import confirm_due_referrals, defaults_of, task_confirm
 from growth.referrals.models import Referral, ReferralConfirmation
 from tests.events import event, investment, post_events
 
@@ -286,21 +284,9 @@ def test_a_referee_re_attributed_to_nobody_loses_the_record(app, client):
     assert referral(app, "B") is None
 
 
-def test_the_background_worker_confirms_what_is_due_and_stops_when_asked(app, client):
-    pair(app, client)  # qualified in October 2026: its hold ended long before the worker's clock
-    stop = threading.Event()
-    app.config["REFERRAL_JOB_SECONDS"] = 0.05
-    worker = threading.Thread(target=workers_for(app)["referral-confirmations"], args=(app, stop), daemon=True)
-    worker.start()
-    try:
-        for _ in range(200):
-            r = referral(app, "B")
-            if r is not None and r.status == "confirmed":
-                break
-            stop.wait(0.05)
-    finally:
-        stop.set()
-        worker.join(5)
-    assert not worker.is_alive()
+def test_the_scheduled_task_confirms_what_is_due_with_the_configured_settings(app, client):
+    pair(app, client)  # qualified in October 2026: its hold has ended by December
+    with app.app_context(), get_db(app).session_scope(write=True) as s:
+        task_confirm(s, T0 + 90 * D)
     r = referral(app, "B")
     assert r is not None and (r.status, r.confirmed_how) == ("confirmed", "automatic")

@@ -75,7 +75,7 @@ def test_a_use_after_expiry_is_invalid_and_the_expiry_job_announces_it_once(app,
         assert expiring(session=s, within=D, now=T0 + 28 * D) == []
     for _ in range(2):  # safe to run twice
         with get_db(app).session_scope(write=True) as s:
-            jobs.run_due(session=s, now=T0 + 31 * D)
+            jobs.task_expire(s, T0 + 31 * D)
     _post(app, client, [_invest(client, "u1", "i1", T0 + 31 * D, [f"rw_{v}"])])
     state = ledger(app)
     assert state["rewards"]["v"][0] == "expired"
@@ -89,7 +89,7 @@ def test_a_use_that_happened_before_the_expiry_but_arrived_after_it_still_redeem
     ids = register(app, client, "u1")
     v = give(app, ids["u1"], key="v")
     with get_db(app).session_scope(write=True) as s:
-        jobs.run_due(session=s, now=T0 + 40 * D)
+        jobs.task_expire(s, T0 + 40 * D)
     _post(app, client, [_invest(client, "u1", "i1", T0 + 5 * D, [f"rw_{v}"])])
     assert ledger(app)["rewards"]["v"][0] == "redeemed"
 
