@@ -60,6 +60,7 @@ def test_a_marketer_builds_a_rate_boost_and_an_approver_approves_it(
 ) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
     sign_in(staff["marketer"])
+    page.locator("#nav-marketing").click()  # campaigns sit in the "营销" menu
     page.locator("#mainnav").get_by_role("link", name="活动", exact=True).click()
     page.locator("#new-campaign").click()
     page.locator(".type-card[data-type=rate_boost]").click()
