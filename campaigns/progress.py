@@ -82,7 +82,7 @@ def progress(campaign_id: int, *, session: Session) -> Progress:
     run_count = session.scalar(select(func.count()).where(r.campaign_id == campaign_id)) or 0
     rows = session.scalars(select(r).where(r.campaign_id == campaign_id)
                            .order_by(r.scheduled_for.desc()).limit(RUNS_SHOWN)).all()
-    fulfilled: dict[int, int] = {}
+    fulfilled: dict[int | None, int] = {}
     if rows:
         fulfilled = {run_id: n for run_id, n in session.execute(
             select(m.run_id, func.count()).where(m.run_id.in_([run.id for run in rows]), m.status != "pending")

@@ -15,10 +15,12 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
-from campaigns import charts, progress, results, upcoming
+from campaigns import charts, results, upcoming
 from campaigns.definition import Definition
 from campaigns.editor import CHANNEL_LABELS
 from campaigns.models import Campaign
+from campaigns.progress import Burn, Progress, budget_burn, progress
+from campaigns.results import Figures, Interval
 from channels.models import STATUS_LABELS as MESSAGE_STATUS_LABELS
 from growth.rewards.charts import burn_down_figure
 
@@ -27,15 +29,15 @@ from growth.rewards.charts import burn_down_figure
 class Report:
     """What the campaign page shows under "runs and results"."""
 
-    figures: results.Figures
+    figures: Figures
     results: dict[str, Any]  # the spec §3 shape, as the API answers it
-    progress: progress.Progress
-    burn: progress.Burn | None
+    progress: Progress
+    burn: Burn | None
     next_fires: list[datetime]
     misfire: str | None
-    treated_rate: results.Interval | None
-    holdout_rate: results.Interval | None
-    lift: results.Interval | None
+    treated_rate: Interval | None
+    holdout_rate: Interval | None
+    lift: Interval | None
     incremental_fen: int | None
     per_yuan: float | None
     charts: dict[str, str]  # figure JSON by chart name
@@ -58,7 +60,7 @@ def report(campaign: Campaign, definition: Definition, *, session: Session, now:
     treated_rate = results.rate_interval(treated.investors, treated.people)
     holdout_rate = results.rate_interval(holdout.investors, holdout.people)
     incremental = results.incremental_invested(treated, holdout)
-    burn = progress.budget_burn(campaign.id, session=session)
+    burn = budget_burn(campaign.id, session=session)
     scheduled = definition.schedule is not None
     fires = list(upcoming.fire_times(definition, after=now)) if scheduled and campaign.status in (
         "scheduled", "running", "paused", "pending_approval", "draft") else []
@@ -76,7 +78,7 @@ def report(campaign: Campaign, definition: Definition, *, session: Session, now:
         shown["burn"] = burn_down_figure(burn.points, max_grants=burn.budget.max_grants,
                                          max_amount_fen=burn.budget.max_amount_fen).to_json()
     return Report(
-        figures=figures, results=figures.as_json(), progress=progress.progress(campaign.id, session=session),
+        figures=figures, results=figures.as_json(), progress=progress(campaign.id, session=session),
         burn=burn, next_fires=fires, misfire=upcoming.misfire_words() if scheduled else None,
         treated_rate=treated_rate, holdout_rate=holdout_rate,
         lift=results.lift(treated.investors, treated.people, holdout.investors, holdout.people),

@@ -7,7 +7,7 @@ which reads the scheduled campaigns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -24,7 +24,8 @@ from growth.timeutil import SHANGHAI, as_utc
 CALENDAR_DAYS = 30
 PER_CAMPAIGN = 31  # fire times listed per campaign in the calendar (a daily cron fits; a busier one is cut short)
 NEXT_SHOWN = 5
-WEEKDAY_LABELS = (_l("周一"), _l("周二"), _l("周三"), _l("周四"), _l("周五"), _l("周六"), _l("周日"))  # date.weekday() order
+# In date.weekday() order.
+WEEKDAY_LABELS = (_l("周一"), _l("周二"), _l("周三"), _l("周四"), _l("周五"), _l("周六"), _l("周日"))
 SCHEDULED = ("scheduled", "running")  # campaigns whose schedule will fire (a paused one waits for resume)
 
 
@@ -96,7 +97,7 @@ def calendar(*, session: Session, now: datetime, days: int = CALENDAR_DAYS) -> C
                         days=days)
 
 
-def misfire_words(policy: dict[str, object] = MISFIRE_POLICY) -> str:
+def misfire_words(policy: Mapping[str, object] = MISFIRE_POLICY) -> str:
     """Return what happens to a run missed while no scheduler was up, in words, from the scheduler's policy."""
     if policy.get("coalesce") and policy.get("misfire_grace_time") is None:
         return _("错过的执行（例如服务停机期间）会在调度器恢复后补跑一次，前提是仍在活动时间内；"

@@ -17,8 +17,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from campaigns import editor, presets, rules, saved_segments, services, upcoming
-from campaigns import report as reports
 from campaigns import preview as previews
+from campaigns import report as reports
 from campaigns import results as figures
 from campaigns.definition import CAMPAIGN_TYPE_LABELS, CAMPAIGN_TYPES, CLASS_LABELS, DefinitionInvalid
 from campaigns.models import ACTION_LABELS, STATUS_LABELS, STATUSES, Campaign

@@ -25,6 +25,8 @@ from tests.functional.test_campaign_pages import DOC, make_campaign, signed_in, 
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 RUN_AT = NOW + timedelta(hours=1)
+TILE = r'data-tile="(\w+)">\s*<div class="small text-muted">[^<]*</div><div class="fs-5 text-nowrap">([^<]*)<'
+COUNT = r'data-count="(\w+)">\s*<div class="small text-muted">[^<]*</div><div class="fs-4">(\d+)<'
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 
@@ -156,8 +158,7 @@ def test_a_run_shows_its_progress_while_members_wait_and_the_results_once_they_a
     assert 'data-in-progress="false"' in runs and f"已处理 {len(ids)} / 选中 {len(ids)} 人" in runs
     assert 'data-budget="grants"' in runs and 'id="burn-chart"' in runs
     results = card(page, "campaign-results")
-    tiles = dict(re.findall(r'data-tile="(\w+)">\s*<div class="small text-muted">[^<]*</div><div class="fs-5 text-nowrap">([^<]*)<',
-                            results))
+    tiles = dict(re.findall(TILE, results))
     assert tiles["members"] == str(len(ids)) and tiles["holdout"] == str(len(held))
     assert tiles["granted"] == str(len(treated))
     with get_db(app).session_scope() as s:
@@ -239,8 +240,7 @@ def test_switching_on_asks_a_reason_pauses_marketing_campaigns_holds_messages_an
         service = make_message(s, message_class="service").id
     approver, approver_id = signed_in(app, "approver")
     page = text(approver.get("/campaigns/kill-switch"))
-    counts = dict(re.findall(r'data-count="(\w+)">\s*<div class="small text-muted">[^<]*</div><div class="fs-4">(\d+)<',
-                             page))
+    counts = dict(re.findall(COUNT, page))
     assert counts == {"live": "1", "paused": "0", "held": "0", "waiting": "1"}
 
     refused = approver.post("/campaigns/kill-switch", data={"on": "true", "reason": "  "})
@@ -257,8 +257,7 @@ def test_switching_on_asks_a_reason_pauses_marketing_campaigns_holds_messages_an
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "kill_switch.on")).one()
         assert entry.actor_id == approver_id and entry.details["reason"] == "短信文案写错了"
     page = text(approver.get("/campaigns/kill-switch"))
-    counts = dict(re.findall(r'data-count="(\w+)">\s*<div class="small text-muted">[^<]*</div><div class="fs-4">(\d+)<',
-                             page))
+    counts = dict(re.findall(COUNT, page))
     assert counts == {"live": "0", "paused": "1", "held": "1", "waiting": "1"}
     assert 'data-on="true"' in page and 'id="kill-switch-off"' in page
     assert 'id="kill-switch-banner"' in text(approver.get("/campaigns"))
