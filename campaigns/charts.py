@@ -70,5 +70,10 @@ def messages_figure(counts: Mapping[str, Mapping[str, int]], *, channel_labels: 
         label = status_labels.get(status, status)
         fig.add_bar(y=[channel_labels.get(c, c) for c in channels], x=values, name=label, orientation="h",
                     marker={"color": colour}, hovertemplate="%{y} · " + label + ": %{x:,d}<extra></extra>")
-    fig.update_layout(barmode="stack", xaxis={"tickformat": ",d", "rangemode": "tozero"})
-    return _layout(fig, 120 + 50 * len(channels))
+    most = max((sum(counts[c].values()) for c in channels), default=0)
+    # Whole messages only: with a handful, ticks every 1 (",d" alone would print 0 1 1 2 2 at half steps).
+    xaxis: dict[str, object] = {"tickformat": ",d", "rangemode": "tozero"}
+    if most <= 10:
+        xaxis["dtick"] = 1
+    fig.update_layout(barmode="stack", xaxis=xaxis)
+    return _layout(fig, 140 + 50 * len(channels))

@@ -24,8 +24,12 @@ def burn_down_figure(points: list[tuple[date, int, int]], *, max_grants: int | N
     if max_amount_fen is not None and days:
         fig.add_trace(go.Scatter(x=[days[0], days[-1]], y=[max_amount_fen / 100] * 2, name=_("金额上限（元）"),
                                  mode="lines", line={"dash": "dot"}, yaxis="y2"))
+    # Business days, not instants: a few days' points would otherwise get ticks at fractions of a millisecond.
+    xaxis: dict[str, object] = {"type": "date", "tickformat": "%Y-%m-%d"}
+    if len(days) < 8:
+        xaxis["dtick"] = 86_400_000
     fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=340, separators=".,",
-                      legend={"orientation": "h", "y": -0.2},
+                      legend={"orientation": "h", "y": -0.2}, xaxis=xaxis,
                       yaxis={"title": _("笔数"), "tickformat": ",d", "rangemode": "tozero"},
                       yaxis2={"title": _("元"), "overlaying": "y", "side": "right", "tickformat": ",.2f",
                               "rangemode": "tozero"})
