@@ -68,7 +68,7 @@ def report(campaign: Campaign, definition: Definition, *, session: Session, now:
     bars = [charts.Bar(label, rate, side.investors, side.people)
             for label, rate, side in ((_("实验组"), treated_rate, treated), (_("对照组"), holdout_rate, holdout))
             if rate is not None]
-    if bars:
+    if any(bar.hits for bar in bars):  # all at 0 % the chart would be an empty frame: the table says it
         shown["conversion"] = charts.conversion_figure(bars, hover=_("{hits} / {people} 人投资")).to_json()
     if any(sum(s.values()) for s in figures.messages.values()):
         shown["messages"] = charts.messages_figure(
