@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, WEBHOOK_SECRET, Staff
-from tests.events import event, signed_headers
+from tests.e2e.campaign_steps import open_editor_once_the_channel_is_known, send_events
+from tests.e2e.conftest import ARTIFACTS, Staff
+from tests.events import event
 
 pytestmark = pytest.mark.e2e
 
@@ -35,20 +34,8 @@ def audience(base_url: str) -> None:
     now = datetime.now(UTC) - timedelta(minutes=5)
     events = [event("user.registered", f"res_e2e_{i}", now - timedelta(days=3), {"channel_code": CHANNEL},
                     phone=f"+86136000{i:05d}", name=f"效果用户{i}") for i in range(PEOPLE)]
-    body = orjson.dumps({"events": events})
-    request = urllib.request.Request(base_url + "/api/v1/events", data=body,
-                                     headers=signed_headers(body, WEBHOOK_SECRET), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    send_events(base_url, events)
 
-
-def _editor_with_the_channel(page: Page) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        page.goto("/campaigns/new?type=rate_boost")
-        if page.locator(f"option[value={CHANNEL}]").count() or time.monotonic() > deadline:
-            return
-        page.wait_for_timeout(500)  # the background processor projects the investors on its own schedule
 
 
 def _sign_in(page: Page, person: Staff) -> None:
@@ -78,7 +65,7 @@ def test_an_approved_campaign_runs_on_schedule_and_its_page_shows_the_outcome(
 ) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
     sign_in(staff["marketer"])
-    _editor_with_the_channel(page)
+    open_editor_once_the_channel_is_known(page, "rate_boost", CHANNEL)
     page.get_by_label("活动名称").fill("定时加息提醒")
     # A service notice about the investor's own reward: no consent, caps or quiet hours, so the outcome does
     # not depend on the time of day the test runs at.
