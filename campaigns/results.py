@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from math import sqrt
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -78,13 +79,54 @@ def estimate(definition: Definition, treated: int) -> Estimate:
     return Estimate(grants, grants * per_member)
 
 
-def results(campaign_id: int, *, session: Session) -> dict[str, Any]:
-    """Return a campaign's results in the spec's shape (spec §3)."""
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One side of a campaign (treated or holdout): its people, those who invested after entering, and how much."""
+
+    people: int
+    investors: int
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A campaign's results with money in fen; `as_json` is the spec §3 shape."""
+
+    by_status: dict[str, int]
+    granted_members: int
+    messages: dict[str, dict[str, int]]
+    reward_states: dict[str, int]
+    cost_fen: int
+    treated: Side
+    holdout: Side
+
+    @property
+    def members(self) -> int:
+        """Everyone who entered."""
+        return sum(self.by_status.values())
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the results in the spec's shape (spec §3)."""
+        states = self.reward_states
+        holdout = self.by_status.get("holdout", 0)
+        return {
+            "members": self.members, "holdout": holdout, "treated": self.members - holdout,
+            "granted": self.granted_members, "budget_exhausted": self.by_status.get("budget_exhausted", 0),
+            "messages": self.messages,
+            "rewards": {"granted": sum(states.values()), "redeemed": states.get("redeemed", 0),
+                        "expired": states.get("expired", 0), "revoked": states.get("revoked", 0),
+                        "paid": states.get("paid", 0), "clawed_back": states.get("clawed_back", 0),
+                        "cost": fen_to_api(self.cost_fen)},
+            "invested": {name: {"investors": side.investors, "amount": fen_to_api(side.amount_fen)}
+                         for name, side in (("treated", self.treated), ("holdout", self.holdout))},
+        }
+
+
+def figures(campaign_id: int, *, session: Session) -> Figures:
+    """Return a campaign's results, money in fen."""
     m = CampaignMember
     by_status: dict[str, int] = {status: n for status, n in session.execute(
         select(m.status, func.count()).where(m.campaign_id == campaign_id).group_by(m.status))}
-    members = sum(by_status.values())
-    holdout = by_status.get("holdout", 0)
     granted_members = session.scalar(select(func.count()).where(m.campaign_id == campaign_id,
                                                                  m.rewards_granted > 0)) or 0
     messages: dict[str, dict[str, int]] = {c: dict.fromkeys(MESSAGE_STATUSES, 0) for c in PEOPLE_CHANNELS}
@@ -98,7 +140,10 @@ def results(campaign_id: int, *, session: Session) -> dict[str, Any]:
     # SUM over BIGINT is NUMERIC on PostgreSQL: back to an int of fen.
     cost = int(session.scalar(select(func.coalesce(func.sum(Reward.cost_fen), 0)).where(
         Reward.campaign_id == campaign_id)) or 0)
-    invested: dict[bool, dict[str, int]] = defaultdict(lambda: {"investors": 0, "amount": 0})
+    people: dict[bool, int] = {bool(side): n for side, n in session.execute(
+        select(m.holdout, func.count(func.distinct(m.investor_id))).where(m.campaign_id == campaign_id)
+        .group_by(m.holdout))}
+    invested: dict[bool, tuple[int, int]] = defaultdict(lambda: (0, 0))
     # Investments started after the member entered (the first entry of each investor counts).
     first = (select(m.investor_id, m.holdout, func.min(m.entered_at).label("entered_at"))
              .where(m.campaign_id == campaign_id).group_by(m.investor_id, m.holdout).subquery())
@@ -108,15 +153,65 @@ def results(campaign_id: int, *, session: Session) -> dict[str, Any]:
                                     Investment.started_at >= first.c.entered_at))
              .group_by(first.c.holdout))
     for side, investors, amount in session.execute(query):
-        invested[bool(side)] = {"investors": investors, "amount": int(amount)}
-    return {
-        "members": members, "holdout": holdout, "treated": members - holdout,
-        "granted": granted_members, "budget_exhausted": by_status.get("budget_exhausted", 0),
-        "messages": messages,
-        "rewards": {"granted": sum(reward_states.values()), "redeemed": reward_states.get("redeemed", 0),
-                    "expired": reward_states.get("expired", 0), "revoked": reward_states.get("revoked", 0),
-                    "paid": reward_states.get("paid", 0), "clawed_back": reward_states.get("clawed_back", 0),
-                    "cost": fen_to_api(cost)},
-        "invested": {side: {"investors": invested[flag]["investors"], "amount": fen_to_api(invested[flag]["amount"])}
-                     for side, flag in (("treated", False), ("holdout", True))},
-    }
+        invested[bool(side)] = (investors, int(amount))
+    return Figures(by_status, granted_members, messages, reward_states, cost,
+                   treated=Side(people.get(False, 0), *invested[False]),
+                   holdout=Side(people.get(True, 0), *invested[True]))
+
+
+def results(campaign_id: int, *, session: Session) -> dict[str, Any]:
+    """Return a campaign's results in the spec's shape (spec §3)."""
+    return figures(campaign_id, session=session).as_json()
+
+
+# --- what the results mean: pure -------------------------------------------------------------------------
+
+Z95 = 1.959963984540054  # the standard normal quantile of a two-sided 95 % interval
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """An estimate with its confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Tell whether the interval lies wholly on one side of zero (a difference the data supports)."""
+        return self.low > 0 or self.high < 0
+
+
+def rate_interval(hits: int, total: int, *, z: float = Z95) -> Interval | None:
+    """Return a proportion with its Wald interval clipped to [0, 1]; None when there is nobody to count."""
+    if total <= 0:
+        return None
+    p = min(hits, total) / total
+    half = z * sqrt(p * (1 - p) / total)
+    return Interval(p, max(0.0, p - half), min(1.0, p + half))
+
+
+def lift(treated_hits: int, treated: int, holdout_hits: int, holdout: int, *, z: float = Z95) -> Interval | None:
+    """Return treated rate − holdout rate with its 95 % interval (normal approximation for a difference of two
+    independent proportions, unpooled); None without people on both sides."""
+    if treated <= 0 or holdout <= 0:
+        return None
+    p1, p2 = min(treated_hits, treated) / treated, min(holdout_hits, holdout) / holdout
+    half = z * sqrt(p1 * (1 - p1) / treated + p2 * (1 - p2) / holdout)
+    return Interval(p1 - p2, p1 - p2 - half, p1 - p2 + half)
+
+
+def incremental_invested(treated: Side, holdout: Side) -> int | None:
+    """Return, in fen, what the treated side invested beyond what it would have at the holdout's amount per
+    person; None without people on both sides."""
+    if treated.people <= 0 or holdout.people <= 0:
+        return None
+    return round(treated.amount_fen - holdout.amount_fen * treated.people / holdout.people)
+
+
+def per_yuan_of_cost(incremental_fen: int | None, cost_fen: int) -> float | None:
+    """Return the incremental amount invested per yuan the rewards cost; None when either is unknown or zero."""
+    if incremental_fen is None or cost_fen <= 0:
+        return None
+    return incremental_fen / cost_fen

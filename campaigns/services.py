@@ -7,7 +7,7 @@ cannot both win: the second gets a 409 and sees the campaign as the first left i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 from campaigns import compliance, rules
 from campaigns.definition import Definition, dump, parse
 from campaigns.models import ACTION_LABELS, STATUS_LABELS, Campaign, CampaignTransition
-from channels.services import set_marketing_hold
+from channels.models import ChannelSetting
+from channels.services import marketing_hold_counts, set_marketing_hold
+from channels.settings import load as load_channel_settings
 from growth.audit.services import record
 from growth.auth.models import StaffUser
 from growth.errors import Conflict, Forbidden, Invalid, NotFound, Problem
@@ -157,6 +159,9 @@ def transition(campaign: Campaign, action: str, *, session: Session, actor_id: i
 ACTIONS = ("submit", "approve", "reject", "pause", "resume", "cancel")  # what staff do; start/finish are the runner's
 
 
+KILL_SWITCH_NOTE = "kill switch"  # the note of the pauses the kill switch makes (a reason follows it)
+
+
 @dataclass(frozen=True, slots=True)
 class KillSwitchOutcome:
     """What the kill switch did: its state now, the campaigns it paused, the messages it held or released."""
@@ -166,22 +171,59 @@ class KillSwitchOutcome:
     messages: int
 
 
-def kill_switch(on: bool, *, session: Session, actor_id: int | None, now: datetime) -> KillSwitchOutcome:
+def kill_switch(on: bool, *, session: Session, actor_id: int | None, now: datetime,
+                reason: str | None = None) -> KillSwitchOutcome:
     """Spec §3: on pauses every active, scheduled or running marketing campaign and holds every queued or
     deferred marketing message; off releases the held messages (the campaigns stay paused)."""
     paused: list[int] = []
+    reason = (reason or "").strip()[:MAX_REASON] or None
     if on:
+        note = KILL_SWITCH_NOTE if reason is None else f"{KILL_SWITCH_NOTE}: {reason}"
         running = session.scalars(select(Campaign).where(Campaign.message_class == "marketing",
                                                          Campaign.status.in_(rules.PAUSABLE))
                                   .order_by(Campaign.id)).all()
         for campaign in running:
             try:
-                transition(campaign, "pause", session=session, actor_id=actor_id, now=now, note="kill switch")
+                transition(campaign, "pause", session=session, actor_id=actor_id, now=now, note=note)
             except Conflict:  # changed under us (finished, cancelled): nothing left to pause
                 continue
             paused.append(campaign.id)
-    messages = set_marketing_hold(on, session=session, now=now, by=actor_id)
+    messages = set_marketing_hold(on, session=session, now=now, by=actor_id, reason=reason)
     return KillSwitchOutcome(on, paused, messages)
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchState:
+    """The kill switch as its page shows it: on or off, since when and by whom, and what it holds or would."""
+
+    on: bool
+    changed_at: datetime | None
+    changed_by: int | None
+    live_campaigns: int  # marketing campaigns active, scheduled or running (switching on pauses them)
+    paused_by_switch: int  # marketing campaigns the switch paused that are still paused
+    held_messages: int  # marketing messages it holds
+    waiting_messages: int  # marketing messages queued or deferred (switching on holds them)
+
+
+def kill_switch_state(*, session: Session, environment: Mapping[str, str]) -> KillSwitchState:
+    """Return the kill switch's state and what it affects."""
+    t = CampaignTransition
+    marketing = Campaign.message_class == "marketing"
+    live = session.scalar(select(func.count()).where(marketing, Campaign.status.in_(rules.PAUSABLE))) or 0
+    latest = select(t.campaign_id, func.max(t.id).label("id")).group_by(t.campaign_id).subquery()
+    by_switch = session.scalar(
+        select(func.count()).select_from(Campaign)
+        .join(latest, latest.c.campaign_id == Campaign.id).join(t, t.id == latest.c.id)
+        .where(marketing, Campaign.status == "paused", t.action == "pause", t.note.startswith(KILL_SWITCH_NOTE))
+    ) or 0
+    held, waiting = marketing_hold_counts(session=session)
+    override = session.get(ChannelSetting, "marketing_hold")
+    return KillSwitchState(
+        on=load_channel_settings(session=session, environment=environment).marketing_held(),
+        changed_at=override.updated_at if override is not None else None,
+        changed_by=override.updated_by if override is not None else None,
+        live_campaigns=live, paused_by_switch=by_switch, held_messages=held, waiting_messages=waiting,
+    )
 
 
 def listing(*, session: Session, status: str | None = None, type_: str | None = None, limit: int = 50,

@@ -16,11 +16,13 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from campaigns import editor, presets, rules, saved_segments, services
+from campaigns import editor, presets, rules, saved_segments, services, upcoming
 from campaigns import preview as previews
+from campaigns import report as reports
 from campaigns import results as figures
 from campaigns.definition import CAMPAIGN_TYPE_LABELS, CAMPAIGN_TYPES, CLASS_LABELS, DefinitionInvalid
 from campaigns.models import ACTION_LABELS, STATUS_LABELS, STATUSES, Campaign
+from campaigns.progress import progress as run_progress
 from campaigns.segments import count as audience_count
 from campaigns.transfer import export_yaml
 from channels.settings import load as load_channel_settings
@@ -200,6 +202,8 @@ def cancel(campaign_id: int):  # type: ignore[no-untyped-def]
 # --- pages ------------------------------------------------------------------------------------------
 
 PER_PAGE = 25
+RUN_STATUS_LABELS = {"selecting": _l("正在选取人群"), "selected": _l("已选取"), "cancelled": _l("已取消")}
+BUDGET_LIMIT_LABELS = {"grants": _l("发放笔数"), "amount": _l("发放金额")}
 STATUS_STYLES = {
     "draft": "secondary", "pending_approval": "warning", "active": "success", "scheduled": "info",
     "running": "primary", "paused": "dark", "finished": "light", "cancelled": "danger",
@@ -253,7 +257,12 @@ def index():  # type: ignore[no-untyped-def]
                                    offset=(page - 1) * PER_PAGE)
     names = _staff_names({c.created_by for c in rows}, session=session)
     filter_args = {k: v for k, v in (("status", status), ("type", type_)) if v}
+    held = role_has(current_user.role, Permission.KILL_SWITCH) and load_channel_settings(
+        session=session, environment=current_app.config.get("CHANNEL_ENV") or {}).marketing_held()
     return render_template("campaigns/index.html", rows=rows, total=total, page=page, per_page=PER_PAGE,
+                           calendar=upcoming.calendar(session=session, now=utcnow()), held=held,
+                           calendar_days=upcoming.CALENDAR_DAYS, per_campaign=upcoming.PER_CAMPAIGN,
+                           weekdays=upcoming.WEEKDAY_LABELS,
                            status=status, type_=type_, filter_args=filter_args, statuses=STATUS_LABELS,
                            types=CAMPAIGN_TYPE_LABELS, classes=CLASS_LABELS, styles=STATUS_STYLES, names=names)
 
@@ -347,13 +356,22 @@ def detail(campaign_id: int):  # type: ignore[no-untyped-def]
             continue
         actions.append(action)
     own = campaign.created_by == current_user.id
+    outcome = reports.report(campaign, definition, session=session, now=utcnow())
     return render_template(
         "campaigns/show.html", campaign=campaign, definition=definition, history=list(reversed(history)),
+        report=outcome, run_labels=RUN_STATUS_LABELS, budget_labels=BUDGET_LIMIT_LABELS,
         names=names, actions=actions, own=own, confirms=CONFIRMS, action_labels=ACTION_LABELS,
         compliance=services.compliance_of(campaign), styles=STATUS_STYLES, types=CAMPAIGN_TYPE_LABELS,
         classes=CLASS_LABELS, words=editor, previews=editor.preview(definition, sign_name=_sign_name()),
         channel_labels=editor.CHANNEL_LABELS, editable=campaign.status not in rules.ENDED,
     )
+
+
+@bp.get("/campaigns/<int:campaign_id>/progress")
+@require(Permission.CAMPAIGNS_VIEW)
+def progress_json(campaign_id: int):  # type: ignore[no-untyped-def]
+    campaign = _page_campaign(campaign_id)
+    return jsonify({"status": campaign.status, **run_progress(campaign.id, session=request_session()).as_json()})
 
 
 # One rule for GET and POST: two rules on one path would answer a too-big id with 405 instead of 404.
@@ -459,6 +477,43 @@ def export(campaign_id: int):  # type: ignore[no-untyped-def]
     text = export_yaml([campaign.id], session=request_session())
     return Response(text, mimetype="application/x-yaml",
                     headers={"Content-Disposition": f'attachment; filename="campaign-{campaign.id}.yaml"'})
+
+
+# --- the kill switch ----------------------------------------------------------------------------------
+
+
+def _kill_switch_page(status: int = 200) -> tuple[str, int]:
+    session = request_session()
+    state = services.kill_switch_state(session=session, environment=current_app.config.get("CHANNEL_ENV") or {})
+    names = _staff_names({state.changed_by}, session=session)
+    return render_template("campaigns/kill_switch.html", state=state, names=names,
+                           max_reason=services.MAX_REASON), status
+
+
+@bp.route("/campaigns/kill-switch", methods=["GET", "POST"])
+@require(Permission.KILL_SWITCH)
+def kill_switch_page():  # type: ignore[no-untyped-def]
+    if request.method == "GET":
+        return _kill_switch_page()
+    wanted, reason = request.form.get("on"), request.form.get("reason", "").strip()
+    if wanted not in ("true", "false"):
+        flash(_("请选择开启或关闭。"), "danger")
+        return _kill_switch_page(400)
+    if not reason:
+        flash(_("请填写原因（会写入审计日志）。"), "danger")
+        return _kill_switch_page(422)
+    if len(reason) > services.MAX_REASON:
+        flash(_("原因太长（最多 %(n)s 字）", n=services.MAX_REASON), "danger")
+        return _kill_switch_page(422)
+    outcome = services.kill_switch(wanted == "true", session=request_session(), actor_id=current_user.id,
+                                   now=utcnow(), reason=reason)
+    if outcome.on:
+        flash(_("营销一键暂停已开启：暂停了 %(campaigns)s 个营销活动，扣住 %(messages)s 条营销消息。",
+                campaigns=len(outcome.paused_campaigns), messages=outcome.messages), "warning")
+    else:
+        flash(_("营销一键暂停已关闭：放行 %(messages)s 条被扣住的营销消息。活动仍保持暂停，需逐个继续执行。",
+                messages=outcome.messages), "success")
+    return redirect(url_for("campaigns.kill_switch_page"))
 
 
 # --- the editor's JSON helpers (session + CSRF header, like the pages) ---------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -195,13 +195,13 @@ def store_override(key: str, value: str, *, session: Session, now: datetime, by:
     row.value, row.updated_by, row.updated_at = value, by, now
 
 
-def set_marketing_hold(on: bool, *, session: Session, now: datetime, by: int | None) -> int:
+def set_marketing_hold(on: bool, *, session: Session, now: datetime, by: int | None, reason: str | None = None) -> int:
     """Turn the marketing kill switch on (hold every queued or deferred marketing message) or off (release them).
 
     On: the held messages become `deferred` with the hold reason `kill_switch`, and delivery defers every
     other marketing message it finds while the switch stays on (a send already in flight may finish).
     Off: the held messages are due at once and checked again against everything else (quiet hours, caps …).
-    Returns how many messages were held or released; audited either way.
+    Returns how many messages were held or released; audited either way (with the reason given, if any).
     """
     m = OutboxMessage
     store_override("marketing_hold", "true" if on else "false", session=session, now=now, by=by)
@@ -213,9 +213,20 @@ def set_marketing_hold(on: bool, *, session: Session, now: datetime, by: int | N
         result = session.execute(update(m).where(m.status == "deferred", m.hold_reason == "kill_switch")
                                  .values(due_at=now, updated_at=now).execution_options(synchronize_session=False))
     count = int(getattr(result, "rowcount", 0) or 0)
+    details: dict[str, Any] = {"messages": count}
+    if reason:
+        details["reason"] = reason
     record("kill_switch.on" if on else "kill_switch.off", session=session, target_type="channel_settings",
-           target_id="marketing_hold", details={"messages": count}, actor_id=by)
+           target_id="marketing_hold", details=details, actor_id=by)
     return count
+
+
+def marketing_hold_counts(*, session: Session) -> tuple[int, int]:
+    """Return the marketing messages the kill switch holds now, and those waiting to be sent (queued or deferred)."""
+    m = OutboxMessage
+    held = session.scalar(select(func.count()).where(m.status == "deferred", m.hold_reason == "kill_switch")) or 0
+    waiting = session.scalar(select(func.count()).where(m.message_class == "marketing", m.status.in_(WAITING))) or 0
+    return held, waiting
 
 
 def marketing_held(*, session: Session, environment: Mapping[str, str]) -> bool:

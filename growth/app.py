@@ -28,25 +28,29 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("growth.app")
 
 
-def _nav() -> list[tuple[Any, str, Any, Any]]:
+def _nav() -> list[tuple[Any, str, Any, Any, str | None]]:
     from growth.auth.permissions import Permission as P
 
+    # (permission, endpoint, label, hint, menu group): a group is one dropdown, so the bar fits a 1440 px screen.
     return [
-        (P.FUNNEL_VIEW, "dashboards.funnel_page", _l("转化漏斗"), _l("注册到复投的各步转化")),
-        (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本")),
-        (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资")),
-        (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度")),
-        (P.CAMPAIGNS_VIEW, "campaigns.index", _l("活动"), _l("营销活动：建活动、审批、执行")),
-        (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板")),
-        (P.REWARDS_VIEW, "rewards.index", _l("奖励台账"), _l("红包、加息券、体验金、返现与预算")),
-        (P.REFERRALS_VIEW, "referrals.index", _l("邀请好友"), _l("邀请记录、风控审核与设置")),
-        (P.REFERRALS_VIEW, "dashboards.referral_stats", _l("邀请统计"), _l("邀请、注册、达标与 K 因子")),
-        (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌")),
-        (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么")),
-        (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明")),
+        (P.FUNNEL_VIEW, "dashboards.funnel_page", _l("转化漏斗"), _l("注册到复投的各步转化"), None),
+        (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本"), None),
+        (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资"), None),
+        (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度"), None),
+        (P.CAMPAIGNS_VIEW, "campaigns.index", _l("活动"), _l("营销活动：建活动、审批、执行"), "marketing"),
+        (P.MESSAGES_VIEW, "channels.index", _l("消息触达"), _l("发送记录、渠道健康与模板"), "marketing"),
+        (P.REWARDS_VIEW, "rewards.index", _l("奖励台账"), _l("红包、加息券、体验金、返现与预算"), "marketing"),
+        (P.REFERRALS_VIEW, "referrals.index", _l("邀请好友"), _l("邀请记录、风控审核与设置"), "marketing"),
+        (P.REFERRALS_VIEW, "dashboards.referral_stats", _l("邀请统计"), _l("邀请、注册、达标与 K 因子"), "marketing"),
+        (P.KILL_SWITCH, "campaigns.kill_switch_page", _l("营销一键暂停"), _l("出问题时暂停所有营销活动与消息"),
+         "marketing"),
+        (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌"), "system"),
+        (P.AUDIT_VIEW, "audit.index", _l("审计日志"), _l("谁在何时做了什么"), "system"),
+        (P.TOKENS_OWN, "events_api.api_docs", _l("API 文档"), _l("事件接口与漏斗接口说明"), "system"),
     ]
 
 
+NAV_GROUPS = {"marketing": _l("营销"), "system": _l("系统")}
 NAV = _nav()
 
 
@@ -319,16 +323,37 @@ def _register_template_helpers(app: Flask) -> None:
     def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return "" if value is None else as_utc(value).astimezone(SHANGHAI).strftime(fmt)
 
-    def nav_items() -> list[dict[str, str]]:
+    def nav_items() -> list[dict[str, Any]]:
         if not current_user.is_authenticated:
             return []
-        return [
-            {"url": url_for(endpoint), "label": str(label), "hint": str(hint), "prefix": url_for(endpoint)}
-            for permission, endpoint, label, hint in NAV
+        items: list[dict[str, Any]] = [
+            {"url": url_for(endpoint), "label": str(label), "hint": str(hint), "prefix": url_for(endpoint),
+             "group": group, "active": False}
+            for permission, endpoint, label, hint, group in NAV
             if endpoint in app.view_functions and role_has(current_user.role, permission)
         ]
+        # The longest matching prefix is where one is (/campaigns/kill-switch is not also "campaigns").
+        here = [i for i in items if request.path.startswith(i["prefix"])]
+        if here:
+            max(here, key=lambda i: len(i["prefix"]))["active"] = True
+        return items
 
-    app.jinja_env.globals.update(can=can, nav_items=nav_items, role_label=role_label)
+    def nav_menu() -> list[dict[str, Any]]:
+        """Return the top bar: single links, and groups (in order of their first item) as dropdowns."""
+        menu: list[dict[str, Any]] = []
+        groups: dict[str, dict[str, Any]] = {}
+        for item in nav_items():
+            if item["group"] is None:
+                menu.append({"link": item})
+                continue
+            if item["group"] not in groups:
+                groups[item["group"]] = {"id": item["group"], "label": str(NAV_GROUPS[item["group"]]), "items": []}
+                menu.append({"menu": groups[item["group"]]})
+            groups[item["group"]]["items"].append(item)
+        # A group of one is a plain link: a dropdown holding one entry only hides it.
+        return [{"link": e["menu"]["items"][0]} if "menu" in e and len(e["menu"]["items"]) == 1 else e for e in menu]
+
+    app.jinja_env.globals.update(can=can, nav_items=nav_items, nav_menu=nav_menu, role_label=role_label)
     app.jinja_env.filters.update(yuan=format_yuan, rate=format_rate, num=format_count, local_time=local_time)
 
     @app.context_processor

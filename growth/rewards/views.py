@@ -6,7 +6,6 @@ import secrets
 from datetime import date
 from typing import Any
 
-import plotly.graph_objects as go
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,6 +24,7 @@ from growth.investors.models import Investor
 from growth.investors.rules import mask_name, mask_phone
 from growth.money import MoneyFormatError, fen_to_api, parse_rate, parse_yuan
 from growth.rewards import rules, services
+from growth.rewards.charts import burn_down_figure
 from growth.rewards.models import (
     BUDGET_OWNER_LABELS,
     ENTRY_LABELS,
@@ -300,29 +300,6 @@ def _decide(request_id: int, *, approve: bool) -> Response:
 def budgets():  # type: ignore[no-untyped-def]
     return render_template("rewards/budgets.html", budgets=services.budgets(session=request_session()),
                            owners=BUDGET_OWNER_LABELS)
-
-
-def burn_down_figure(points: list[tuple[date, int, int]], *, max_grants: int | None,
-                     max_amount_fen: int | None) -> go.Figure:
-    """Return the budget's grants and amount used over time, each against its limit."""
-    days = [p[0].isoformat() for p in points]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=days, y=[p[1] for p in points], name=_("已发放笔数"), mode="lines+markers",
-                             line={"shape": "hv"}))
-    fig.add_trace(go.Scatter(x=days, y=[p[2] / 100 for p in points], name=_("已用金额（元）"), mode="lines+markers",
-                             line={"shape": "hv"}, yaxis="y2"))
-    if max_grants is not None and days:
-        fig.add_trace(go.Scatter(x=[days[0], days[-1]], y=[max_grants, max_grants], name=_("笔数上限"),
-                                 mode="lines", line={"dash": "dash"}))
-    if max_amount_fen is not None and days:
-        fig.add_trace(go.Scatter(x=[days[0], days[-1]], y=[max_amount_fen / 100] * 2, name=_("金额上限（元）"),
-                                 mode="lines", line={"dash": "dot"}, yaxis="y2"))
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=340, separators=".,",
-                      legend={"orientation": "h", "y": -0.2},
-                      yaxis={"title": _("笔数"), "tickformat": ",d", "rangemode": "tozero"},
-                      yaxis2={"title": _("元"), "overlaying": "y", "side": "right", "tickformat": ",.2f",
-                              "rangemode": "tozero"})
-    return fig
 
 
 @bp.route("/budgets/<int:budget_id>")

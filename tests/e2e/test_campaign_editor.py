@@ -7,18 +7,16 @@ until it is fixed, and the campaign pages fit a 390 px phone.
 from __future__ import annotations
 
 import re
-import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import WEBHOOK_SECRET, PageLog, Staff
-from tests.events import event, investment, signed_headers
+from tests.e2e.campaign_steps import open_editor_once_the_channel_is_known, send_events
+from tests.e2e.conftest import PageLog, Staff
+from tests.events import event, investment
 
 pytestmark = pytest.mark.e2e
 
@@ -37,21 +35,8 @@ def investors(base_url: str) -> None:
                             phone=f"+86137000{i:05d}", name=f"活动用户{i}"))
         if i < 3:
             events.append(investment(uid, now - timedelta(days=5), f"inv_camp_{i}", amount="5000.00"))
-    body = orjson.dumps({"events": events})
-    request = urllib.request.Request(base_url + "/api/v1/events", data=body,
-                                     headers=signed_headers(body, WEBHOOK_SECRET), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    send_events(base_url, events)
 
-
-def _open_editor_once_the_channel_is_known(page: Page) -> None:
-    """Open the rate-boost editor after the processor has projected the investors (and their channel)."""
-    deadline = time.monotonic() + 30
-    while True:
-        page.goto("/campaigns/new?type=rate_boost")
-        if page.locator(f"option[value={CHANNEL}]").count() or time.monotonic() > deadline:
-            return
-        page.wait_for_timeout(500)  # the background processor works on its own schedule
 
 
 def test_a_marketer_builds_a_rate_boost_and_an_approver_approves_it(
@@ -60,11 +45,12 @@ def test_a_marketer_builds_a_rate_boost_and_an_approver_approves_it(
 ) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
     sign_in(staff["marketer"])
+    page.locator("#nav-marketing").click()  # campaigns sit in the "营销" menu
     page.locator("#mainnav").get_by_role("link", name="活动", exact=True).click()
     page.locator("#new-campaign").click()
     page.locator(".type-card[data-type=rate_boost]").click()
     expect(page.get_by_role("heading", name="新建活动")).to_be_visible()
-    _open_editor_once_the_channel_is_known(page)
+    open_editor_once_the_channel_is_known(page, "rate_boost", CHANNEL)
 
     page.get_by_label("活动名称").fill("浏览器加息周")
     count = page.locator("#audience-count")

@@ -94,6 +94,7 @@ def test_an_admin_can_open_the_staff_admin_page(
     page: Page, staff: dict[str, Staff], sign_in: Callable[[Staff], None],
 ) -> None:
     sign_in(staff["admin"])
+    page.locator("#nav-system").click()  # staff accounts sit in the "系统" menu
     page.locator("#mainnav").get_by_role("link", name="员工账号").click()
 
     expect(page).to_have_url(re.compile(r"/admin/users$"))
