@@ -4,9 +4,8 @@ A draft may break these rules (they are shown while editing and under `complianc
 and approve refuse a campaign that breaks any. The banned phrases are matched on a normalised text —
 full-width folded to half-width (NFKC), case folded, and every space, punctuation mark, symbol and
 invisible character removed — so `保 本`, `保，本`, `保\u200b本` and `ｓ稳赚` all count, and HTML tags
-are stripped first so `保<b>本</b>` does too. `check` also lists `definition.budget_problems` (a rate
-boost that a budget with `max_amount` could never grant), so the editor shows it at the reward's field and
-submit and approve refuse it like the wording's problems.
+are stripped first so `保<b>本</b>` does too. Only the spec's codes are compliance: the budget's own
+warnings (`definition.budget_problems`) are the editor's, shown beside these but never refusing a submit.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 
 from flask_babel import lazy_gettext as _l
 
-from campaigns.definition import Definition, EmailMessage, Message, SmsMessage, WechatMessage, budget_problems
+from campaigns.definition import Definition, EmailMessage, Message, SmsMessage, WechatMessage
 from channels.sms import has_opt_out
 from channels.templates import unknown_variables
 from growth.errors import Problem
@@ -109,4 +108,4 @@ def check(definition: Definition) -> list[Problem]:
         if definition.marketing and isinstance(message, SmsMessage) and not has_opt_out(message.text):
             problems.append(Problem(f"{at}.text", "sms_opt_out_missing",
                                     _l("营销短信须含退订方式，如“回T退订”或“拒收请回复R”（运营商要求）")))
-    return problems + budget_problems(definition)
+    return problems

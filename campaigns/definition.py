@@ -607,7 +607,8 @@ def budget_problems(definition: Definition) -> list[Problem]:
 
     `max_amount` counts a rate boost at its maximum cost, which only a bound on the principal makes finite:
     the triggering investment of an investment trigger, else the reward's `max_investment`. Without one
-    the ledger refuses every grant, so submit and approve refuse the campaign (a draft may hold it).
+    every member would be out of budget (spec §2: a grant that could break a limit is not made), so the
+    editor warns at the field; submit does not refuse it (spec §3 names the codes that do).
     """
     problems: list[Problem] = []
     bounded = definition.trigger is not None and definition.trigger.on in INVESTMENT_TRIGGERS

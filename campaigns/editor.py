@@ -47,6 +47,7 @@ from campaigns.definition import (
     TagCondition,
     VoucherReward,
     WechatMessage,
+    budget_problems,
     parse,
 )
 from channels.sms import sms_length
@@ -204,7 +205,10 @@ def check(document: object, *, sign_name: str = "") -> Check:
         definition = parse(document)
     except DefinitionInvalid as exc:
         return Check(errors=list(exc.problems))
-    return Check(compliance=compliance.check(definition), previews=preview(definition, sign_name=sign_name))
+    # The budget's warnings (a rate boost it could never grant …) sit beside the wording's problems, at their
+    # fields; unlike those, spec §3 does not let them refuse a submit: at run time such members are out of budget.
+    return Check(compliance=compliance.check(definition) + budget_problems(definition),
+                 previews=preview(definition, sign_name=sign_name))
 
 
 # A campaign that is valid but for its audience: the audience's problems come back with their own paths.

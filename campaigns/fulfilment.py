@@ -245,6 +245,15 @@ def _keys(campaign_id: int, member: Due, indexes: Sequence[int]) -> tuple[str, .
     return tuple(f"campaign:{campaign_id}:member:{member.id}:{i}" for i in indexes)
 
 
+def _refused(err: InvalidTerms) -> str:
+    """A member's status when the ledger refuses its terms.
+
+    A rate boost with no bound on its principal has no maximum cost, so under `max_amount` it would break
+    the limit: spec §2 counts such a member `budget_exhausted` (the editor warns about it beforehand).
+    """
+    return "budget_exhausted" if err.field == "max_investment_fen" else "failed"
+
+
 def _outcome(member: Due, status: str, now: datetime, granted: int = 0) -> dict[str, Any]:
     return {"id": member.id, "status": status, "rewards_granted": granted, "fulfilled_at": now}
 
@@ -285,7 +294,7 @@ def fulfil_one(member: Due, live: _Live, person: Person, investment: _Investment
         return _outcome(member, "budget_exhausted", now)
     except InvalidTerms as err:
         log.warning("campaign %s member %s: %s", live.campaign.id, member.id, err)
-        return _outcome(member, "failed", now)
+        return _outcome(member, _refused(err), now)
     return _outcome(member, "done", now, granted)
 
 
@@ -308,7 +317,7 @@ def fulfil_together(members: Sequence[Due], live: _Live, people: dict[int, Perso
                                           budget=live.budget, actor=ACTOR, now=now, campaign_id=live.campaign.id)
         except InvalidTerms as err:
             log.warning("campaign %s: %d members: %s", live.campaign.id, len(members), err)
-            return [_outcome(m, "failed", now) for m in members]
+            return [_outcome(m, _refused(err), now) for m in members]
     results, messages = [], []
     for n, member in enumerate(members):
         if n in outcome.refused:

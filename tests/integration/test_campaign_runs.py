@@ -202,3 +202,23 @@ def test_an_investor_due_twice_in_one_chunk_is_fulfilled_twice_each_run_its_own(
         per_investor = s.execute(select(Reward.investor_id, func.count()).group_by(Reward.investor_id)).all()
     assert statuses == ["done"] * 4
     assert sorted(n for _, n in per_investor) == [2, 2]
+
+
+def test_a_rate_boost_with_no_bound_under_an_amount_limit_is_out_of_budget_and_one_with_a_bound_is_granted(app):
+    investors(app, 3)
+    boost = {"kind": "rate_boost", "annual_rate": "0.0100", "max_days": 30, "valid_days": 7}
+    unbounded = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[boost],
+                          budget={"max_amount": "1000.00"})
+    bounded = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[{**boost, "max_investment": "10000.00"}],
+                        budget={"max_amount": "1000.00"})
+    for cid in (unbounded, bounded):
+        run_task(app, cid)
+    select_all(app)
+    _fulfil_all(app, NOW + timedelta(minutes=1))
+    with get_db(app).session_scope() as s:
+        by_campaign = {cid: sorted(s.scalars(select(CampaignMember.status).where(CampaignMember.campaign_id == cid)))
+                       for cid in (unbounded, bounded)}
+        bounds = set(s.scalars(select(Reward.max_investment_fen)))
+    # 10,000.00 × 1 % × 30 / 365 ≈ 8.22 of the 1,000.00 limit each: all three fit
+    assert by_campaign == {unbounded: ["budget_exhausted"] * 3, bounded: ["done"] * 3}
+    assert bounds == {1_000_000}

@@ -38,7 +38,7 @@ from tests.integration.test_serve import wait_for
 pytestmark = pytest.mark.postgres_only
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 1_000  # 3,000 once fulfilment grants in bulk (today ~50 members/s on a loaded 2-core machine)
+N = 3_000
 TIMEOUT = 60.0  # a 2-core machine shared with other test runs
 
 

@@ -1,4 +1,4 @@
-"""A rate boost that a budget with an amount limit could never grant is found before submission, at its field."""
+"""A rate boost a budget with an amount limit could never grant: a warning at its field, not a compliance code."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from campaigns.compliance import check
+from campaigns import compliance
 from campaigns.definition import budget_problems, dump, parse
+from campaigns.editor import check
 from campaigns.fulfilment import terms_for
 
 BOOST: dict[str, Any] = {"kind": "rate_boost", "annual_rate": "0.0100", "max_days": 30, "valid_days": 7}
@@ -26,11 +27,15 @@ def problems(reward: dict[str, Any] | None = None, **changes: Any) -> list[tuple
     if reward is not None:
         document["rewards"][1] = {**BOOST, **reward}
     document.update(changes)
-    return [(p.path, p.code) for p in check(parse(document))]
+    return [(p.path, p.code) for p in check(document).compliance]
 
 
-def test_a_scheduled_rate_boost_without_max_investment_under_an_amount_limit_is_refused_at_its_field():
+def test_a_scheduled_rate_boost_without_max_investment_under_an_amount_limit_is_flagged_at_its_field():
     assert problems() == [("rewards[1].max_investment", "max_investment_missing")]
+
+
+def test_the_warning_is_not_a_compliance_code_so_submit_is_not_refused_by_it():
+    assert compliance.check(parse(BASE)) == []
 
 
 def test_a_max_investment_bounds_the_boost_and_settles_it():
@@ -51,7 +56,7 @@ def test_a_registration_trigger_does_not_bound_it():
         ("rewards[1].max_investment", "max_investment_missing")]
 
 
-def test_a_max_investment_below_the_minimum_investment_is_refused():
+def test_a_max_investment_below_the_minimum_investment_is_flagged():
     assert problems({"min_investment": "5000.00", "max_investment": "1000.00"}) == [
         ("rewards[1].max_investment", "investment_range")]
 
@@ -60,7 +65,7 @@ def test_the_problem_does_not_stop_a_draft_from_parsing_and_the_field_round_trip
     document = {**copy.deepcopy(BASE), "rewards": [{**BOOST, "max_investment": "50000.00"}]}
     definition = parse(document)
     assert dump(definition)["rewards"] == [{**BOOST, "max_investment": "50000.00"}]
-    assert budget_problems(parse(BASE)) != []  # parse accepts it; only submit and approve refuse it
+    assert budget_problems(parse(BASE)) != []  # parse accepts it; the editor warns
 
 
 def test_the_ledger_terms_of_a_boost_without_a_triggering_investment_carry_its_max_investment():
