@@ -121,7 +121,7 @@ def _content(message: Message, variables: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-def _reward_variables(reward: dict[str, Any] | None) -> dict[str, str]:
+def reward_variables_of_row(reward: dict[str, Any] | None) -> dict[str, str]:
     """A reward row's message variables, worked out once per distinct terms (a run's members all get the same)."""
     if reward is None:
         return message_variables(None)
@@ -169,7 +169,7 @@ def messages_for(definition: Definition, *, campaign_id: int, cause: str, person
                  reward: dict[str, Any] | None, app: Flask, now: datetime) -> list[NewMessage]:
     """Render a member's messages: one per fallback chain, the chain's later channels as its fallbacks."""
     base = template_context(investor_name=person.name or "", masked_phone=mask_phone(person.phone),
-                            campaign_name=definition.name, **_reward_variables(reward))
+                            campaign_name=definition.name, **reward_variables_of_row(reward))
     klass = MessageClass.MARKETING if definition.marketing else MessageClass.SERVICE
     out = []
     for chain in chains(definition.messages):
@@ -210,7 +210,8 @@ class _Live:
     budget: Any
 
 
-def _live(session: Session, campaign: Campaign, now: datetime) -> _Live:
+def live(session: Session, campaign: Campaign, now: datetime) -> _Live:
+    """Return a campaign being fulfilled: its definition and its budget (made on first use, limits kept current)."""
     definition = parse(campaign.definition)
     limits = definition.budget
     budget = rewards.budget_for("campaign", str(campaign.id), session=session, now=now, name=campaign.name,
@@ -245,7 +246,7 @@ def _keys(campaign_id: int, member: Due, indexes: Sequence[int]) -> tuple[str, .
     return tuple(f"campaign:{campaign_id}:member:{member.id}:{i}" for i in indexes)
 
 
-def _refused(err: InvalidTerms) -> str:
+def refused_status(err: InvalidTerms) -> str:
     """A member's status when the ledger refuses its terms.
 
     A rate boost with no bound on its principal has no maximum cost, so under `max_amount` it would break
@@ -294,7 +295,7 @@ def fulfil_one(member: Due, live: _Live, person: Person, investment: _Investment
         return _outcome(member, "budget_exhausted", now)
     except InvalidTerms as err:
         log.warning("campaign %s member %s: %s", live.campaign.id, member.id, err)
-        return _outcome(member, _refused(err), now)
+        return _outcome(member, refused_status(err), now)
     return _outcome(member, "done", now, granted)
 
 
@@ -317,7 +318,7 @@ def fulfil_together(members: Sequence[Due], live: _Live, people: dict[int, Perso
                                           budget=live.budget, actor=ACTOR, now=now, campaign_id=live.campaign.id)
         except InvalidTerms as err:
             log.warning("campaign %s: %d members: %s", live.campaign.id, len(members), err)
-            return [_outcome(m, _refused(err), now) for m in members]
+            return [_outcome(m, refused_status(err), now) for m in members]
     results, messages = [], []
     for n, member in enumerate(members):
         if n in outcome.refused:
@@ -394,7 +395,7 @@ def fulfil_due(*, session: Session, app: Flask, now: datetime, limit: int = CHUN
         if campaign.status == "cancelled":
             results += [_outcome(m, "cancelled", now) for m in members]
             continue
-        results += fulfil_campaign(members, _live(session, campaign, now), people, investments, session=session,
+        results += fulfil_campaign(members, live(session, campaign, now), people, investments, session=session,
                                    app=app, now=now)
     update_many(session.connection(), _MEMBERS, results)
     return len(due)

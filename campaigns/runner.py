@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from campaigns import rules, segments
+from campaigns import fanout, rules, segments
 from campaigns.definition import Definition, parse, window_contains
 from campaigns.models import Campaign, CampaignMember, CampaignRun
 from campaigns.scheduler import add_job, current_scheduler, latest_fire, schedule_trigger
@@ -141,9 +141,12 @@ def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK
                      "run_id": run.id, "event_seq": None, "investment_id": None, "holdout": holdout,
                      "entered_at": at, "status": "holdout" if holdout else "pending", "due_at": now,
                      "created_at": now, "fulfilled_at": None, "rewards_granted": 0})
-    entered_now = insert_many(session.connection(), _MEMBERS, rows, returning=("id",), skip_conflicts=True)
+    if fanout.in_sql(definition):  # fulfilled as they enter: members, grants and messages in this transaction
+        selected = fanout.fulfil_chunk(session, campaign, definition, rows, now=now)
+    else:  # fulfilment renders their messages
+        selected = len(insert_many(session.connection(), _MEMBERS, rows, returning=("id",), skip_conflicts=True))
     run.after_investor_id = batch[-1].investor_id
-    run.selected += len(entered_now)
+    run.selected += selected
     return len(batch)
 
 

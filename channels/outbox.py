@@ -8,13 +8,18 @@ twice — a replay, a retried job, a second worker — adds nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON, ColumnElement, Select, String, Text, cast, func, literal, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.sqltypes import NullType
 
 from channels.adapters.port import Channel, MessageClass
 from channels.models import OutboxMessage
@@ -145,6 +150,54 @@ def enqueue_many(messages: Iterable[NewMessage], *, session: Session, now: datet
     if batch:
         flush(batch)
     return result
+
+
+# What a message computed by the database must give (the rest of a new row is the same for every message).
+FROM_COLUMNS = ("key", "campaign_id", "sender", "cause", "investor_id", "user_id", "channel", "message_class",
+                "content")
+
+
+def enqueue_from(query: Select[Any], *, session: Session, now: datetime) -> int:
+    """Queue the messages a query yields in ONE INSERT … SELECT; keys already queued are skipped; return how many.
+
+    The query's columns are FROM_COLUMNS, in that order (`content` as the database's JSON, e.g. from
+    `json_object`/`json_template`): for fan-outs whose every message the database can build, so no row
+    passes through Python. A queued message is exactly what `enqueue_many` would write for it.
+    """
+    constant = {name: value for name, value in NewMessage(
+        sender="-", cause="-", channel=Channel.WEBHOOK, message_class=MessageClass.SERVICE, content={},
+    ).row(now).items() if name not in FROM_COLUMNS}
+    columns = [_OUTBOX.c[name] for name in (*FROM_COLUMNS, *constant)]
+    source = query.subquery("messages")
+    # A bare NULL (no investor, no campaign) gets its column's type: PostgreSQL will not guess it.
+    given = [cast(c, _OUTBOX.c[name].type) if isinstance(c.type, NullType) else c
+             for name, c in zip(FROM_COLUMNS, source.c, strict=True)]
+    selected = [*given, *(literal(value, _OUTBOX.c[name].type) for name, value in constant.items())]
+    conn = session.connection()
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # The WHERE settles SQLite's parse of `INSERT … SELECT … ON CONFLICT` (its documented ambiguity).
+    query_all = select(*selected).where(true())
+    return conn.execute(insert(_OUTBOX).from_select(columns, query_all).on_conflict_do_nothing()).rowcount
+
+
+def json_object(dialect: str, pairs: Mapping[str, Any]) -> ColumnElement[Any]:
+    """Return a JSON object built by the database from (key, SQL expression or value) pairs."""
+    flat = [x for key, value in pairs.items() for x in (literal(key), value)]
+    return func.json_build_object(*flat, type_=JSON) if dialect == "postgresql" else func.json_object(*flat, type_=JSON)
+
+
+def json_template(dialect: str, template: Mapping[str, Any], fill: Mapping[tuple[str, ...], Any]) -> ColumnElement[Any]:
+    """Return a JSON document built by the database: `template` with text values set at paths (`fill`)."""
+    text = json.dumps(template, ensure_ascii=False)
+    if dialect == "postgresql":
+        document: ColumnElement[Any] = cast(literal(text, Text), JSONB)
+        for path, value in fill.items():
+            document = func.jsonb_set(document, literal(list(path), ARRAY(Text)), func.to_jsonb(cast(value, Text)))
+        return cast(document, JSON)
+    args: list[Any] = [literal(text, Text)]
+    for path, value in fill.items():
+        args += ["$." + ".".join(path), cast(value, String)]
+    return func.json_set(*args, type_=JSON)
 
 
 def find(key: str, *, session: Session) -> OutboxMessage | None:

@@ -130,6 +130,32 @@ def _compiled(template: str, html: bool) -> Template:
     return (_html_env if html else _text_env).from_string(template)
 
 
+def plain_parts(template: str) -> list[str | tuple[str, str]] | None:
+    """Return a text template as its literal pieces and `(object, field)` variables, if it is nothing more.
+
+    `{{ investor.name }}您好` → `[("investor", "name"), "您好"]`. None for anything else (filters, tags,
+    expressions, a syntax error): such a template needs Jinja2 itself. Rendering the pieces — each
+    variable as `str()` of its value — gives what `render` gives, so a database can do it for a fan-out.
+    """
+    try:
+        tree = _text_env.parse(template)
+    except TemplateSyntaxError:
+        return None
+    parts: list[str | tuple[str, str]] = []
+    for statement in tree.body:
+        if not isinstance(statement, nodes.Output):
+            return None
+        for node in statement.nodes:
+            if isinstance(node, nodes.TemplateData):
+                parts.append(node.data)
+            elif (isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name)
+                  and f"{node.node.name}.{node.attr}" in VARIABLES):
+                parts.append((node.node.name, node.attr))
+            else:
+                return None
+    return parts
+
+
 def render(template: str, context: Mapping[str, Any], *, html: bool = False) -> str:
     """Render a message template (HTML-escaped when `html`); raise on an unknown variable or a sandbox escape."""
     return _compiled(template, html).render(dict(context))

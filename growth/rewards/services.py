@@ -20,14 +20,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, String, cast, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from channels.adapters.port import Channel, MessageClass
-from channels.outbox import NewMessage, enqueue, enqueue_many
+from channels.outbox import NewMessage, enqueue, enqueue_from, enqueue_many, json_template
 from growth.db import among, insert_many, table_of, update_many
 from growth.errors import Conflict, DomainError, Forbidden, NotFound
 from growth.investors.models import Investor
@@ -201,6 +201,78 @@ def grant_packs(*, session: Session, packs: Sequence[Pack], items: Sequence[tupl
     return outcome
 
 
+def take_packs(*, session: Session, investor_ids: Sequence[int], items: Sequence[tuple[str, Terms]],
+               budget: RewardBudget) -> PackOutcome:
+    """Take the budget for one pack per investor (distinct, in order) as `grant_packs` does, writing no reward.
+
+    Returns the refused, by index, with the limit each hit. The others' packs must be written in the same
+    transaction by `write_packs`: for a caller that makes its members and their rewards in one go.
+    """
+    if len(set(investor_ids)) != len(investor_ids):
+        raise ValueError("a grant of packs needs distinct investors")
+    outcome = PackOutcome()
+    if investor_ids:
+        values = _pack_values(session, budget, items)
+        _take_packs(session, budget, list(enumerate(investor_ids)), sum(values), outcome)
+        session.expire(budget)
+    return outcome
+
+
+def write_packs(*, session: Session, source: Select[Any], items: Sequence[tuple[str, Terms]], budget: RewardBudget,
+                actor: str, now: datetime, campaign_id: int | None = None, note: str | None = None) -> int:
+    """Write the packs `take_packs` took with INSERT … SELECT statements (no row through Python); return how many.
+
+    `source` yields one row per pack: `key` (a reward's key is it + ":<item index>"), `investor_id` and
+    `cause`. The rewards, their entries and their `reward.granted` webhooks are exactly what `grant_packs`
+    writes for the same packs; the database builds them.
+    """
+    values = _pack_values(session, budget, items)
+    packs = source.subquery("packs")
+    conn = session.connection()
+    r = _REWARDS.c
+    ids: list[int] = []
+    for i, ((kind, terms), value) in enumerate(zip(items, values, strict=True)):
+        row = _reward_row(Pack(0, "", ("",)), "", kind, terms, value, budget=budget, actor=actor, now=now,
+                          campaign_id=campaign_id, note=note)
+        computed = {"key": packs.c.key + f":{i}", "investor_id": packs.c.investor_id, "cause": packs.c.cause}
+        selected = [computed.get(name, literal(row[name], r[name].type)) for name in row]
+        mine = [x for (x,) in conn.execute(insert(_REWARDS).from_select(
+            [r[name] for name in row], select(*selected).select_from(packs)).returning(r.id))]
+        ids += mine
+        entries = [entry_row(0, "granted", "grant", at=now, now=now, actor=actor, amount=value,
+                             investment_id=terms.investment_id, note=note)]
+        if kind == "cash":  # paid at grant: the webhook is the platform's instruction to credit it
+            entries.append(entry_row(0, "paid", "grant", at=now, now=now, actor=actor,
+                                     amount=rules.cash_cost(terms.amount_fen or 0)))
+        for entry in entries:
+            computed = {"key": cast(r.id, String) + f":{entry['kind']}", "reward_id": r.id}
+            e = _ENTRIES.c
+            conn.execute(insert(_ENTRIES).from_select([e[name] for name in entry], select(
+                *(computed.get(name, literal(entry[name], e[name].type)) for name in entry)).where(
+                among(r.id, mine, dialect=conn.dialect.name))))
+        _webhooks_from(session, row, mine, now=now)
+    return len(ids)
+
+
+def _webhooks_from(session: Session, row: dict[str, Any], reward_ids: Sequence[int], *, now: datetime) -> None:
+    """Queue the `reward.granted` webhooks of rewards alike but for id and owner, built by the database."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    model = webhook_message({**row, "id": 0}, "-", "reward.granted")
+    r, investors = _REWARDS.c, table_of(Investor).c
+    public = literal("rw_") + cast(r.id, String)
+    cause = public + "|reward.granted"
+    key = literal(model.key()[:-len(model.cause)]) + cause  # "c<campaign>|-|webhook|" + the reward's cause
+    content = json_template(dialect, model.content, {("data", "data", "id"): public,
+                                                     ("data", "data", "user_id"): investors.platform_user_id})
+    query = (select(key, literal(model.campaign_id), literal(model.sender), cause, literal(None),
+                    investors.platform_user_id, literal(str(model.channel)), literal(str(model.message_class)),
+                    content)
+             .select_from(_REWARDS.join(table_of(Investor), investors.id == r.investor_id))
+             .where(among(r.id, reward_ids, dialect=dialect)))
+    enqueue_from(query, session=session, now=now)
+
+
 def _pack_values(session: Session, budget: RewardBudget, items: Sequence[tuple[str, Terms]]) -> list[int]:
     """Check each item's terms and return what each takes of the budget's max_amount."""
     amount_limited: bool | None = None
@@ -269,17 +341,22 @@ def _take_packs(session: Session, budget: RewardBudget, fresh: list[tuple[int, i
 
 
 def _over_per_investor(session: Session, budget_id: int, packs: list[tuple[int, int]], per_investor: int) -> set[int]:
-    """Count one grant for each (pack, investor) against `per_investor`; return the packs over it (not counted)."""
+    """Count one grant for each (pack, investor) against `per_investor`; return the packs over it (not counted).
+
+    One INSERT … SELECT over the investors (the ids as one parameter), so thousands cost one statement.
+    """
     if per_investor < 1:
         return {i for i, _investor in packs}
     conn = session.connection()
-    u = _BUDGET_USES.c
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(_BUDGET_USES).on_conflict_do_update(
+    dialect = conn.dialect.name
+    u, investors = _BUDGET_USES.c, table_of(Investor).c
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows = select(literal(budget_id), investors.id, literal(1)).where(
+        among(investors.id, [investor for _i, investor in packs], dialect=dialect))
+    stmt = insert_(_BUDGET_USES).from_select([u.budget_id, u.investor_id, u.used], rows).on_conflict_do_update(
         index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1}, where=u.used < per_investor,
     ).returning(u.investor_id)
-    counted = {row[0] for row in conn.execute(
-        stmt, [{"budget_id": budget_id, "investor_id": investor, "used": 1} for _i, investor in packs])}
+    counted = {row[0] for row in conn.execute(stmt)}
     return {i for i, investor in packs if investor not in counted}
 
 

@@ -1,0 +1,142 @@
+"""A run's chunk fulfilled by the database: its members, their grants and their messages in one transaction.
+
+When the database can build every message of a campaign — SMS without fallbacks whose texts are literal
+text and `{{ object.field }}` variables (not the masked phone, not the unsubscribe link; see
+`channels.templates.plain_parts`) — a run does not leave its members to the fulfilment worker. The
+selection chunk inserts its members already `done` (holdout: `holdout`), takes the budget for those who
+entered (`growth.rewards.services.take_packs`; the few it refuses become `budget_exhausted`), and writes
+their rewards (`write_packs`) and messages (`channels.outbox.enqueue_from`) with INSERT … SELECT
+statements: no member's rows pass through Python, so a fan-out runs at the speed of the database's
+inserts. Everything commits with the run's keyset position, so a crash resumes the run without
+duplicates. What it writes is exactly what fulfilment writes for the same members (tests compare both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, cast, func, literal, select, update
+from sqlalchemy.orm import Session
+
+from campaigns.definition import Definition, SmsMessage
+from campaigns.fulfilment import ACTOR, SENDER, live, refused_status, reward_variables_of_row, terms_for
+from campaigns.models import Campaign, CampaignMember
+from campaigns.preview import chains
+from channels.adapters.port import Channel, MessageClass
+from channels.outbox import enqueue_from, json_object, message_key
+from channels.templates import context as template_context
+from channels.templates import plain_parts
+from growth.db import among, insert_many, table_of
+from growth.investors.models import Investor
+from growth.rewards import services as rewards
+from growth.rewards.rules import InvalidTerms, expires_at
+
+_MEMBERS = table_of(CampaignMember)
+_INVESTORS = table_of(Investor)
+_NAME = ("investor", "name")  # the one per-investor variable the database fills in
+
+
+def in_sql(definition: Definition) -> bool:
+    """Tell whether the database can build every message of the campaign (then its runs fulfil as they select)."""
+    for chain in chains(definition.messages):
+        message = chain[0]
+        if len(chain) > 1 or not isinstance(message, SmsMessage):
+            return False
+        texts = [message.text, *((message.params or {}).values() if message.template_code else ())]
+        for text in texts:
+            parts = plain_parts(text)
+            if parts is None or any(isinstance(p, tuple) and p == ("investor", "masked_phone") for p in parts):
+                return False
+    return True
+
+
+def _text(template: str, values: dict[str, Any], name: ColumnElement[str]) -> ColumnElement[str]:
+    """Return a plain template as SQL: its literal pieces and constant variables, the investor's name from `name`."""
+    parts = plain_parts(template)
+    assert parts is not None  # in_sql checked it
+    pieces: list[Any] = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(part)
+        elif part == _NAME:
+            pieces.append(name)
+        else:
+            pieces.append(str(values[part[0]][part[1]]))
+    out: ColumnElement[str] = literal("", String)
+    for piece in pieces:
+        out = out + (literal(piece, String) if isinstance(piece, str) else piece)
+    return out
+
+
+def _enqueue(session: Session, definition: Definition, campaign_id: int, member_ids: Sequence[int],
+             reward: dict[str, Any] | None, now: datetime) -> None:
+    """Queue the members' SMS, rendered by the database exactly as `fulfilment.messages_for` renders them."""
+    if not member_ids:
+        return
+    conn = session.connection()
+    dialect = conn.dialect.name
+    m, i = _MEMBERS.c, _INVESTORS.c
+    values = template_context(investor_name="", masked_phone="", campaign_name=definition.name,
+                              **reward_variables_of_row(reward))
+    name = func.coalesce(i.name, "")
+    klass = MessageClass.MARKETING if definition.marketing else MessageClass.SERVICE
+    for chain in chains(definition.messages):
+        message = chain[0]
+        assert isinstance(message, SmsMessage)
+        content: dict[str, Any] = {"text": _text(message.text, values, name)}
+        if message.template_code:
+            content["template_code"] = message.template_code
+            content["params"] = json_object(dialect, {k: _text(v, values, name)
+                                                      for k, v in (message.params or {}).items()})
+        head, tail = message_key(sender=SENDER, campaign_id=campaign_id, investor_ref="\x00", channel="sms",
+                                 cause="").split("\x00")  # the key around the investor's id, the cause at its end
+        key = literal(head) + cast(m.investor_id, String) + literal(tail) + m.cause
+        query = (select(func.substr(key, 1, 255), literal(campaign_id), literal(SENDER), m.cause, m.investor_id,
+                        i.platform_user_id, literal(str(Channel.SMS)), literal(str(klass)),
+                        json_object(dialect, content))
+                 .select_from(_MEMBERS.join(_INVESTORS, i.id == m.investor_id))
+                 .where(among(m.id, member_ids, dialect=dialect)))
+        enqueue_from(query, session=session, now=now)
+
+
+def fulfil_chunk(session: Session, campaign: Campaign, definition: Definition, rows: list[dict[str, Any]], *,
+                 now: datetime) -> int:
+    """Insert a chunk's members fulfilled, with their rewards and messages; return how many entered."""
+    for row in rows:
+        if not row["holdout"]:
+            row.update(status="done", rewards_granted=len(definition.rewards), fulfilled_at=now)
+    entered = insert_many(session.connection(), _MEMBERS, rows, returning=("id", "investor_id", "holdout"),
+                          skip_conflicts=True)
+    treated = sorted((member_id, investor_id) for member_id, investor_id, holdout in entered if not holdout)
+    granted = [member_id for member_id, _investor in treated]
+    reward: dict[str, Any] | None = None
+    if definition.rewards and treated:
+        state = live(session, campaign, now)
+        items = [terms_for(spec, None) for spec in definition.rewards]
+        try:
+            taken = rewards.take_packs(session=session, investor_ids=[i for _m, i in treated], items=items,
+                                       budget=state.budget)
+            refused = {treated[n][0] for n in taken.refused}
+        except InvalidTerms as err:
+            refused, status = set(granted), refused_status(err)
+        else:
+            status = "budget_exhausted"
+        if refused:
+            session.execute(update(CampaignMember).where(among(CampaignMember.id, sorted(refused),
+                                                               dialect=session.get_bind().dialect.name))
+                            .values(status=status, rewards_granted=0))
+            granted = [member_id for member_id in granted if member_id not in refused]
+        if granted:
+            m = _MEMBERS.c
+            source = (select((literal(f"campaign:{campaign.id}:member:") + cast(m.id, String)).label("key"),
+                             m.investor_id, m.cause)
+                      .where(among(m.id, granted, dialect=session.get_bind().dialect.name)))
+            rewards.write_packs(session=session, source=source, items=items, budget=state.budget, actor=ACTOR,
+                                now=now, campaign_id=campaign.id)
+            kind, terms = items[0]  # the messages speak of the first reward, as fulfilment's do
+            reward = {"kind": kind, "amount_fen": terms.amount_fen, "annual_rate_bp": terms.annual_rate_bp,
+                      "rate_bp": terms.rate_bp, "expires_at": expires_at(kind, terms, now)}
+    _enqueue(session, definition, campaign.id, granted, reward, now)
+    return len(entered)
