@@ -89,7 +89,8 @@ def test_a_call_without_an_outcome_or_with_a_past_follow_up_is_shown_again_with_
     task_id = _task(app, assignee_id=agent.id, due_in=HOUR)
 
     missing = client.post(f"/crm/tasks/{task_id}/call", data={"outcome": "", "note": "记下了"})
-    past = client.post(f"/crm/tasks/{task_id}/call", data={"outcome": "no_answer", "next_follow_up": "2020-01-01T10:00"})
+    past = client.post(f"/crm/tasks/{task_id}/call",
+                       data={"outcome": "no_answer", "next_follow_up": "2020-01-01T10:00"})
 
     assert missing.status_code == 400 and "请选择通话结果" in missing.get_data(as_text=True)
     assert "记下了" in missing.get_data(as_text=True)

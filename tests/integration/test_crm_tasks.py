@@ -15,7 +15,7 @@ from channels.services import may_message, record_statement
 from growth.audit.models import AuditEntry
 from growth.crm import services
 from growth.crm.jobs import follow_up
-from growth.crm.models import CrmCall, CrmOwner, CrmTask
+from growth.crm.models import CrmCall, CrmOwner, CrmSetting, CrmTask
 from growth.crm.rules import CrmSettings
 from growth.investors.models import FundsMovement, Investment
 from growth.referrals.models import Referral
@@ -278,3 +278,20 @@ def test_reassigning_a_task_moves_it_and_the_investor_and_is_audited(session, db
     assert entry.details == {"from": first.id, "to": second.id}
     with pytest.raises(services.DomainError):
         services.reassign(task.id, make_user(session, role="marketer").id, session=session, now=NOW)
+
+
+def test_the_elected_scheduler_runs_the_rules_as_a_system_job_with_the_settings_page_values(app, session, db_kind):
+    from campaigns import scheduler
+
+    assert scheduler._SYSTEM["crm-follow-up"] == (app.config["CRM_JOB_SECONDS"], "crm-follow-up")
+    task, _write = scheduler._TASKS["crm-follow-up"]
+    agent = make_user(session, role="agent")
+    for _ in range(3):
+        make_investor(session, registered_at=NOW - 2 * DAY)
+    session.add(CrmSetting(key="open_task_cap", value="2", updated_at=NOW))
+    session.flush()
+
+    with app.app_context():
+        task(session, NOW)
+
+    assert sorted(t.assignee_id or 0 for t in _tasks(session)) == [0, agent.id, agent.id]
