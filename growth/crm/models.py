@@ -15,6 +15,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
+from growth.overrides import SettingRow
 from growth.timeutil import utcnow
 
 # Why a task exists, in display order, with labels (the rules make all but `campaign` and `follow_up`).
@@ -112,12 +113,7 @@ class CrmOwner(Base):
     since: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class CrmSetting(Base):
+class CrmSetting(SettingRow, Base):
     """One CRM setting changed on the settings page (key/value); a missing key takes the configured default."""
 
     __tablename__ = "crm_settings"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(500))
-    updated_by: Mapped[str] = mapped_column(String(254), default="")
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,7 +10,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from growth.money import MoneyFormatError, fen_to_api, parse_yuan
-from growth.referrals.rules import SettingsError
+from growth.overrides import SettingsError
 from growth.timeutil import local_date
 
 __all__ = ["SettingsError"]

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from channels.models import MESSAGE_CHANNELS
 from channels.services import record_statement
+from growth import overrides
 from growth.audit.services import record
 from growth.auth.models import StaffUser
 from growth.auth.permissions import Role
-from growth.config import ConfigError
 from growth.crm import rules
 from growth.crm.models import (
     DO_NOT_CONTACT,
@@ -43,49 +43,23 @@ POOL_BATCH = 5000  # pool tasks one job run looks at (oldest due first); the nex
 # --- settings ---------------------------------------------------------------------------------------
 
 
-def config_key(key: str) -> str:
-    """Return the app-config name of a CRM setting's default (CRM_NO_KYC_DAYS, ...)."""
-    return f"CRM_{key.upper()}"
-
-
 def default_settings(config: Mapping[str, Any]) -> rules.CrmSettings:
     """Return the CRM settings the configuration gives (issue 11's defaults when it gives none)."""
-    values = {key: str(config[config_key(key)]) for key in rules.SETTING_KEYS if config_key(key) in config}
-    try:
-        return rules.parse_settings(values)
-    except rules.SettingsError as err:
-        raise ConfigError(f"GROWTH_{config_key(err.key)}: {err.message}") from None
+    return overrides.configured(config, prefix="CRM", keys=rules.SETTING_KEYS, parse=rules.parse_settings)
 
 
 def current_settings(*, session: Session, defaults: rules.CrmSettings) -> rules.CrmSettings:
     """Return the settings in effect: each one changed on the settings page, else its default."""
-    settings = defaults
-    for key, value in session.execute(select(CrmSetting.key, CrmSetting.value)):
-        try:
-            settings = rules.parse_settings({key: value}, base=settings)
-        except rules.SettingsError:  # a key or value an older version wrote: its default applies
-            continue
-    return settings
+    return overrides.current(CrmSetting, session=session, defaults=defaults, parse=rules.parse_settings)
 
 
 def save_settings(values: Mapping[str, str], *, session: Session, defaults: rules.CrmSettings, by: str,
                   now: datetime) -> rules.CrmSettings:
     """Validate and store the changed settings and audit the change; the next job run uses them."""
     before = current_settings(session=session, defaults=defaults)
-    try:
-        after = rules.parse_settings({k: v for k, v in values.items() if k in rules.SETTING_KEYS}, base=before)
-    except rules.SettingsError as err:
-        raise DomainError(str(err.message), field=err.key) from None
-    old, new = before.as_text(), after.as_text()
-    changes = {k: [old[k], new[k]] for k in rules.SETTING_KEYS if old[k] != new[k]}
-    for key in changes:
-        row = session.get(CrmSetting, key)
-        if row is None:
-            session.add(CrmSetting(key=key, value=new[key], updated_by=by, updated_at=now))
-        else:
-            row.value, row.updated_by, row.updated_at = new[key], by, now
-    session.flush()
+    after, changes = overrides.changes(values, keys=rules.SETTING_KEYS, parse=rules.parse_settings, before=before)
     if changes:
+        overrides.write(CrmSetting, changes, session=session, by=by, now=now)
         record("crm_settings.changed", session=session, target_type="crm_settings", details={"changes": changes})
     return after
 

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from growth import overrides
 from growth.auth.permissions import Permission, require, role_has
 from growth.crm import rules, services
 from growth.crm.jobs import defaults_of
@@ -119,20 +120,9 @@ def assign(task_id: int):  # type: ignore[no-untyped-def]
 @require(Permission.CRM_MANAGE)
 def settings_page():  # type: ignore[no-untyped-def]
     defaults = defaults_of(current_app)
-    values = services.current_settings(session=request_session(), defaults=defaults).as_text()
-    errors: dict[str, str] = {}
-    status = 200
-    if request.method == "POST":
-        values = {key: request.form.get(key, "") for key in rules.SETTING_KEYS}
-        try:
-            services.save_settings(values, session=request_session(), defaults=defaults, by=current_user.email,
-                                   now=utcnow())
-        except DomainError as err:
-            mark_rollback()
-            errors[err.field or ""] = str(err.message)
-            status = 400
-        else:
-            flash(_("客服跟进设置已保存，下次运行规则时生效。"), "success")
-            return redirect(url_for("crm.settings_page"))
-    return render_template("crm/settings.html", values=values, errors=errors, labels=rules.SETTING_LABELS,
-                           keys=rules.SETTING_KEYS, defaults=defaults.as_text()), status
+    return overrides.settings_page(
+        "crm/settings.html", shown=services.current_settings(session=request_session(), defaults=defaults),
+        defaults=defaults, keys=rules.SETTING_KEYS, labels=rules.SETTING_LABELS,
+        save=lambda typed: services.save_settings(typed, session=request_session(), defaults=defaults,
+                                                  by=current_user.email, now=utcnow()),
+        saved=_("客服跟进设置已保存，下次运行规则时生效。"), back="crm.settings_page")

@@ -76,3 +76,12 @@ def test_an_owner_who_is_no_longer_an_active_agent_does_not_keep_the_investor():
     plan = assign([(1, 101)], agents=[10], load={}, owners={101: 99}, cap=5, last_agent=99)
 
     assert plan.tasks == {1: 10}
+
+
+def test_a_bad_configured_default_stops_the_start_naming_its_variable():
+    from growth.config import ConfigError
+    from growth.crm.services import default_settings
+
+    assert default_settings({"CRM_OPEN_TASK_CAP": "9"}).open_task_cap == 9
+    with pytest.raises(ConfigError, match="GROWTH_CRM_OPEN_TASK_CAP"):
+        default_settings({"CRM_OPEN_TASK_CAP": "0"})
