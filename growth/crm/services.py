@@ -27,6 +27,7 @@ from growth.crm.models import (
     REASONS,
     TASK_STATUSES,
     CrmCall,
+    CrmNote,
     CrmOwner,
     CrmSetting,
     CrmTask,
@@ -39,6 +40,8 @@ from growth.referrals.models import Referral
 # Marketing stops on every channel that reaches a person (the platform webhook is not one).
 PERSON_CHANNELS = tuple(c for c in MESSAGE_CHANNELS if c != "webhook")
 POOL_BATCH = 5000  # pool tasks one job run looks at (oldest due first); the next run takes the rest
+HISTORY = 50  # calls and notes shown on a task's page
+MAX_NOTE = 2000
 
 # --- settings ---------------------------------------------------------------------------------------
 
@@ -266,15 +269,39 @@ def worklist(flt: TaskFilter, *, session: Session, user_id: int, page: int, per_
     return [{"task": task, "platform_user_id": uid, "phone": phone} for task, uid, phone in rows], int(total)
 
 
-def task_detail(task_id: int, *, session: Session) -> tuple[CrmTask, Investor, list[CrmCall]]:
-    """Return a task, its investor and the investor's calls (newest first)."""
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    """A task with its investor and the investor's latest calls and notes (newest first)."""
+
+    task: CrmTask
+    investor: Investor
+    calls: list[CrmCall]
+    notes: list[CrmNote]
+
+
+def task_detail(task_id: int, *, session: Session) -> TaskDetail:
+    """Return a task, its investor and the investor's latest calls and notes."""
     task = session.get(CrmTask, task_id)
     if task is None:
         raise NotFound(_("任务不存在"))
-    investor = session.get_one(Investor, task.investor_id)
-    calls = list(session.scalars(select(CrmCall).where(CrmCall.investor_id == task.investor_id)
-                                 .order_by(CrmCall.created_at.desc(), CrmCall.id.desc()).limit(50)))
-    return task, investor, calls
+    calls = session.scalars(select(CrmCall).where(CrmCall.investor_id == task.investor_id)
+                            .order_by(CrmCall.created_at.desc(), CrmCall.id.desc()).limit(HISTORY))
+    notes = session.scalars(select(CrmNote).where(CrmNote.investor_id == task.investor_id)
+                            .order_by(CrmNote.created_at.desc(), CrmNote.id.desc()).limit(HISTORY))
+    return TaskDetail(task, session.get_one(Investor, task.investor_id), list(calls), list(notes))
+
+
+def add_note(investor_id: int, body: str, *, author_id: int, session: Session, now: datetime) -> CrmNote:
+    """Add a note about an investor (1 to MAX_NOTE characters)."""
+    text = body.strip()
+    if not text or len(text) > MAX_NOTE:
+        raise DomainError(_("备注须为 1 到 %(n)d 个字", n=MAX_NOTE), field="body")
+    if session.get(Investor, investor_id) is None:
+        raise NotFound(_("投资人不存在"))
+    note = CrmNote(investor_id=investor_id, author_id=author_id, body=text, created_at=now)
+    session.add(note)
+    session.flush()
+    return note
 
 
 # --- calls ------------------------------------------------------------------------------------------

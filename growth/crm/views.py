@@ -1,4 +1,4 @@
-"""CRM pages: the worklist, a task with its call form, reassignment and the rules' settings."""
+"""CRM pages: the worklist, a task with its call and note forms, reassignment and the rules' settings."""
 
 from __future__ import annotations
 
@@ -57,11 +57,12 @@ def worklist():  # type: ignore[no-untyped-def]
 def _task_page(task_id: int, *, errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
                status: int = 200) -> Any:
     session = request_session()
-    task, investor, calls = services.task_detail(task_id, session=session)
+    detail = services.task_detail(task_id, session=session)
     agents = services.active_agents(session=session) if _may_manage() else []
-    return render_template("crm/task.html", task=task, investor=investor, calls=calls, agents=agents,
-                           errors=errors or {}, form=form or {}, sla=rules.sla_state(task.due_at, utcnow()),
-                           may_manage=_may_manage(), **_labels()), status
+    return render_template("crm/task.html", task=detail.task, investor=detail.investor, calls=detail.calls,
+                           notes=detail.notes, agents=agents, errors=errors or {}, form=form or {},
+                           sla=rules.sla_state(detail.task.due_at, utcnow()), may_manage=_may_manage(),
+                           max_note=services.MAX_NOTE, **_labels()), status
 
 
 @bp.route("/tasks/<int:task_id>")
@@ -99,6 +100,23 @@ def log_call(task_id: int):  # type: ignore[no-untyped-def]
         return _task_page(task_id, errors={err.field: str(err.message)}, form=form, status=400)
     flash(_("通话已记录，任务已完成。"), "success")
     return redirect(url_for("crm.worklist"))
+
+
+@bp.route("/tasks/<int:task_id>/note", methods=["POST"])
+@require(Permission.CRM_WORK)
+def add_note(task_id: int):  # type: ignore[no-untyped-def]
+    session = request_session()
+    detail = services.task_detail(task_id, session=session)
+    body = request.form.get("body", "")
+    try:
+        services.add_note(detail.investor.id, body, author_id=current_user.id, session=session, now=utcnow())
+    except DomainError as err:
+        if err.field is None:
+            raise
+        mark_rollback()
+        return _task_page(task_id, errors={err.field: str(err.message)}, form={"body": body}, status=400)
+    flash(_("备注已保存。"), "success")
+    return redirect(url_for("crm.task", task_id=task_id))
 
 
 @bp.route("/tasks/<int:task_id>/assign", methods=["POST"])

@@ -9,7 +9,7 @@ from datetime import UTC, timedelta
 from sqlalchemy import select
 
 from growth.audit.models import AuditEntry
-from growth.crm.models import CrmCall, CrmSetting, CrmTask
+from growth.crm.models import CrmCall, CrmNote, CrmSetting, CrmTask
 from growth.db import get_db
 from growth.timeutil import SHANGHAI, utcnow
 from tests.factories import make_investor, make_user
@@ -156,3 +156,17 @@ def test_the_worklist_is_in_the_navigation_of_agents_and_not_of_analysts(app, cl
     client.post("/logout")
     login("agent")
     assert 'href="/crm"' in client.get("/").get_data(as_text=True)
+
+
+def test_an_agent_adds_a_note_about_the_investor_and_an_empty_one_is_refused(app, client, login, db_kind):
+    agent = login("agent")
+    task_id = _task(app, assignee_id=agent.id, due_in=HOUR)
+
+    assert client.post(f"/crm/tasks/{task_id}/note", data={"body": "  偏好短期产品  "}).status_code == 302
+    empty = client.post(f"/crm/tasks/{task_id}/note", data={"body": "   "})
+
+    assert empty.status_code == 400 and "备注须为 1 到 2000 个字" in empty.get_data(as_text=True)
+    page = client.get(f"/crm/tasks/{task_id}").get_data(as_text=True)
+    assert page.count("偏好短期产品") == 1
+    with get_db(app).session_scope() as s:
+        assert [(n.body, n.author_id) for n in s.scalars(select(CrmNote))] == [("偏好短期产品", agent.id)]
