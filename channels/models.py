@@ -16,7 +16,8 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # Where a statement came from. Only platform-event statements are projections of the log (a replay
 # rebuilds them); the others were told to us directly and are kept.
 PLATFORM_EVENT = "platform_event"
-CONSENT_SOURCES = (PLATFORM_EVENT, "unsubscribe_link", "sms_reply", "wechat")
+# "crm_call": an agent logged 要求勿扰 on a call (growth.crm), which withdraws consent on every channel.
+CONSENT_SOURCES = (PLATFORM_EVENT, "unsubscribe_link", "sms_reply", "wechat", "crm_call")
 
 
 class ConsentStatement(Base):

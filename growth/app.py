@@ -35,6 +35,7 @@ def _nav() -> list[tuple[Any, str, Any, Any, str | None]]:
     return [
         (P.FUNNEL_VIEW, "dashboards.funnel_page", _l("转化漏斗"), _l("注册到复投的各步转化"), None),
         (P.ACQUISITION_VIEW, "acquisition.channels", _l("获客渠道"), _l("推广渠道、链接与成本"), None),
+        (P.CRM_WORK, "crm.worklist", _l("客服工作台"), _l("我的待跟进任务与通话记录"), None),
         (P.INVESTORS_VIEW, "investors.index", _l("投资人"), _l("搜索投资人，查看里程碑与投资"), None),
         (P.EVENTS_VIEW, "events.index", _l("平台事件"), _l("事件日志与处理进度"), None),
         (P.CAMPAIGNS_VIEW, "campaigns.index", _l("活动"), _l("营销活动：建活动、审批、执行"), "marketing"),
@@ -200,6 +201,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
+    from growth.crm.views import bp as crm_bp
     from growth.events.openapi import register_contribution
     from growth.events.views import api as events_api
     from growth.events.views import bp as events_bp
@@ -212,7 +214,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.rewards.views import bp as rewards_bp
 
     for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp, referrals_bp,
-               referrals_share, campaigns_bp):
+               referrals_share, campaigns_bp, crm_bp):
         app.register_blueprint(bp)
     app.register_blueprint(referrals_api)
     app.register_blueprint(events_api)
@@ -288,6 +290,8 @@ def _register_background_work(app: Flask) -> None:
     from campaigns.consumer import run_triggers
     from channels.delivery import run_delivery
     from growth.background import register_worker
+    from growth.crm import jobs as crm_jobs
+    from growth.crm.services import default_settings as crm_default_settings
     from growth.events.processor import run_processor
     from growth.referrals import jobs as referral_jobs
     from growth.rewards import jobs as reward_jobs
@@ -302,12 +306,15 @@ def _register_background_work(app: Flask) -> None:
     scheduler.register_task("campaign-run", runner.task_campaign_run)
     scheduler.register_task("campaigns-sync", runner.task_sync_schedules, write=False)
     scheduler.register_system_job("campaigns-sync", 15, "campaigns-sync")
-    # The ledger's and the referral program's periodic work: system jobs of the same elected scheduler.
+    # The CRM's configured rule settings (a bad GROWTH_CRM_* stops the start here, with its message).
+    app.extensions[crm_jobs.DEFAULTS] = crm_default_settings(app.config)
+    # The ledger's, the referral program's and the CRM's periodic work: system jobs of the same elected scheduler.
     for job_id, task, seconds in (
             ("reward-expiry", reward_jobs.task_expire, app.config["REWARD_EXPIRY_JOB_SECONDS"]),
             ("reward-payments", reward_jobs.task_pay, app.config["REWARD_PAYMENT_JOB_SECONDS"]),
             ("reward-expiry-reminders", reward_jobs.task_remind, app.config["REWARD_REMINDER_JOB_SECONDS"]),
-            ("referral-confirmations", referral_jobs.task_confirm, app.config["REFERRAL_JOB_SECONDS"])):
+            ("referral-confirmations", referral_jobs.task_confirm, app.config["REFERRAL_JOB_SECONDS"]),
+            ("crm-follow-up", crm_jobs.task_follow_up, app.config["CRM_JOB_SECONDS"])):
         scheduler.register_task(job_id, task)
         scheduler.register_system_job(job_id, float(seconds), job_id)
 

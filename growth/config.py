@@ -111,6 +111,17 @@ class Config:
     # Where a share link /r/<code> sends a visitor (the platform's registration page), with referral_code=<code>.
     REFERRAL_LANDING_URL = "https://www.example.com/register"
     REFERRAL_JOB_SECONDS = 60.0  # how often the scheduler confirms the referrals whose hold has ended
+    # The CRM's follow-up rules (issue 11's defaults); the CRM settings page may override each one.
+    CRM_NO_KYC_DAYS = 1
+    CRM_NO_DEPOSIT_DAYS = 2
+    CRM_NO_INVESTMENT_DAYS = 3
+    CRM_MATURING_DAYS = 7
+    CRM_LARGE_AMOUNT = "50000.00"
+    CRM_DORMANT_DAYS = 60
+    CRM_LOOKBACK_DAYS = 30
+    CRM_DUE_HOURS = 24
+    CRM_OPEN_TASK_CAP = 50
+    CRM_JOB_SECONDS = 300.0  # how often the scheduler runs the follow-up rules and assigns the pool
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
@@ -127,7 +138,7 @@ class Config:
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
-        for key in [k for k in values if k.startswith("REFERRAL_")]:  # validated when the app is built
+        for key in [k for k in values if k.startswith(("REFERRAL_", "CRM_"))]:  # validated when the app is built
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = os.environ[PREFIX + key].strip()
         # The message channels' GROWTH_* variables (channels/settings.py reads them, overrides win).

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "growth.locks",
     "growth.rewards.models",
     "growth.referrals.models",
+    "growth.crm.models",
     "channels.models",
     "campaigns.models",
 )

@@ -82,6 +82,10 @@ class Permission(StrEnum):
     REFERRALS_REVIEW = "referrals.review"
     # … and the program settings (qualification, hold, fraud thresholds).
     REFERRALS_SETTINGS = "referrals.settings"
+    # The CRM: working one's follow-up tasks and logging calls (agents) …
+    CRM_WORK = "crm.work"
+    # … and managing it: every agent's tasks, reassigning, the rules' settings (admins).
+    CRM_MANAGE = "crm.manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -102,6 +106,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
         Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW, Permission.REFERRALS_VIEW,
+        Permission.CRM_WORK,
     }),
     Role.ANALYST: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,

@@ -51,7 +51,8 @@ EXPORT_HEADERS = {
 
 # The channels an investor states consent for, and where a statement came from (shown on their page).
 CONSENT_CHANNEL_LABELS = {c: CHANNEL_LABELS[c] for c in ("wechat", "sms", "email")}
-CONSENT_SOURCE_LABELS = dict(zip(CONSENT_SOURCES, (_l("平台事件"), _l("退订链接"), _l("短信回复"), _l("微信关注/取关")),
+CONSENT_SOURCE_LABELS = dict(zip(CONSENT_SOURCES, (_l("平台事件"), _l("退订链接"), _l("短信回复"), _l("微信关注/取关"),
+                                                  _l("客服通话：要求勿扰")),
                                  strict=True))
 
 EVENTS_PER_PAGE = 20

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
+from growth.overrides import SettingRow
 from growth.timeutil import utcnow
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -55,15 +56,10 @@ DECISION_LABELS = {"approved": _l("通过"), "rejected": _l("拒绝")}
 CONFIRMED_HOW_LABELS = {"automatic": _l("自动（持有期满）"), "staff": _l("人工审核通过")}
 
 
-class ReferralSetting(Base):
+class ReferralSetting(SettingRow, Base):
     """One program setting changed on the settings page (key/value); a missing key takes the configured default."""
 
     __tablename__ = "referral_settings"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(500))
-    updated_by: Mapped[str] = mapped_column(String(254), default="")
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Referral(Base):

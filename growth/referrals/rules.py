@@ -12,23 +12,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 
 from growth.money import MoneyFormatError, fen_to_api, parse_yuan
+from growth.overrides import SettingsError
 from growth.timeutil import local_date
 
 MAX_CHAIN = 64  # referrer links followed when looking for a cycle (a longer one is not a fraud ring worth a walk)
 _PREFIX = re.compile(r"^1[0-9]{2,3}$")
-
-
-class SettingsError(ValueError):
-    """A program setting that cannot be used; `message` is for people, `key` names the setting."""
-
-    def __init__(self, key: str, message: str | LazyString) -> None:
-        super().__init__(str(message))
-        self.key = key
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from growth import signals
+from growth import overrides, signals
 from growth.audit.services import record
-from growth.config import ConfigError
 from growth.db import insert_many, table_of
 from growth.errors import Conflict, DomainError, NotFound
 from growth.investors.models import Investor
@@ -51,53 +50,25 @@ TREE_LIMIT = 200  # referees shown per level of an investor's tree
 # --- settings ---------------------------------------------------------------------------------------
 
 
-def config_key(key: str) -> str:
-    """Return the app-config name of a program setting's default (REFERRAL_QUALIFY_AMOUNT, ...)."""
-    return f"REFERRAL_{key.upper()}"
-
-
 def default_settings(config: Mapping[str, Any]) -> rules.ProgramSettings:
     """Return the program settings the configuration gives (the spec's defaults when it gives none)."""
-    values = {key: str(config[config_key(key)]) for key in rules.SETTING_KEYS if config_key(key) in config}
-    try:
-        return rules.parse_settings(values)
-    except rules.SettingsError as err:
-        raise ConfigError(f"GROWTH_{config_key(err.key)}: {err.message}") from None
+    return overrides.configured(config, prefix="REFERRAL", keys=rules.SETTING_KEYS, parse=rules.parse_settings)
 
 
 def current_settings(*, session: Session, defaults: rules.ProgramSettings) -> rules.ProgramSettings:
     """Return the settings in effect: each one changed on the settings page, else its default."""
-    stored = dict(session.execute(select(ReferralSetting.key, ReferralSetting.value)).all())
-    settings = defaults
-    for key in rules.SETTING_KEYS:
-        if key in stored:
-            try:
-                settings = rules.parse_settings({key: stored[key]}, base=settings)
-            except rules.SettingsError:  # written by an older version: its default applies
-                log.warning("referral setting %s=%r is not valid; using the default", key, stored[key])
-    return settings
+    return overrides.current(ReferralSetting, session=session, defaults=defaults, parse=rules.parse_settings)
 
 
 def save_settings(values: Mapping[str, str], *, session: Session, defaults: rules.ProgramSettings, by: str,
                   now: datetime) -> rules.ProgramSettings:
     """Validate and store the settings, audit the change and re-derive every referral under them."""
     before = current_settings(session=session, defaults=defaults)
-    try:
-        after = rules.parse_settings({k: v for k, v in values.items() if k in rules.SETTING_KEYS}, base=before)
-    except rules.SettingsError as err:
-        raise DomainError(str(err.message), field=err.key) from None
-    old, new = before.as_text(), after.as_text()
-    changes = {k: [old[k], new[k]] for k in rules.SETTING_KEYS if old[k] != new[k]}
+    after, changes = overrides.changes(values, keys=rules.SETTING_KEYS, parse=rules.parse_settings, before=before)
     if not changes:
         return after
     lock_records(session)
-    for key in changes:
-        row = session.get(ReferralSetting, key)
-        if row is None:
-            session.add(ReferralSetting(key=key, value=new[key], updated_by=by, updated_at=now))
-        else:
-            row.value, row.updated_by, row.updated_at = new[key], by, now
-    session.flush()
+    overrides.write(ReferralSetting, changes, session=session, by=by, now=now)
     record("referral_settings.changed", session=session, target_type="referral_settings", details={"changes": changes})
     # The records follow the settings, as a replay would derive them (a qualified referral may become rejected).
     rederive_all(session=session, settings=after)

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, flash, jsonify, redirect, re
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from growth import overrides
 from growth.audit.services import record
 from growth.auth.permissions import Permission, public, require, role_has
 from growth.db import mark_rollback, request_session, short_write, writes
@@ -162,24 +163,12 @@ def export():  # type: ignore[no-untyped-def]
 @require(Permission.REFERRALS_SETTINGS)
 def settings_page():  # type: ignore[no-untyped-def]
     defaults = defaults_of(current_app)
-    current = _settings()
-    values = current.as_text()
-    errors: dict[str, str] = {}
-    status = 200
-    if request.method == "POST":
-        values = {key: request.form.get(key, "") for key in rules.SETTING_KEYS}
-        try:
-            services.save_settings(values, session=request_session(), defaults=defaults, by=current_user.email,
-                                   now=utcnow())
-        except DomainError as err:
-            mark_rollback()
-            errors[err.field or ""] = str(err.message)
-            status = 400
-        else:
-            flash(_("邀请计划设置已保存，全部邀请记录已按新设置重新计算。"), "success")
-            return redirect(url_for("referrals.settings_page"))
-    return render_template("referrals/settings.html", values=values, errors=errors, labels=rules.SETTING_LABELS,
-                           keys=rules.SETTING_KEYS, defaults=defaults.as_text()), status
+    return overrides.settings_page(
+        "referrals/settings.html", shown=_settings(), defaults=defaults, keys=rules.SETTING_KEYS,
+        labels=rules.SETTING_LABELS,
+        save=lambda typed: services.save_settings(typed, session=request_session(), defaults=defaults,
+                                                  by=current_user.email, now=utcnow()),
+        saved=_("邀请计划设置已保存，全部邀请记录已按新设置重新计算。"), back="referrals.settings_page")
 
 
 def _qr(code: str, kind: str, mimetype: str) -> Response:

@@ -158,6 +158,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         GROWTH_INSTANCE_PATH=str(instance),
         GROWTH_SECRET_KEY="e2e-secret-key-not-for-production",
         GROWTH_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        GROWTH_CRM_JOB_SECONDS="3",  # the CRM rules make tasks for a test's new investors within seconds
         PYTHONUNBUFFERED="1",
     )
     # `users create` needs the schema; only `serve` would create it by itself.

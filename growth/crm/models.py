@@ -1,0 +1,119 @@
+"""CRM tables: follow-up tasks, call logs, notes, investor owners and settings changed on the settings page.
+
+A task is unique twice over: `cause_key` names the occurrence that caused it (an investor's stall, an
+investment's maturity, a withdrawal, a call's follow-up date) and is never reused, so a closed task is not
+made again by the next run; `source_key` is "<investor id>:<reason>" while the task is open and NULL once
+it is closed, so an investor has at most one open task per reason (NULLs never clash, on either database).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from growth.db import Base
+from growth.overrides import SettingRow
+from growth.timeutil import utcnow
+
+# Why a task exists, in display order, with labels (the rules make all but `campaign` and `follow_up`).
+REASON_LABELS = {
+    "registered_no_kyc": _l("注册未实名"),
+    "kyc_no_deposit": _l("实名未充值"),
+    "deposited_no_investment": _l("充值未投资"),
+    "maturing": _l("投资即将到期"),
+    "large_redemption": _l("大额赎回/提现"),
+    "dormant": _l("沉睡客户"),
+    "referral_review": _l("邀请风控审核中"),
+    "campaign": _l("活动任务"),
+    "follow_up": _l("约定回访"),
+}
+REASONS = tuple(REASON_LABELS)
+STATUS_LABELS = {"open": _l("待处理"), "done": _l("已完成"), "cancelled": _l("已取消")}
+TASK_STATUSES = tuple(STATUS_LABELS)
+# A call's outcome codes with their labels; `do_not_contact` also withdraws marketing consent everywhere.
+OUTCOME_LABELS = {
+    "interested": _l("接通-有意向"),
+    "not_interested": _l("接通-无意向"),
+    "no_answer": _l("未接通"),
+    "refused": _l("拒绝"),
+    "invalid_number": _l("空号"),
+    "do_not_contact": _l("要求勿扰"),
+    "invested": _l("已投资"),
+}
+OUTCOMES = tuple(OUTCOME_LABELS)
+DO_NOT_CONTACT = "do_not_contact"
+# SLA states of an open task (rules.sla_state): before its due time, past it, past it by more than a day.
+SLA_LABELS = {"due": _l("未到期"), "overdue": _l("已逾期"), "breached": _l("严重逾期")}
+
+
+class CrmTask(Base):
+    """One follow-up for one investor: why, for whom, by when, and how it ended."""
+
+    __tablename__ = "crm_tasks"
+    __table_args__ = (
+        Index("ix_crm_tasks_assignee_status_due", "assignee_id", "status", "due_at"),
+        Index("ix_crm_tasks_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    assigned_at: Mapped[datetime | None]
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # "<investor id>:<reason>" while open, NULL once closed: one open task per investor and reason.
+    source_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # What caused it ("maturing:<investment id>", "call:<call id>" …): never made twice, open or closed.
+    cause_key: Mapped[str] = mapped_column(String(200), unique=True)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class CrmCall(Base):
+    """One call (or WeChat conversation) an agent logged, with its outcome and the next follow-up agreed."""
+
+    __tablename__ = "crm_calls"
+    __table_args__ = (Index("ix_crm_calls_investor_outcome", "investor_id", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("crm_tasks.id"), index=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    next_follow_up_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmNote(Base):
+    """A free-text note about an investor."""
+
+    __tablename__ = "crm_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmOwner(Base):
+    """The agent who owns an investor: their new tasks go to them while they are under their cap."""
+
+    __tablename__ = "crm_owners"
+
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), primary_key=True, autoincrement=False)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmSetting(SettingRow, Base):
+    """One CRM setting changed on the settings page (key/value); a missing key takes the configured default."""
+
+    __tablename__ = "crm_settings"
