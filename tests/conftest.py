@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session
 
 from growth.app import create_app
@@ -77,10 +77,28 @@ def database_url(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
     url = request.getfixturevalue("pg_url")
     yield url
     engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        _empty(conn)
     engine.dispose()
+
+
+def _empty(conn: Connection) -> None:
+    """Empty every table a test wrote to and restart every sequence it used (ids start at 1 again).
+
+    Only the tables that hold rows are truncated: a TRUNCATE of all 48 tables cost ~0.25 s per test,
+    minutes over the suite; finding the written ones costs ~0.01 s.
+    """
+    names = [t.name for t in Base.metadata.sorted_tables]
+    written = " UNION ALL ".join(f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in names)
+    dirty = [row[0] for row in conn.execute(text(written))]
+    if dirty:
+        quoted = ", ".join(f'"{n}"' for n in dirty)
+        conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+    used = [row[0] for row in conn.execute(text(
+        "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences "
+        "WHERE last_value IS NOT NULL"))]
+    if used:  # a rolled-back insert advances a sequence and leaves its table empty
+        conn.execute(text("SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in used)))
 
 
 @pytest.fixture

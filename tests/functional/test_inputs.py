@@ -15,6 +15,7 @@ from campaigns.services import create as create_campaign
 from channels.models import MessageTemplate
 from growth.acquisition.models import AcquisitionChannel, TrackingLink
 from growth.auth.permissions import Permission, require
+from growth.crm.models import CrmTask
 from growth.db import get_db
 from growth.inputs import ID_MAX
 from growth.rewards.rules import Terms
@@ -45,6 +46,8 @@ def rows(app: Flask) -> int:
               budget=budget_for("manual", "manual", session=s, now=at), actor="test", now=at)
         s.add(MessageTemplate(name="模板", channel="sms", message_class="service", body="您好",
                               updated_at=datetime(2026, 3, 1, tzinfo=UTC)))
+        s.add(CrmTask(investor_id=investor.id, reason="registered_no_kyc", due_at=at, source_key=f"{investor.id}:kyc",
+                      cause_key="inputs"))
         create_campaign({"name": "活动", "type": "broadcast", "schedule": {"at": "2026-12-10T10:00:00+08:00"}},
                         session=s, actor_id=None, now=datetime(2026, 3, 1, tzinfo=UTC))
         return channel.id
