@@ -155,7 +155,8 @@ def run_scheduler(app: Flask, stop: threading.Event) -> None:
             stop.wait(ttl.total_seconds() / 3)
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=True)
+            if scheduler.running:  # a signal may have stopped it already (APScheduler raises on a second stop)
+                scheduler.shutdown(wait=True)
             _APPS.pop("current", None)
             _SCHEDULER.pop("current", None)
             with db.session_scope(write=True) as session:
