@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from flask import Flask
-from sqlalchemy import Column, ColumnDefault, ColumnElement, Table, any_, bindparam, delete, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Column, ColumnDefault, ColumnElement, Table, delete, update
 from sqlalchemy.orm import Session
+
+from growth.db import among
 
 CHUNK = 500  # keeps IN (...) lists well under every database's parameter limit
 EXTENSION = "growth.projections"
@@ -223,7 +224,7 @@ class Batch:
         if not values:
             return
         if self.session.get_bind().dialect.name == "postgresql":
-            yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+            yield among(column, values, dialect="postgresql")
             return
         for i in range(0, len(values), CHUNK):
             yield column.in_(values[i:i + CHUNK])
