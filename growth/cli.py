@@ -308,7 +308,8 @@ def demo(investors: int, seed: int) -> None:
     else:
         click.echo(f"sent {summary.events_sent:,} events ({summary.events_accepted:,} accepted), "
                    f"processed {summary.events_processed:,}; a week of messages on the console provider "
-                   f"({summary.messages_written:,})")
+                   f"({summary.messages_written:,}); a week of CRM work by the demo agents "
+                   f"({summary.crm_calls:,} calls)")
     campaigns = load_campaigns(app, seed=seed)
     if not campaigns.already_loaded:
         states = ", ".join(f"{n} {status}" for status, n in sorted(campaigns.by_status.items()))

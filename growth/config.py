@@ -47,6 +47,9 @@ class Config:
 
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
+    # SQLite's PRAGMA synchronous: FULL survives a power cut after every commit; the tests use OFF
+    # (a killed process still loses nothing; only the operating system's crash could).
+    SQLITE_SYNCHRONOUS = "FULL"
     WEBHOOK_SECRET: str = ""
     # `growth serve` supervises a `growth worker` child process for the processor/scheduler/delivery;
     # false: it serves web requests only (workers run elsewhere). `growth worker` ignores it.
@@ -156,5 +159,6 @@ class TestConfig(Config):
     BACKGROUND_WORK = False
     CHANNEL_ENV: dict[str, str] = {}  # the developer's own GROWTH_* never leak into tests
     REDIS_URL = None
+    SQLITE_SYNCHRONOUS = "OFF"  # a test database need not survive a power cut; fsyncs cost minutes of CI
     SESSION_COOKIE_SECURE = False
     SERVER_NAME = None

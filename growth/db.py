@@ -82,13 +82,20 @@ _sqlite_begin: contextvars.ContextVar[str] = contextvars.ContextVar("sqlite_begi
 _WRITER_OPTION = "growth_writer"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {synchronous!r}")
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is broken)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")  # accepted events survive a crash right after 200
+        # FULL: accepted events survive a power cut right after the 200 (OFF still survives a process crash).
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -116,7 +123,7 @@ def committing(session: Session) -> Iterator[Session]:
 class Database:
     """An engine and its session factory; one per app, created by the composition root."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL") -> None:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -133,7 +140,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, sqlite_synchronous)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         # Same pool, but every transaction begins as a writer (BEGIN IMMEDIATE on SQLite) when first used.
         self.writer_sessionmaker = sessionmaker(
@@ -384,7 +391,7 @@ def mark_rollback() -> None:
 
 def init_app(app: Flask, url: str) -> Database:
     """Create the app's Database and the per-request transaction (commit once or roll back)."""
-    db = Database(url)
+    db = Database(url, sqlite_synchronous=app.config.get("SQLITE_SYNCHRONOUS", "FULL"))
     app.extensions["growth.db"] = db
 
     @app.after_request

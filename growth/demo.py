@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 from growth.acquisition import services as acquisition
 from growth.acquisition.models import TrackingLink
 from growth.auth.services import create_user
+from growth.crm.models import CrmTask
 from growth.db import get_db
 from growth.demodata import DEMO_CHANNELS, DEMO_STAFF, generate_events
 from growth.errors import Conflict
@@ -44,6 +45,7 @@ class DemoSummary:
     events_accepted: int = 0
     events_processed: int = 0
     messages_written: int = 0
+    crm_calls: int = 0
     already_loaded: bool = False
 
 
@@ -175,7 +177,52 @@ def load_demo(app: Flask, *, investors: int, seed: int, now: datetime | None = N
     summary.messages_written = _message_history(app, now=now, seed=seed)
     _reward_history(app, now=now, seed=seed)
     summary.events_processed += _referral_program(app, now=now, seed=seed)
+    summary.crm_calls = _crm_week(app, now=now, seed=seed)
     return summary
+
+
+# How the demo agents' calls ended, in proportion (要求勿扰 is rare, as it is on a real team).
+_DEMO_OUTCOMES = ("interested",) * 4 + ("not_interested",) * 3 + ("no_answer",) * 5 + ("invested",) * 2 + (
+    "refused", "invalid_number", "do_not_contact")
+_DEMO_NOTES = ("客户说下周发工资后再考虑", "对加息券感兴趣，已说明使用规则", "问到资金安全，已介绍存管银行",
+               "不方便接听，约晚上再打", "嫌期限太长，推荐了30天产品")
+
+
+def _crm_week(app: Flask, *, now: datetime, seed: int) -> int:
+    """Run the follow-up rules as of a week ago and have the demo agents work their lists through the week (calls
+    with every outcome, notes, follow-ups agreed), then run the rules as of now; return the calls logged."""
+    from growth.crm import jobs as crm_jobs
+    from growth.crm import services as crm
+
+    rng = random.Random(seed)
+    db = get_db(app)
+    defaults = crm_jobs.defaults_of(app)
+    calls = 0
+    week_ago = now - timedelta(days=7)
+    with db.session_scope(write=True) as session:
+        crm_jobs.follow_up(session=session, now=week_ago, defaults=defaults)
+        agents = [a.id for a in crm.active_agents(session=session)]
+        for day in range(7):
+            at = week_ago + timedelta(days=day, hours=1)
+            open_tasks = list(session.scalars(
+                select(CrmTask).where(CrmTask.status == "open", CrmTask.assignee_id.in_(agents))
+                .order_by(CrmTask.due_at, CrmTask.id).limit(6 * len(agents))))
+            for n, task in enumerate(open_tasks):
+                if rng.random() < 0.3:  # not every task is worked the day it comes up
+                    continue
+                outcome = rng.choice(_DEMO_OUTCOMES)
+                follow = (at + timedelta(days=rng.randint(2, 6)) if outcome in ("interested", "no_answer")
+                          and rng.random() < 0.6 else None)
+                crm.log_call(task.id, outcome=outcome, note=rng.choice(_DEMO_NOTES) if rng.random() < 0.5 else None,
+                             next_follow_up_at=follow, agent_id=task.assignee_id or agents[0], may_manage=False,
+                             session=session, now=at + timedelta(minutes=7 * n))
+                calls += 1
+                if rng.random() < 0.2:
+                    crm.add_note(task.investor_id, rng.choice(_DEMO_NOTES), author_id=task.assignee_id or agents[0],
+                                 session=session, now=at + timedelta(minutes=7 * n + 3))
+            crm_jobs.follow_up(session=session, now=at + timedelta(hours=10), defaults=defaults)
+        crm_jobs.follow_up(session=session, now=now, defaults=defaults)
+    return calls
 
 
 def _reward_history(app: Flask, *, now: datetime, seed: int) -> None:

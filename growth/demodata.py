@@ -49,6 +49,7 @@ DEMO_STAFF: tuple[DemoStaff, ...] = (
     DemoStaff("marketer@demo.growth.local", "李娜", "marketer", "demo-marketer-2026"),
     DemoStaff("approver@demo.growth.local", "王芳", "approver", "demo-approver-2026"),
     DemoStaff("agent@demo.growth.local", "张磊", "agent", "demo-agent-2026"),
+    DemoStaff("agent2@demo.growth.local", "赵敏", "agent", "demo-agent2-2026"),
     DemoStaff("analyst@demo.growth.local", "刘洋", "analyst", "demo-analyst-2026"),
 )
 

@@ -7,16 +7,19 @@ PostgreSQL tests use one database per xdist worker, created once and truncated a
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session
 
 from growth.app import create_app
+from growth.auth import services as auth_services
 from growth.config import TestConfig
 from growth.db import Base, get_db
 from growth.models import import_all_models
@@ -38,6 +41,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("db_kind", kinds, indirect=True)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Hash staff passwords with Argon2id at its cheapest in this process: the product's parameters cost
+    ~0.2 s per hash and per check, and most tests sign someone in. Passwords are still checked for real;
+    processes the tests start (`growth serve`, the CLI) keep the product's parameters."""
+    cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth_services, "_hasher", cheap)
+        patch.setattr(auth_services, "_DUMMY_HASH", cheap.hash("not-a-real-password"))
+        yield
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only")
 
@@ -56,6 +71,8 @@ def pg_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # A test database need not survive a power cut: commits skip the WAL flush (minutes of CI).
+        conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     engine = create_engine(url)
     Base.metadata.create_all(engine)
     engine.dispose()
@@ -65,14 +82,22 @@ def pg_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the schema, made once per worker: each test copies it (creating costs ~0.3 s)."""
+    path = tmp_path_factory.mktemp("schema") / "schema.db"
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
 def database_url(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if db_kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        yield url
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_schema"), path)
+        yield f"sqlite:///{path}"
         return
     url = request.getfixturevalue("pg_url")
     yield url

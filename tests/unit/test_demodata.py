@@ -300,10 +300,11 @@ def test_demo_channels_are_the_twelve_planned_ones_with_allowed_kinds() -> None:
     assert all(c.cost_per_day_fen >= 0 and c.landing_url.startswith("https://") for c in DEMO_CHANNELS)
 
 
-def test_demo_staff_has_one_member_per_role_with_a_long_password() -> None:
-    assert sorted(s.role for s in DEMO_STAFF) == ["admin", "agent", "analyst", "approver", "marketer"]
+def test_demo_staff_has_every_role_two_agents_for_the_team_view_and_long_passwords() -> None:
+    assert sorted(s.role for s in DEMO_STAFF) == ["admin", "agent", "agent", "analyst", "approver", "marketer"]
+    assert len({s.email for s in DEMO_STAFF}) == len(DEMO_STAFF)
     for staff in DEMO_STAFF:
-        assert staff.email == f"{staff.role}@demo.growth.local"
+        assert re.fullmatch(rf"{staff.role}2?@demo\.growth\.local", staff.email)
         assert len(staff.password) >= 12
         assert re.match(r"^[\u4e00-\u9fff]{2,4}$", staff.name)
 
