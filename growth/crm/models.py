@@ -44,6 +44,8 @@ OUTCOME_LABELS = {
     "invested": _l("已投资"),
 }
 OUTCOMES = tuple(OUTCOME_LABELS)
+# Outcomes where the agent reached the investor (the manager view's contact rate); 未接通 and 空号 did not.
+CONNECTED_OUTCOMES = ("interested", "not_interested", "refused", "do_not_contact", "invested")
 DO_NOT_CONTACT = "do_not_contact"
 # SLA states of an open task (rules.sla_state): before its due time, past it, past it by more than a day.
 SLA_LABELS = {"due": _l("未到期"), "overdue": _l("已逾期"), "breached": _l("严重逾期")}

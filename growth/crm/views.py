@@ -10,15 +10,18 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from growth import overrides
+from growth.acquisition import rules as period_rules
+from growth.acquisition.services import period_bounds
 from growth.auth.permissions import Permission, require, role_has
-from growth.crm import rules, services
+from growth.crm import rules, services, team
 from growth.crm.jobs import defaults_of
 from growth.crm.models import OUTCOME_LABELS, REASON_LABELS, SLA_LABELS, STATUS_LABELS, TASK_STATUSES
 from growth.db import mark_rollback, request_session
 from growth.errors import DomainError
+from growth.exports import csv_response
 from growth.inputs import page_arg
 from growth.investors.rules import mask_phone
-from growth.timeutil import SHANGHAI, utcnow
+from growth.timeutil import SHANGHAI, local_date, utcnow
 
 bp = Blueprint("crm", __name__, url_prefix="/crm")
 PER_PAGE = 25
@@ -144,3 +147,55 @@ def settings_page():  # type: ignore[no-untyped-def]
         save=lambda typed: services.save_settings(typed, session=request_session(), defaults=defaults,
                                                   by=current_user.email, now=utcnow()),
         saved=_("客服跟进设置已保存，下次运行规则时生效。"), back="crm.settings_page")
+
+
+# --- the manager's team view ---------------------------------------------------------------------------
+
+TEAM_PERIODS = ("7d", "30d", "this_month", "last_month", "custom")
+
+
+def _team_period() -> tuple[period_rules.Period, str | None]:
+    """Return the period the URL selects (default: the last 7 days, Shanghai), or the default and why not."""
+    today, args = local_date(utcnow()), request.args
+    key = args.get("period") or ("custom" if args.get("start") or args.get("end") else "7d")
+    try:
+        if key not in TEAM_PERIODS:
+            raise period_rules.RuleError(_("未知的统计期间：%(period)s", period=key))
+        return period_rules.resolve_period(key, args.get("start"), args.get("end"), today=today), None
+    except period_rules.RuleError as err:
+        return period_rules.resolve_period("7d", today=today), str(err.message)
+
+
+def _team_report() -> tuple[period_rules.Period, str | None, team.TeamReport]:
+    period, problem = _team_period()
+    start, end = period_bounds(period)
+    return period, problem, team.team_report(session=request_session(), start=start, end=end, now=utcnow())
+
+
+@bp.route("/team")
+@require(Permission.CRM_MANAGE)
+def team_view():  # type: ignore[no-untyped-def]
+    period, problem, report = _team_report()
+    return render_template("crm/team.html", period=period, problem=problem, report=report,
+                           periods={k: period_rules.PERIODS[k] for k in TEAM_PERIODS},
+                           reason_labels=REASON_LABELS, window_days=team.CONVERSION_WINDOW.days)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+@bp.route("/team.csv")
+@require(Permission.CRM_MANAGE)
+def team_csv():  # type: ignore[no-untyped-def]
+    period, _problem, report = _team_report()
+    header = [_("客服"), _("新建任务"), _("完成任务"), _("当前逾期"), _("通话"), _("接通"), _("接通率"),
+              _("接触客户"), _("7 天内投资"), _("转化率"), _("未接触同类客户转化率"), _("差值（百分点）")]
+    rows: list[list[object]] = [header]
+    for row in [*report.rows, report.total]:
+        name = _("合计") if row is report.total else (_("待分配") if row.agent_id == team.POOL else row.name)
+        lift = "" if row.lift is None else f"{row.lift * 100:+.1f}"
+        rows.append([name, row.created, row.closed, row.overdue, row.calls, row.connected,
+                     _percent(row.contact_rate), row.contacted, row.converted, _percent(row.conversion_rate),
+                     _percent(row.control_rate), lift])
+    return csv_response(rows, f"crm-team-{period.start.isoformat()}-{period.end.isoformat()}.csv")
