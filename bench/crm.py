@@ -62,7 +62,8 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "bench horse battery staple"
 NOW = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TARGETS_MS = {"search": 50.0, "investor": 150.0, "worklist": 100.0}
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+            "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 GIVEN = ("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉兰萍鹏建华红梅飞鑫波斌宇浩凯健俊帆帅旭宁龙林欢阳"
          "佳琪晨晓婷雪琳颖倩慧瑶雯欣怡梦璐思彤子涵一诺浩然博文天佑雨泽皓轩")
 REASONS = ("registered_no_kyc", "kyc_no_deposit", "deposited_no_investment", "maturing", "large_redemption",

@@ -167,11 +167,11 @@ def team_report(*, session: Session, start: datetime, end: datetime, now: dateti
                            closed=closed.get(agent_id, 0), overdue=overdue.get(agent_id, 0))
         row.calls, row.connected = calls.get(agent_id, (0, 0))
         by_reason: dict[str, int] = defaultdict(int)
-        for reason, converted in contacted.get(agent_id, []):
+        for contact_reason, converted in contacted.get(agent_id, []):
             row.contacted += 1
             row.converted += converted
-            if reason is not None:
-                by_reason[reason] += 1
+            if contact_reason is not None:
+                by_reason[contact_reason] += 1
         row.contacts_by_reason = dict(by_reason)
         row.control_rate = weighted_control(row.contacts_by_reason, control)
         rows.append(row)

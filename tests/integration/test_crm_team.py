@@ -41,7 +41,8 @@ def _generate(session, seed: int):  # type: ignore[no-untyped-def]
         tasks.append(task)
     for _ in range(120):
         task = rng.choice([*tasks, None])
-        call = CrmCall(task_id=task.id if task else None, investor_id=task.investor_id if task else rng.choice(investors),
+        investor_id = task.investor_id if task else rng.choice(investors)
+        call = CrmCall(task_id=task.id if task else None, investor_id=investor_id,
                        agent_id=rng.choice(agents), outcome=rng.choice(OUTCOMES), created_at=when())
         session.add(call)
         calls.append(call)
@@ -76,7 +77,7 @@ def _expected(agents, tasks, calls, investments):  # type: ignore[no-untyped-def
         if status == "open" and due < NOW:
             out[assignee or 0]["overdue"] += 1
     first: dict[tuple[int, int], tuple] = {}
-    for call_id, task_id, investor, agent, outcome, at in sorted(calls, key=lambda c: (c[5], c[0])):
+    for _call_id, task_id, investor, agent, outcome, at in sorted(calls, key=lambda c: (c[5], c[0])):
         if not within(at, START, END):
             continue
         out[agent]["calls"] += 1
