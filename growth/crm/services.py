@@ -35,6 +35,7 @@ from growth.crm.models import (
 from growth.db import insert_many, table_of, update_many
 from growth.errors import Conflict, DomainError, Forbidden, NotFound
 from growth.investors.models import FundsMovement, Investment, Investor
+from growth.investors.rules import format_phone, mask_name, mask_phone
 from growth.referrals.models import Referral
 
 # Marketing stops on every channel that reaches a person (the platform webhook is not one).
@@ -376,3 +377,44 @@ def do_not_contact(investor_id: int, *, call: CrmCall, session: Session, now: da
         _close(task, "cancelled", by=call.agent_id, now=now)
     session.flush()
 
+
+
+# --- the worklist as CSV ------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("task_id", "platform_user_id", "name", "phone", "reason", "status", "sla", "assignee", "due_at",
+                  "created_at", "closed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExport:
+    """The worklist's rows for a CSV (plain values, see EXPORT_COLUMNS), how many matched and whether it was cut."""
+
+    rows: list[list[Any]]
+    total: int
+    truncated: bool
+
+
+def export_tasks(flt: TaskFilter, *, session: Session, user_id: int, limit: int, unmasked: bool, now: datetime,
+                 audit_session: Session | None = None) -> TaskExport:
+    """Return the tasks the worklist's filters select (its order, at most `limit`), masked unless `unmasked`; audited.
+
+    The audit row goes to `audit_session` when given (a short write after the read), else to `session`.
+    """
+    conditions = _task_conditions(flt, user_id=user_id)
+    total = session.scalar(select(func.count()).select_from(CrmTask).where(*conditions)) or 0
+    order = ((CrmTask.due_at, CrmTask.id) if flt.status == "open" else (CrmTask.closed_at.desc(), CrmTask.id.desc()))
+    query = (select(CrmTask, Investor.platform_user_id, Investor.name, Investor.phone, StaffUser.email)
+             .join(Investor, Investor.id == CrmTask.investor_id)
+             .outerjoin(StaffUser, StaffUser.id == CrmTask.assignee_id)
+             .where(*conditions).order_by(*order).limit(limit))
+    rows = []
+    for task, uid, name, phone, assignee in session.execute(query):
+        rows.append([task.id, uid, (name or "") if unmasked else mask_name(name),
+                     format_phone(phone) if unmasked else mask_phone(phone), task.reason, task.status,
+                     rules.sla_state(task.due_at, now) if task.status == "open" else "", assignee or "",
+                     task.due_at, task.created_at, task.closed_at])
+    truncated = total > len(rows)
+    record("crm.tasks_exported", session=audit_session or session, target_type="crm_task",
+           details={"filters": {"scope": flt.scope, "reason": flt.reason or "", "status": flt.status},
+                    "rows": len(rows), "total": total, "truncated": truncated, "unmasked": unmasked})
+    return TaskExport(rows, int(total), truncated)
