@@ -294,7 +294,7 @@ def child_measure(n: int, seed: int, requests: int, staff: dict[str, Any]) -> di
         "investor page": ("admin", lambda r: (f"/investors/{r.id}", r.platform_user_id)),
         "team view (manager)": ("admin", lambda _r: ("/crm/team", None)),
     }
-    if "crm.team" not in app.view_functions:
+    if "crm.team_view" not in app.view_functions:
         kinds.pop("team view (manager)")
     timings: dict[str, list[float]] = {}
     for label, (who, make) in kinds.items():
