@@ -58,8 +58,8 @@ def test_a_shared_search_shows_to_colleagues_who_may_not_delete_it_and_a_private
                                                                                             db_kind):
     with get_db(app).session_scope(write=True) as s:
         owner = make_user(s, role="agent")
-        s.add_all([SavedSearch(owner_id=owner.id, page="investors", name="已首投", args={"milestone": "first_investment"},
-                               shared=True, created_at=utcnow()),
+        s.add_all([SavedSearch(owner_id=owner.id, page="investors", name="已首投",
+                               args={"milestone": "first_investment"}, shared=True, created_at=utcnow()),
                    SavedSearch(owner_id=owner.id, page="investors", name="私人", args={"milestone": "registered"},
                                shared=False, created_at=utcnow())])
     login("analyst")
