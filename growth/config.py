@@ -124,6 +124,7 @@ class Config:
     CRM_LOOKBACK_DAYS = 30
     CRM_DUE_HOURS = 24
     CRM_OPEN_TASK_CAP = 50
+    CRM_EXPORT_MAX_ROWS = 10_000  # rows a worklist CSV holds at most (the download says when it was cut)
     CRM_JOB_SECONDS = 300.0  # how often the scheduler runs the follow-up rules and assigns the pool
 
     @classmethod

@@ -77,6 +77,9 @@ ACTION_LABELS = {
     "campaign.segment_saved": _l("保存人群分群"),
     "campaign.segment_replaced": _l("覆盖人群分群"),
     "campaign.segment_deleted": _l("删除人群分群"),
+    "saved_search.saved": _l("保存筛选"),
+    "saved_search.deleted": _l("删除保存的筛选"),
+    "crm.tasks_exported": _l("导出跟进任务"),
 }
 
 TARGET_LABELS = {
@@ -94,6 +97,8 @@ TARGET_LABELS = {
     "reward_request": _l("奖励发放申请"),
     "referral": _l("邀请"),
     "referral_settings": _l("邀请计划设置"),
+    "saved_search": _l("保存的筛选"),
+    "crm_task": _l("跟进任务"),
 }
 
 FIELD_LABELS = {

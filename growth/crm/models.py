@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
@@ -44,6 +44,8 @@ OUTCOME_LABELS = {
     "invested": _l("已投资"),
 }
 OUTCOMES = tuple(OUTCOME_LABELS)
+# Outcomes where the agent reached the investor (the manager view's contact rate); 未接通 and 空号 did not.
+CONNECTED_OUTCOMES = ("interested", "not_interested", "refused", "do_not_contact", "invested")
 DO_NOT_CONTACT = "do_not_contact"
 # SLA states of an open task (rules.sla_state): before its due time, past it, past it by more than a day.
 SLA_LABELS = {"due": _l("未到期"), "overdue": _l("已逾期"), "breached": _l("严重逾期")}
@@ -117,3 +119,26 @@ class CrmSetting(SettingRow, Base):
     """One CRM setting changed on the settings page (key/value); a missing key takes the configured default."""
 
     __tablename__ = "crm_settings"
+
+
+# The pages whose filters can be saved, with the query arguments each keeps (anything else is dropped).
+SAVED_SEARCH_PAGES = {
+    "investors": ("q", "channel", "milestone", "stalled"),
+    "worklist": ("scope", "reason", "status"),
+}
+
+
+class SavedSearch(Base):
+    """A staff member's filters of the investor list or the worklist, kept under a name (optionally shared)."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (UniqueConstraint("owner_id", "page", "name"), Index("ix_saved_searches_page_shared", "page",
+                                                                          "shared"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    page: Mapped[str] = mapped_column(String(16))  # a key of SAVED_SEARCH_PAGES
+    name: Mapped[str] = mapped_column(String(50))
+    args: Mapped[dict[str, str]] = mapped_column(JSON)  # the page's query arguments
+    shared: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

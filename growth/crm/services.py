@@ -35,6 +35,7 @@ from growth.crm.models import (
 from growth.db import insert_many, table_of, update_many
 from growth.errors import Conflict, DomainError, Forbidden, NotFound
 from growth.investors.models import FundsMovement, Investment, Investor
+from growth.investors.rules import format_phone, mask_name, mask_phone
 from growth.referrals.models import Referral
 
 # Marketing stops on every channel that reaches a person (the platform webhook is not one).
@@ -245,25 +246,31 @@ class TaskFilter:
 SCOPES = ("mine", "pool", "all")
 
 
-def _task_query(flt: TaskFilter, *, user_id: int) -> Any:
-    query = (select(CrmTask, Investor.platform_user_id, Investor.phone)
-             .join(Investor, Investor.id == CrmTask.investor_id))
+def _task_conditions(flt: TaskFilter, *, user_id: int) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
     if flt.scope == "mine":
-        query = query.where(CrmTask.assignee_id == user_id)
+        conditions.append(CrmTask.assignee_id == user_id)
     elif flt.scope == "pool":
-        query = query.where(CrmTask.assignee_id.is_(None))
+        conditions.append(CrmTask.assignee_id.is_(None))
     if flt.reason in REASONS:
-        query = query.where(CrmTask.reason == flt.reason)
+        conditions.append(CrmTask.reason == flt.reason)
     if flt.status in TASK_STATUSES:
-        query = query.where(CrmTask.status == flt.status)
-    return query
+        conditions.append(CrmTask.status == flt.status)
+    return conditions
+
+
+def _task_query(flt: TaskFilter, *, user_id: int) -> Any:
+    return (select(CrmTask, Investor.platform_user_id, Investor.phone)
+            .join(Investor, Investor.id == CrmTask.investor_id).where(*_task_conditions(flt, user_id=user_id)))
 
 
 def worklist(flt: TaskFilter, *, session: Session, user_id: int, page: int, per_page: int
              ) -> tuple[list[dict[str, Any]], int]:
     """Return a page of tasks (open ones by due time, so overdue first; closed ones newest first) and the total."""
     query = _task_query(flt, user_id=user_id)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    # Counted on the tasks alone (every task has its investor): an index count, no join over every open task.
+    total = session.scalar(select(func.count()).select_from(CrmTask)
+                           .where(*_task_conditions(flt, user_id=user_id))) or 0
     order = ((CrmTask.due_at, CrmTask.id) if flt.status == "open" else (CrmTask.closed_at.desc(), CrmTask.id.desc()))
     rows = session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
     return [{"task": task, "platform_user_id": uid, "phone": phone} for task, uid, phone in rows], int(total)
@@ -370,3 +377,44 @@ def do_not_contact(investor_id: int, *, call: CrmCall, session: Session, now: da
         _close(task, "cancelled", by=call.agent_id, now=now)
     session.flush()
 
+
+
+# --- the worklist as CSV ------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("task_id", "platform_user_id", "name", "phone", "reason", "status", "sla", "assignee", "due_at",
+                  "created_at", "closed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExport:
+    """The worklist's rows for a CSV (plain values, see EXPORT_COLUMNS), how many matched and whether it was cut."""
+
+    rows: list[list[Any]]
+    total: int
+    truncated: bool
+
+
+def export_tasks(flt: TaskFilter, *, session: Session, user_id: int, limit: int, unmasked: bool, now: datetime,
+                 audit_session: Session | None = None) -> TaskExport:
+    """Return the tasks the worklist's filters select (its order, at most `limit`), masked unless `unmasked`; audited.
+
+    The audit row goes to `audit_session` when given (a short write after the read), else to `session`.
+    """
+    conditions = _task_conditions(flt, user_id=user_id)
+    total = session.scalar(select(func.count()).select_from(CrmTask).where(*conditions)) or 0
+    order = ((CrmTask.due_at, CrmTask.id) if flt.status == "open" else (CrmTask.closed_at.desc(), CrmTask.id.desc()))
+    query = (select(CrmTask, Investor.platform_user_id, Investor.name, Investor.phone, StaffUser.email)
+             .join(Investor, Investor.id == CrmTask.investor_id)
+             .outerjoin(StaffUser, StaffUser.id == CrmTask.assignee_id)
+             .where(*conditions).order_by(*order).limit(limit))
+    rows = []
+    for task, uid, name, phone, assignee in session.execute(query):
+        rows.append([task.id, uid, (name or "") if unmasked else mask_name(name),
+                     format_phone(phone) if unmasked else mask_phone(phone), task.reason, task.status,
+                     rules.sla_state(task.due_at, now) if task.status == "open" else "", assignee or "",
+                     task.due_at, task.created_at, task.closed_at])
+    truncated = total > len(rows)
+    record("crm.tasks_exported", session=audit_session or session, target_type="crm_task",
+           details={"filters": {"scope": flt.scope, "reason": flt.reason or "", "status": flt.status},
+                    "rows": len(rows), "total": total, "truncated": truncated, "unmasked": unmasked})
+    return TaskExport(rows, int(total), truncated)

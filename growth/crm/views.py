@@ -10,15 +10,18 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from growth import overrides
+from growth.acquisition import rules as period_rules
+from growth.acquisition.services import period_bounds
 from growth.auth.permissions import Permission, require, role_has
-from growth.crm import rules, services
+from growth.crm import rules, saved_searches, services, team
 from growth.crm.jobs import defaults_of
 from growth.crm.models import OUTCOME_LABELS, REASON_LABELS, SLA_LABELS, STATUS_LABELS, TASK_STATUSES
-from growth.db import mark_rollback, request_session
-from growth.errors import DomainError
+from growth.db import mark_rollback, request_session, short_write
+from growth.errors import DomainError, Forbidden
+from growth.exports import csv_response
 from growth.inputs import page_arg
 from growth.investors.rules import mask_phone
-from growth.timeutil import SHANGHAI, utcnow
+from growth.timeutil import SHANGHAI, as_utc, local_date, utcnow
 
 bp = Blueprint("crm", __name__, url_prefix="/crm")
 PER_PAGE = 25
@@ -51,7 +54,86 @@ def worklist():  # type: ignore[no-untyped-def]
                                     per_page=PER_PAGE)
     return render_template("crm/worklist.html", rows=rows, total=total, page=page, per_page=PER_PAGE, flt=flt,
                            sla=lambda task: rules.sla_state(task.due_at, now), may_manage=_may_manage(),
-                           scopes=services.SCOPES, **_labels())
+                           scopes=services.SCOPES, filter_args=_filter_args(flt), export_cap=_export_cap(),
+                           may_export_pii=_may_export_pii(),
+                           saved_searches=saved_searches.listing("worklist", user_id=current_user.id,
+                                                                 session=request_session()), **_labels())
+
+
+def _filter_args(flt: services.TaskFilter) -> dict[str, str]:
+    """Return the worklist's filters as query arguments (what a link, a saved search or the CSV keeps)."""
+    args = {"scope": flt.scope, "status": flt.status}
+    if flt.reason:
+        args["reason"] = flt.reason
+    return args
+
+
+def _export_cap() -> int:
+    return int(current_app.config["CRM_EXPORT_MAX_ROWS"])
+
+
+def _may_export_pii() -> bool:
+    """Full names and phones in the CSV: managers who may see personal data, never agents."""
+    return _may_manage() and role_has(current_user.role, Permission.INVESTORS_PII)
+
+
+def _shanghai(value: datetime | None) -> str:
+    return "" if value is None else as_utc(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+@bp.route("/export.csv")
+@require(Permission.CRM_WORK)
+def export():  # type: ignore[no-untyped-def]
+    flt, cap = _filter(), _export_cap()
+    unmasked = request.args.get("pii") == "1"
+    if unmasked and not _may_export_pii():
+        raise Forbidden(_("您没有导出完整联系方式的权限。"))
+    now = utcnow()
+    # Read in the request's read transaction; only the audit row is a (short) write.
+    with short_write() as audit:
+        result = services.export_tasks(flt, session=request_session(), user_id=current_user.id, limit=cap,
+                                       unmasked=unmasked, now=now, audit_session=audit)
+    header = [_("任务ID"), _("平台用户ID"), _("姓名"), _("手机号"), _("原因"), _("状态"), _("时效"), _("负责客服"),
+              _("到期时间（北京时间）"), _("创建时间（北京时间）"), _("关闭时间（北京时间）")]
+    lines: list[list[object]] = [header]
+    for task_id, uid, name, phone, reason, status, sla, assignee, due, created, closed in result.rows:
+        lines.append([task_id, uid, name, phone, REASON_LABELS[reason], STATUS_LABELS[status],
+                      SLA_LABELS[sla] if sla else "", assignee, _shanghai(due), _shanghai(created), _shanghai(closed)])
+    if result.truncated:
+        lines.append([_("仅导出前 %(n)s 行（共 %(total)s 行），请缩小筛选范围后再导出。", n=f"{cap:,}",
+                        total=f"{result.total:,}")])
+    response = csv_response(lines, "crm-tasks.csv")
+    response.headers["X-Export-Truncated"] = "1" if result.truncated else "0"
+    return response
+
+
+def _back_to_worklist(args: dict[str, Any]) -> Any:
+    return redirect(url_for("crm.worklist", **args))
+
+
+@bp.route("/saved-searches", methods=["POST"])
+@require(Permission.CRM_WORK)
+def save_search():  # type: ignore[no-untyped-def]
+    args: dict[str, Any] = dict(saved_searches.clean_args("worklist", request.form))
+    try:
+        saved_searches.save("worklist", request.form.get("name", ""), args, shared=request.form.get("shared") == "1",
+                            user_id=current_user.id, session=request_session(), now=utcnow())
+    except DomainError as err:
+        if err.field is None:
+            raise
+        mark_rollback()
+        flash(str(err.message), "danger")
+        return _back_to_worklist(args)
+    flash(_("筛选已保存。"), "success")
+    return _back_to_worklist(args)
+
+
+@bp.route("/saved-searches/<int:search_id>/delete", methods=["POST"])
+@require(Permission.CRM_WORK)
+def delete_search(search_id: int):  # type: ignore[no-untyped-def]
+    saved_searches.delete(search_id, "worklist", user_id=current_user.id, session=request_session())
+    flash(_("已删除保存的筛选。"), "success")
+    return _back_to_worklist({})
 
 
 def _task_page(task_id: int, *, errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
@@ -144,3 +226,55 @@ def settings_page():  # type: ignore[no-untyped-def]
         save=lambda typed: services.save_settings(typed, session=request_session(), defaults=defaults,
                                                   by=current_user.email, now=utcnow()),
         saved=_("客服跟进设置已保存，下次运行规则时生效。"), back="crm.settings_page")
+
+
+# --- the manager's team view ---------------------------------------------------------------------------
+
+TEAM_PERIODS = ("7d", "30d", "this_month", "last_month", "custom")
+
+
+def _team_period() -> tuple[period_rules.Period, str | None]:
+    """Return the period the URL selects (default: the last 7 days, Shanghai), or the default and why not."""
+    today, args = local_date(utcnow()), request.args
+    key = args.get("period") or ("custom" if args.get("start") or args.get("end") else "7d")
+    try:
+        if key not in TEAM_PERIODS:
+            raise period_rules.RuleError(_("未知的统计期间：%(period)s", period=key))
+        return period_rules.resolve_period(key, args.get("start"), args.get("end"), today=today), None
+    except period_rules.RuleError as err:
+        return period_rules.resolve_period("7d", today=today), str(err.message)
+
+
+def _team_report() -> tuple[period_rules.Period, str | None, team.TeamReport]:
+    period, problem = _team_period()
+    start, end = period_bounds(period)
+    return period, problem, team.team_report(session=request_session(), start=start, end=end, now=utcnow())
+
+
+@bp.route("/team")
+@require(Permission.CRM_MANAGE)
+def team_view():  # type: ignore[no-untyped-def]
+    period, problem, report = _team_report()
+    return render_template("crm/team.html", period=period, problem=problem, report=report,
+                           periods={k: period_rules.PERIODS[k] for k in TEAM_PERIODS},
+                           reason_labels=REASON_LABELS, window_days=team.CONVERSION_WINDOW.days)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+@bp.route("/team.csv")
+@require(Permission.CRM_MANAGE)
+def team_csv():  # type: ignore[no-untyped-def]
+    period, _problem, report = _team_report()
+    header = [_("客服"), _("新建任务"), _("完成任务"), _("当前逾期"), _("通话"), _("接通"), _("接通率"),
+              _("接触客户"), _("7 天内投资"), _("转化率"), _("未接触同类客户转化率"), _("差值（百分点）")]
+    rows: list[list[object]] = [header]
+    for row in [*report.rows, report.total]:
+        name = _("合计") if row is report.total else (_("待分配") if row.agent_id == team.POOL else row.name)
+        lift = "" if row.lift is None else f"{row.lift * 100:+.1f}"
+        rows.append([name, row.created, row.closed, row.overdue, row.calls, row.connected,
+                     _percent(row.contact_rate), row.contacted, row.converted, _percent(row.conversion_rate),
+                     _percent(row.control_rate), lift])
+    return csv_response(rows, f"crm-team-{period.start.isoformat()}-{period.end.isoformat()}.csv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Computed, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from growth.db import Base
@@ -22,14 +22,37 @@ MILESTONE_LABELS = {
 MILESTONES = tuple(MILESTONE_LABELS)
 
 
+def _bytewise(length: int) -> String:
+    """A string column compared byte by byte on every database (PostgreSQL's "C" collation, SQLite's default).
+
+    Prefix searches are ranges (`>= prefix AND < next prefix`) on an index; under a language collation
+    (en_US …) strings with one prefix need not sort together, so the range would miss some.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+# Search keys the database derives from the profile (generated columns: a replay or any write keeps them
+# right, and the migration that added them filled them for every row). The expressions are the same SQL
+# on SQLite and PostgreSQL. Stored (the migration adds them to an existing SQLite table as VIRTUAL, the only
+# kind SQLite can add there: computed on read, the same values, and indexed all the same).
+PHONE_LAST4_SQL = "substr(phone, length(phone) - 3, 4)"
+NAME_KEY_SQL = "lower(name)"
+EMAIL_KEY_SQL = "lower(email)"
+
+
 class Investor(Base):
     """A platform user as we know them: profile, milestones, attribution, running totals."""
 
     __tablename__ = "investors"
-    __table_args__ = (Index("ix_investors_registered_at", "registered_at"),)
+    __table_args__ = (
+        Index("ix_investors_registered_at", "registered_at"),
+        Index("ix_investors_phone_last4", "phone_last4"),
+        Index("ix_investors_name_key", "name_key"),
+        Index("ix_investors_email_key", "email_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    platform_user_id: Mapped[str] = mapped_column(String(200), unique=True)
+    platform_user_id: Mapped[str] = mapped_column(_bytewise(200), unique=True)  # searched by prefix
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
 
     # Profile; each field keeps the occurred_at it came from, so the latest wins in any arrival order.
@@ -41,6 +64,10 @@ class Investor(Base):
     email_at: Mapped[datetime | None]
     wechat_openid: Mapped[str | None] = mapped_column(String(128), index=True)
     wechat_openid_at: Mapped[datetime | None]
+    # Derived by the database (see PHONE_LAST4_SQL): the search box matches these on their indexes.
+    phone_last4: Mapped[str | None] = mapped_column(String(4), Computed(PHONE_LAST4_SQL, persisted=True))
+    name_key: Mapped[str | None] = mapped_column(_bytewise(100), Computed(NAME_KEY_SQL, persisted=True))
+    email_key: Mapped[str | None] = mapped_column(_bytewise(254), Computed(EMAIL_KEY_SQL, persisted=True))
 
     # Milestones: the earliest occurred_at of each kind.
     registered_at: Mapped[datetime | None]

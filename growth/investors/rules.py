@@ -149,6 +149,29 @@ def attribution_kind(*, click_channel: bool, channel_code: str | None, referrer_
 _PHONE_LIKE = re.compile(r"\+?[0-9\s\-()]+")
 _REFERRAL_CODE = re.compile(r"[A-Z2-7]{8}")
 PHONE_TAIL_DIGITS = 4  # what a masked phone already shows, so anyone may search by it
+# A stored (E.164) phone this long or longer shows its last 4 digits masked (mask_phone: a mainland mobile, or
+# 12+ national digits); a shorter one shows fewer, so a last-4 search must not find it for a role without PII.
+TAIL_SHOWN_MIN_LENGTH = 13
+
+
+def tail_shown(phone: str) -> bool:
+    """Tell whether a stored phone's masked form shows its last 4 digits (what a last-4 search may match)."""
+    return len(phone) >= TAIL_SHOWN_MIN_LENGTH
+
+
+def prefix_end(prefix: str) -> str | None:
+    """Return the least string above every string that starts with `prefix` (None: there is none).
+
+    `prefix <= s < prefix_end(prefix)` is "s starts with prefix" for strings compared code point by code
+    point, which an index answers as one range.
+    """
+    text = prefix
+    while text:
+        last = ord(text[-1])
+        if last < 0x10FFFF:
+            return text[:-1] + chr(last + 1)
+        text = text[:-1]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +187,13 @@ class SearchTerms:
     platform_id_prefix: str | None = None
     referral_code: str | None = None
     phone: str | None = None
-    phone_suffix: str | None = None
-    name: str | None = None
-    email: str | None = None
+    phone_suffix: str | None = None  # the last 4 digits, or (roles with PII) a longer tail
+    name: str | None = None  # a name's beginning (lower-cased): 张三 finds 张三 and 张三丰
+    email: str | None = None  # an email's beginning (lower-cased)
     audited: bool = False
     withheld: bool = False
+    # Match a phone tail only where the masked phone shows it (roles without PII: see tail_shown).
+    tail_shown_only: bool = False
 
     @property
     def empty(self) -> bool:
@@ -180,10 +205,11 @@ class SearchTerms:
 def search_terms(q: str | None, *, may_see_pii: bool) -> SearchTerms:
     """Decide what a search query may match for a role (with or without the reveal permission).
 
-    Everyone may search by platform id (prefix), referral code, the last 4 phone digits or a whole
-    phone number, none of which tells them more than they knew or see masked. Names, emails and
-    longer phone fragments only for roles that may see personal data: otherwise a name could be
-    confirmed, or a phone rebuilt digit by digit from suffix searches.
+    Everyone may search by platform id (prefix), referral code, the last 4 phone digits (of phones whose
+    masked form shows them) or a whole phone number, none of which tells them more than they knew or see
+    masked. Names, emails (by their beginning) and longer phone fragments only for roles that may see
+    personal data: otherwise a name could be confirmed, or a phone rebuilt digit by digit from suffix
+    searches.
     """
     q = (q or "").strip()
     if not q:
@@ -206,17 +232,18 @@ def search_terms(q: str | None, *, may_see_pii: bool) -> SearchTerms:
                 phone_suffix = digits if may_see_pii else None
     elif "@" in q:
         personal = True
-        email = q if may_see_pii else None
+        email = q.lower() if may_see_pii else None
     else:
         # Any other text may be part of a name; letters only (zhang), spaces or non-ASCII are taken as
         # one, while ids and codes (u_10023, ABCD2345) mix in digits or punctuation.
         personal = not q.isascii() or " " in q or q.isalpha()
-        name = q if may_see_pii else None
+        name = q.lower() if may_see_pii else None
     return SearchTerms(
         platform_id_prefix=platform_id_prefix, referral_code=referral_code, phone=phone,
         phone_suffix=phone_suffix, name=name, email=email,
         audited=personal,
         withheld=personal and not may_see_pii and phone is None,
+        tail_shown_only=not may_see_pii,
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from channels.recipients import Recipient
@@ -24,6 +24,8 @@ from growth.events.models import PlatformEvent
 from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
 from growth.investors.rules import (
+    PHONE_TAIL_DIGITS,
+    TAIL_SHOWN_MIN_LENGTH,
     PhoneFormatError,
     SearchTerms,
     format_phone,
@@ -35,6 +37,7 @@ from growth.investors.rules import (
     mask_query,
     may_search,
     normalize_phone,
+    prefix_end,
     recent_within,
 )
 from growth.money import fen_to_api
@@ -95,22 +98,34 @@ def _milestone_column(name: str) -> Any:
     return getattr(Investor, f"{name}_at")
 
 
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, as one range on its index (the column compares byte by byte)."""
+    end = prefix_end(prefix)
+    return and_(column >= prefix, column < end) if end is not None else column >= prefix
+
+
 def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: str | None,
                        stalled: bool) -> list[ColumnElement[bool]]:
+    """Return the WHERE conditions of a search: every match is a lookup or a range on an index."""
     conditions: list[ColumnElement[bool]] = []
     matches: list[ColumnElement[bool]] = []
     if terms.platform_id_prefix:  # exact ids are prefixes too
-        matches.append(Investor.platform_user_id.startswith(terms.platform_id_prefix, autoescape=True))
+        matches.append(_starts_with(Investor.platform_user_id, terms.platform_id_prefix))
     if terms.referral_code:
         matches.append(Investor.referral_code == terms.referral_code)
     if terms.phone:
         matches.append(Investor.phone == terms.phone)
     if terms.phone_suffix:
-        matches.append(Investor.phone.endswith(terms.phone_suffix, autoescape=True))
+        tail = [Investor.phone_last4 == terms.phone_suffix[-PHONE_TAIL_DIGITS:]]
+        if len(terms.phone_suffix) > PHONE_TAIL_DIGITS:  # a longer tail: checked on the few the index gives
+            tail.append(Investor.phone.endswith(terms.phone_suffix, autoescape=True))
+        if terms.tail_shown_only:
+            tail.append(func.length(Investor.phone) >= TAIL_SHOWN_MIN_LENGTH)
+        matches.append(and_(*tail))
     if terms.name:
-        matches.append(Investor.name.icontains(terms.name, autoescape=True))
+        matches.append(_starts_with(Investor.name_key, terms.name))
     if terms.email:
-        matches.append(Investor.email.icontains(terms.email, autoescape=True))
+        matches.append(_starts_with(Investor.email_key, terms.email))
     if matches:
         conditions.append(or_(*matches))
     if channel_id is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -14,8 +14,9 @@ from werkzeug.datastructures import MultiDict
 from channels import services as channel_services
 from channels.models import CHANNEL_LABELS, CONSENT_SOURCES
 from growth.auth.permissions import Permission, require, role_has
-from growth.db import request_session, short_write
-from growth.errors import Forbidden
+from growth.crm import saved_searches
+from growth.db import mark_rollback, request_session, short_write
+from growth.errors import DomainError, Forbidden
 from growth.exports import csv_response
 from growth.inputs import id_arg, page_arg
 from growth.investors import services
@@ -128,7 +129,33 @@ def index():  # type: ignore[no-untyped-def]
         "investors/index.html", rows=rows, contacts=contacts, total=total, page=page, per_page=per_page,
         filters=filters, channels=services.channel_choices(session=db_session), milestones=MILESTONES,
         milestone_labels=MILESTONE_LABELS, may_see_pii=_may_see_pii(), withheld=terms.withheld,
+        saved_searches=saved_searches.listing("investors", user_id=current_user.id, session=db_session),
     )
+
+
+@bp.route("/investors/saved-searches", methods=["POST"])
+@require(Permission.INVESTORS_VIEW)
+def save_search():  # type: ignore[no-untyped-def]
+    args: dict[str, Any] = dict(saved_searches.clean_args("investors", request.form))
+    try:
+        saved_searches.save("investors", request.form.get("name", ""), args, shared=request.form.get("shared") == "1",
+                            user_id=current_user.id, session=request_session(), now=utcnow())
+    except DomainError as err:
+        if err.field is None:
+            raise
+        mark_rollback()
+        flash(str(err.message), "danger")
+        return redirect(url_for("investors.index", **args))
+    flash(_("筛选已保存。"), "success")
+    return redirect(url_for("investors.index", **args))
+
+
+@bp.route("/investors/saved-searches/<int:search_id>/delete", methods=["POST"])
+@require(Permission.INVESTORS_VIEW)
+def delete_search(search_id: int):  # type: ignore[no-untyped-def]
+    saved_searches.delete(search_id, "investors", user_id=current_user.id, session=request_session())
+    flash(_("已删除保存的筛选。"), "success")
+    return redirect(url_for("investors.index"))
 
 
 @bp.route("/investors/export.csv")

@@ -11,7 +11,7 @@ import io
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -45,6 +45,7 @@ _FEED = table_of(ReferralConfirmation)
 MAX_NOTE = 1000
 VISIT_REPEAT = timedelta(minutes=30)  # one visitor counts once per referral code in this long
 TREE_LIMIT = 200  # referees shown per level of an investor's tree
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # stands in for a missing registration time (sorted last)
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -297,9 +298,12 @@ def referral_tree(investor_id: int, *, session: Session) -> tuple[list[TreeNode]
         out: dict[int, list[tuple[Investor, Referral | None]]] = {p: [] for p in parents}
         if not parents:
             return out
-        rows = session.execute(
+        found = session.execute(
             select(Investor, Referral).outerjoin(Referral, Referral.referee_id == Investor.id)
-            .where(Investor.referrer_id.in_(parents)).order_by(Investor.registered_at, Investor.id)).all()
+            .where(Investor.referrer_id.in_(parents))).all()
+        # Sorted here, not by the query: an ORDER BY registered_at tempts SQLite, when few investors were
+        # referred, to walk the whole registered_at index instead of the referrer index (0.5 s on 200k).
+        rows = sorted(found, key=lambda r: (r[0].registered_at is None, r[0].registered_at or _EPOCH, r[0].id))
         for inv, ref in rows:
             out[inv.referrer_id].append((inv, ref))  # type: ignore[index]
         return out

@@ -143,7 +143,8 @@ def test_every_crm_page_is_english_after_choosing_english(app, client, login, db
     task_id = _task(app, assignee_id=None, due_in=-HOUR)
     client.get("/lang/en")
 
-    for url in ("/crm?scope=pool", "/crm?reason=dormant", f"/crm/tasks/{task_id}", "/crm/settings"):
+    for url in ("/crm?scope=pool", "/crm?reason=dormant", f"/crm/tasks/{task_id}", "/crm/settings", "/crm/team",
+                "/crm/team?period=30d"):
         html = client.get(url).get_data(as_text=True)
         main = html[html.index("<main"):html.index("</main>")] if "<main" in html else html
         assert [line for line in main.splitlines() if CJK.search(line)] == [], url

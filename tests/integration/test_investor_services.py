@@ -85,12 +85,46 @@ def test_fewer_than_four_digits_do_not_match_phones(session):
     assert _search(session, q="000") == ([], 0)
 
 
-def test_a_name_fragment_finds_investors_whose_name_contains_it(session):
+def test_a_name_finds_investors_whose_name_is_it_or_begins_with_it_in_any_letter_case(session):
     make_investor(session, platform_user_id="a", name="张三丰", registered_at=T0)
-    make_investor(session, platform_user_id="b", name="李三", registered_at=T0 + timedelta(hours=1))
-    make_investor(session, platform_user_id="c", name="王五", registered_at=T0)
-    assert _search(session, q="三") == (["b", "a"], 2)
+    make_investor(session, platform_user_id="b", name="张三", registered_at=T0 + timedelta(hours=1))
+    make_investor(session, platform_user_id="c", name="李三", registered_at=T0)
+    make_investor(session, platform_user_id="d", name="Zhang San", registered_at=T0)
+    assert _search(session, q="张三") == (["b", "a"], 2)
     assert _search(session, q="张三丰") == (["a"], 1)
+    assert _search(session, q="zhang s") == (["d"], 1)
+    # Not a fragment from the middle: that would need a scan of every investor.
+    assert _search(session, q="三") == ([], 0)
+
+
+def test_an_email_finds_investors_by_its_beginning_in_any_letter_case(session):
+    make_investor(session, platform_user_id="a", email="Zhang.San@Example.com")
+    make_investor(session, platform_user_id="b", email="li@example.com")
+    assert _search(session, q="zhang.san@example.com") == (["a"], 1)
+    assert _search(session, q="ZHANG.SAN@ex") == (["a"], 1)
+    assert _search(session, q="@example.com") == ([], 0)
+
+
+def test_the_last_four_digits_find_a_short_foreign_phone_only_for_a_role_that_may_see_it(session):
+    make_investor(session, platform_user_id="us", phone="+14155552671")  # masked: +*******671 (3 digits shown)
+    make_investor(session, platform_user_id="cn", phone="+8613800132671")
+    found, total = _search(session, q="2671", may_see_pii=True)
+    assert sorted(found) == ["cn", "us"] and total == 2
+    assert _search(session, q="2671", may_see_pii=False) == (["cn"], 1)
+
+
+def test_a_longer_phone_tail_finds_the_phones_ending_with_it(session):
+    make_investor(session, platform_user_id="a", phone="+8613800138000")
+    make_investor(session, platform_user_id="b", phone="+8613900148000")
+    assert _search(session, q="38000") == (["a"], 1)
+
+
+def test_the_search_keys_follow_a_changed_profile(session):
+    investor = make_investor(session, platform_user_id="a", phone="+8613800138000", name="张三")
+    investor.phone, investor.name = "+8613900139999", "李四"
+    session.flush()
+    assert _search(session, q="8000") == ([], 0) and _search(session, q="张三") == ([], 0)
+    assert _search(session, q="9999") == (["a"], 1) and _search(session, q="李四") == (["a"], 1)
 
 
 def test_the_channel_filter_keeps_only_that_channels_investors(session):

@@ -18,7 +18,9 @@ from growth.investors.rules import (
     mask_query,
     may_search,
     normalize_phone,
+    prefix_end,
     search_terms,
+    tail_shown,
 )
 
 # Masks write "*", so a value made only of stars would trivially "contain" its mask.
@@ -149,3 +151,24 @@ def test_searches_are_limited_within_a_sliding_window():
     assert may_search(recent, now=now, limit=4, window=window)
     assert not may_search(recent, now=now, limit=3, window=window)
     assert may_search(recent, now=now + timedelta(seconds=2), limit=3, window=window)  # the oldest left
+
+
+@given(_E164)
+def test_a_last_4_search_matches_for_a_role_without_pii_exactly_the_phones_whose_mask_shows_those_digits(phone):
+    masked = mask_phone(phone)
+    assert tail_shown(phone) == (masked.endswith(phone[-4:]) and "*" not in masked[-4:])
+
+
+@given(st.text(min_size=1, max_size=6), st.text(max_size=6))
+def test_the_range_from_a_prefix_to_its_end_holds_exactly_the_strings_that_start_with_it(prefix, other):
+    end = prefix_end(prefix)
+    for text in (prefix + other, other, other + prefix):
+        inside = prefix <= text and (end is None or text < end)
+        assert inside == text.startswith(prefix)
+
+
+def test_a_name_or_email_is_searched_lower_cased_and_a_last_4_search_without_pii_only_where_the_mask_shows_it():
+    assert search_terms("Zhang San", may_see_pii=True).name == "zhang san"
+    assert search_terms("Li@Example.COM", may_see_pii=True).email == "li@example.com"
+    assert search_terms("8000", may_see_pii=False).tail_shown_only
+    assert not search_terms("8000", may_see_pii=True).tail_shown_only
