@@ -245,7 +245,7 @@ def test_the_search_box_says_what_the_role_may_search_by(client, login):
     client.post("/logout")
     login("agent")
     html = client.get("/investors").get_data(as_text=True)
-    assert "平台用户ID、邀请码、手机号（或后几位）、姓名、邮箱" in html and "记入审计日志" in html
+    assert "平台用户ID、邀请码、手机号（或后几位）、姓名或邮箱（开头）" in html and "记入审计日志" in html
 
 
 @pytest.mark.parametrize("app_config", [{"INVESTOR_SEARCH_LIMIT": 3}])
