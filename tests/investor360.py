@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +11,7 @@ from campaigns.models import Campaign, CampaignMember
 from growth.crm.models import CrmCall, CrmNote, CrmOwner, CrmTask
 from growth.investors.models import FundsMovement, Investment
 from growth.rewards.models import Reward, RewardBudget, RewardEntry
+from growth.timeutil import SHANGHAI
 from tests.factories import make_investor, make_message, make_user
 
 NOW = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
@@ -48,7 +49,8 @@ def make_rich_investor(session: Session, *, now: datetime = NOW) -> Rich:
                    amount_fen=500_000, started_at=now - 20 * DAY, maturity_date=(now + 70 * DAY).date(),
                    status="redeemed", redeemed_at=now - 5 * DAY, redeemed_fen=500_000),
         Investment(investment_id="inv_c", investor_id=inv.id, product_name="周周盈", term_days=14, annual_rate_bp=600,
-                   amount_fen=200_000, started_at=now - 10 * DAY, maturity_date=date(2026, 12, 7), status="active"),
+                   amount_fen=200_000, started_at=now - 10 * DAY, maturity_date=(now.astimezone(SHANGHAI) + 4 * DAY).date(),
+                   status="active"),
         FundsMovement(kind="deposit", external_id="dep_1", investor_id=inv.id, amount_fen=2_000_000,
                       occurred_at=now - 38 * DAY),
         FundsMovement(kind="withdrawal", external_id="wd_1", investor_id=inv.id, amount_fen=300_000,
