@@ -197,7 +197,8 @@ def milestones(ctx: SourceContext) -> list[Entry]:
 
 
 def _product(name: str | None, ref: str) -> str:
-    return f"{name or _('未知产品')} · {ref}"
+    product = name or _("未知产品")
+    return f"{product} · {ref}"
 
 
 def _start_of(day: date) -> datetime:
@@ -296,8 +297,8 @@ def messages(ctx: SourceContext) -> list[Entry]:
         origin = _("活动 #%(id)d", id=r.campaign_id) if r.campaign_id is not None else r.sender
         template = content.get("template_code") or content.get("template_id") or ""
         text = masked_text(content.get("subject") or content.get("text"), ctx.investor)
-        parts = [origin, f"{_('模板')} {template}" if template else "", _("（备用渠道）") if r.fallback_of else "",
-                 text, r.error_code or ""]
+        parts = [origin, _("模板 %(code)s", code=template) if template else "",
+                 _("（备用渠道）") if r.fallback_of else "", text, r.error_code or ""]
         title = f"{CHANNEL_LABELS.get(r.channel, r.channel)} · {CLASS_LABELS.get(r.message_class, r.message_class)}"
         out.append(Entry(r.created_at, "message", title, " · ".join(p for p in parts if p),
                          Link("channels.detail", {"message_id": r.id}),

@@ -13,9 +13,9 @@ from flask import Flask
 from sqlalchemy import event, text
 
 from growth.crm import timeline
+from growth.crm.models import CrmCall, CrmNote
 from growth.db import Base, get_db
 from growth.investors.models import Investor
-from growth.crm.models import CrmCall, CrmNote
 from tests.factories import make_investor, make_message
 from tests.investor360 import DAY, EMAIL, NAME, NOW, make_rich_investor
 
