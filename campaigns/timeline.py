@@ -16,7 +16,7 @@ from campaigns.models import MEMBER_STATUS_LABELS, Campaign, CampaignMember
 from growth.crm.timeline import Entry, Link, SourceContext
 
 KIND = "campaign"
-LABEL = _l("活动")
+LABEL = _l("参与的活动")
 TONES = {"done": "success", "holdout": "secondary", "pending": "info", "budget_exhausted": "warning",
          "failed": "danger", "cancelled": "secondary"}
 

@@ -28,7 +28,7 @@ from channels.models import CHANNEL_LABELS, CLASS_LABELS, OutboxMessage
 from channels.models import STATUS_LABELS as MESSAGE_STATUS_LABELS
 from channels.queries import redact_contacts
 from growth.auth.models import StaffUser
-from growth.crm.models import OUTCOME_LABELS, REASON_LABELS, CrmCall, CrmNote, CrmTask
+from growth.crm.models import DO_NOT_CONTACT, OUTCOME_LABELS, REASON_LABELS, CrmCall, CrmNote, CrmTask
 from growth.crm.models import STATUS_LABELS as TASK_STATUS_LABELS
 from growth.investors.models import MILESTONE_LABELS, MILESTONES, FundsMovement, Investment, Investor
 from growth.investors.rules import mask_name
@@ -44,12 +44,12 @@ EXTENSION = "growth.crm.timeline"
 # Entry kinds in filter-chip order, with their labels; a registered source brings its own label.
 KIND_LABELS_BUILT_IN = {
     "milestone": _l("里程碑"),
-    "investment": _l("投资"),
+    "investment": _l("投资记录"),
     "funds": _l("充值提现"),
     "reward": _l("奖励"),
-    "message": _l("消息"),
+    "message": _l("消息记录"),
     "call": _l("通话"),
-    "note": _l("备注"),
+    "note": _l("客服备注"),
     "task": _l("任务"),
 }
 # Badge colours (Bootstrap) of a message's status, so a failure stands out.
@@ -326,8 +326,9 @@ def calls(ctx: SourceContext) -> list[Entry]:
         detail = " · ".join(x for x in (_staff_name(r.name, r.email), follow, r.note or "") if x)
         out.append(Entry(r.created_at, "call", _("通话：%(outcome)s", outcome=OUTCOME_LABELS.get(r.outcome, r.outcome)),
                          detail, Link("crm.task", {"task_id": r.task_id}) if r.task_id else None,
-                         status=str(OUTCOME_LABELS.get(r.outcome, r.outcome)),
-                         tone="danger" if r.outcome == "do_not_contact" else "primary"))
+                         # The title names the outcome; only 要求勿扰 also gets a badge, since it stops marketing.
+                         status=str(OUTCOME_LABELS[r.outcome]) if r.outcome == DO_NOT_CONTACT else None,
+                         tone="danger"))
     return out
 
 
@@ -361,8 +362,8 @@ def tasks(ctx: SourceContext) -> list[Entry]:
         else:
             title = _("任务关闭：%(reason)s", reason=reason)
             status, tone = str(TASK_STATUS_LABELS.get(r.status, r.status)), "secondary"
-        out.append(Entry(r.at, "task", title, f"#{r.id}", Link("crm.task", {"task_id": r.id}), status=status,
-                         tone=tone))
+        out.append(Entry(r.at, "task", title, _("任务 #%(id)d", id=r.id), Link("crm.task", {"task_id": r.id}),
+                         status=status, tone=tone))
     return out
 
 
