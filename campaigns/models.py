@@ -104,6 +104,8 @@ class CampaignMember(Base):
         UniqueConstraint("campaign_id", "investor_id", "entry_key"),
         Index("ix_campaign_members_due", "status", "due_at"),
         Index("ix_campaign_members_campaign_status", "campaign_id", "status"),
+        # The investor 360 timeline reads an investor's entries, newest first.
+        Index("ix_campaign_members_investor_entered", "investor_id", "entered_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -190,6 +190,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from campaigns import timeline as campaigns_timeline
     from campaigns.openapi import contribution as campaigns_openapi
     from campaigns.views import api as campaigns_api
     from campaigns.views import bp as campaigns_bp
@@ -201,6 +202,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
+    from growth.crm.timeline import register_source
     from growth.crm.views import bp as crm_bp
     from growth.events.openapi import register_contribution
     from growth.events.views import api as events_api
@@ -221,6 +223,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(channels_api)
     app.register_blueprint(campaigns_api)
     register_contribution(app, campaigns_openapi)  # the kernel's API description may not import campaigns
+    # … nor may the CRM's investor timeline: campaigns adds its entries (members: entered, holdout, run) here.
+    register_source(app, campaigns_timeline.KIND, campaigns_timeline.entries, label=campaigns_timeline.LABEL)
     app.register_blueprint(rewards_bp)
     app.register_blueprint(rewards_api)
     app.register_blueprint(dashboards_api)

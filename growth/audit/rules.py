@@ -37,6 +37,8 @@ ACTION_LABELS = {
     "costs.exported": _l("导出渠道成本"),
     "costs.imported": _l("导入渠道成本"),
     "investor.pii_revealed": _l("查看投资人完整信息"),
+    "investor.tagged": _l("给投资人加标签"),
+    "investor.untagged": _l("移除投资人标签"),
     "investor.exported": _l("导出投资人"),
     "investor.searched": _l("按个人信息搜索投资人"),
     "audit.exported": _l("导出审计日志"),
@@ -147,7 +149,19 @@ FIELD_LABELS = {
     "referee": _l("被邀请人"),
     "referrer": _l("邀请人"),
     "confirmed": _l("已确认"),
+    "tag": _l("标签"),
+    "reason_text": _l("原因说明"),
 }
+
+# Why staff revealed someone's personal data (the reveal form's choices; `other` needs a text, `reason_text`).
+REVEAL_REASON_LABELS = {
+    "callback": _l("回访客户"),
+    "identity": _l("核实身份"),
+    "complaint": _l("客户投诉"),
+    "other": _l("其他"),
+}
+REVEAL_REASONS = tuple(REVEAL_REASON_LABELS)
+MAX_REVEAL_REASON = 200
 
 MONEY_FIELDS = frozenset({"amount_fen", "previous_fen"})  # integer fen, shown as ¥
 ROLE_ACTIONS = frozenset({"user.created", "user.role_changed"})  # role codes, shown as role names
@@ -210,10 +224,13 @@ def describe(action: str, details: Mapping[str, Any] | None, *,
     """
     fields = []
     kind = action.startswith("channel.")
+    reveal = action.endswith(".pii_revealed")
 
     def shown(field: str, value: Any) -> str:
         if kind and field == "kind" and isinstance(value, str) and value:
             return kind_label(value)
+        if reveal and field == "reason" and value in REVEAL_REASON_LABELS:
+            return str(REVEAL_REASON_LABELS[value])
         return format_value(field, value)
 
     for key, value in (details or {}).items():

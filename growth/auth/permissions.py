@@ -53,6 +53,9 @@ class Permission(StrEnum):
     ACQUISITION_COSTS_MANAGE = "acquisition.costs.manage"
     INVESTORS_VIEW = "investors.view"
     INVESTORS_PII = "investors.pii"
+    # Putting tags on investors and taking them off (the people who work with investors: agents, marketers, admins;
+    # not the read-only roles). Tags feed campaign audiences (`tag has`), so every change is audited.
+    INVESTORS_TAG = "investors.tag"
     EVENTS_VIEW = "events.view"
     EVENTS_REPLAY = "events.replay"
     FUNNEL_VIEW = "funnel.view"
@@ -92,7 +95,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MARKETER: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
-        Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.FUNNEL_VIEW,
+        Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.INVESTORS_TAG,
+        Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REWARDS_VIEW,
         Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_EDIT, Permission.CAMPAIGNS_CONTROL,
         Permission.CAMPAIGNS_PREVIEW, Permission.REFERRALS_VIEW,
@@ -105,7 +109,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     }),
     Role.AGENT: frozenset({
         Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
-        Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW, Permission.REFERRALS_VIEW,
+        Permission.INVESTORS_TAG, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW,
+        Permission.REFERRALS_VIEW,
         Permission.CRM_WORK,
     }),
     Role.ANALYST: frozenset({

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from growth.errors import DomainError
 from growth.money import MoneyFormatError, fen_to_api, parse_yuan
 from growth.overrides import SettingsError
-from growth.timeutil import local_date
+from growth.timeutil import SHANGHAI, local_date
 
 __all__ = ["SettingsError"]
 
@@ -167,3 +168,17 @@ def assign(tasks: Sequence[tuple[int, int]], *, agents: Sequence[int], load: Map
                 turn = (turn + step + 1) % len(order)
                 break
     return out
+
+
+def follow_up_at(text: str) -> datetime | None:
+    """Read a Beijing-time datetime-local value ("2026-12-05T10:00") as aware UTC; raise DomainError when bad."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise DomainError(_l("请填写有效的日期和时间"), field="next_follow_up") from None
+    if value.tzinfo is not None:
+        raise DomainError(_l("请填写有效的日期和时间"), field="next_follow_up")
+    return value.replace(tzinfo=SHANGHAI).astimezone(UTC)

@@ -311,6 +311,23 @@ def add_note(investor_id: int, body: str, *, author_id: int, session: Session, n
     return note
 
 
+@dataclass(frozen=True, slots=True)
+class InvestorPanel:
+    """The CRM's part of the investor page: the investor's open tasks (due first) and their owner agent."""
+
+    open_tasks: list[CrmTask]
+    owner: StaffUser | None
+
+
+def investor_panel(investor_id: int, *, session: Session) -> InvestorPanel:
+    """Return an investor's open tasks (at most HISTORY, due first) and the agent who owns them (two queries)."""
+    open_tasks = session.scalars(select(CrmTask).where(CrmTask.investor_id == investor_id, CrmTask.status == "open")
+                                 .order_by(CrmTask.due_at, CrmTask.id).limit(HISTORY))
+    owner = session.scalar(select(StaffUser).join(CrmOwner, CrmOwner.agent_id == StaffUser.id)
+                           .where(CrmOwner.investor_id == investor_id))
+    return InvestorPanel(list(open_tasks), owner)
+
+
 # --- calls ------------------------------------------------------------------------------------------
 
 
@@ -340,18 +357,31 @@ def schedule_follow_up(investor_id: int, *, agent_id: int, due_at: datetime, cau
     return task
 
 
-def log_call(task_id: int, *, outcome: str, note: str | None, next_follow_up_at: datetime | None, agent_id: int,
-             may_manage: bool, session: Session, now: datetime) -> CrmCall:
-    """Log a call on a task: close it, make the next follow-up, and on 要求勿扰 stop marketing and other tasks."""
-    task = _open_task(session, task_id)
-    if task.assignee_id not in (None, agent_id) and not may_manage:
-        raise Forbidden(_("这是其他客服的任务"))
+def _check_call(outcome: str, next_follow_up_at: datetime | None, *, now: datetime) -> None:
     if outcome not in OUTCOMES:
         raise DomainError(_("请选择通话结果"), field="outcome")
     if next_follow_up_at is not None and outcome == DO_NOT_CONTACT:
         raise DomainError(_("客户要求勿扰，不能再约回访"), field="next_follow_up")
     if next_follow_up_at is not None and next_follow_up_at <= now:
         raise DomainError(_("下次回访时间须晚于现在"), field="next_follow_up")
+
+
+def _after_call(call: CrmCall, *, session: Session, now: datetime) -> None:
+    """Make the next follow-up the call agreed, and on 要求勿扰 stop marketing and the other tasks."""
+    if call.next_follow_up_at is not None:
+        schedule_follow_up(call.investor_id, agent_id=call.agent_id, due_at=call.next_follow_up_at,
+                           cause_key=f"call:{call.id}", session=session, now=now)
+    if call.outcome == DO_NOT_CONTACT:
+        do_not_contact(call.investor_id, call=call, session=session, now=now)
+
+
+def log_call(task_id: int, *, outcome: str, note: str | None, next_follow_up_at: datetime | None, agent_id: int,
+             may_manage: bool, session: Session, now: datetime) -> CrmCall:
+    """Log a call on a task: close it, make the next follow-up, and on 要求勿扰 stop marketing and other tasks."""
+    task = _open_task(session, task_id)
+    if task.assignee_id not in (None, agent_id) and not may_manage:
+        raise Forbidden(_("这是其他客服的任务"))
+    _check_call(outcome, next_follow_up_at, now=now)
     call = CrmCall(task_id=task.id, investor_id=task.investor_id, agent_id=agent_id, outcome=outcome,
                    note=(note or "").strip() or None, next_follow_up_at=next_follow_up_at, created_at=now)
     session.add(call)
@@ -359,11 +389,31 @@ def log_call(task_id: int, *, outcome: str, note: str | None, next_follow_up_at:
         task.assignee_id, task.assigned_at = agent_id, now
     _close(task, "done", by=agent_id, now=now)
     session.flush()
-    if next_follow_up_at is not None:
-        schedule_follow_up(task.investor_id, agent_id=agent_id, due_at=next_follow_up_at, cause_key=f"call:{call.id}",
-                           session=session, now=now)
-    if outcome == DO_NOT_CONTACT:
-        do_not_contact(task.investor_id, call=call, session=session, now=now)
+    _after_call(call, session=session, now=now)
+    return call
+
+
+def log_investor_call(investor_id: int, *, task_id: int | None, outcome: str, note: str | None,
+                      next_follow_up_at: datetime | None, agent_id: int, may_manage: bool, session: Session,
+                      now: datetime) -> CrmCall:
+    """Log a call from the investor page: on one of their open tasks (closing it, as `log_call`) or on none.
+
+    A call on no task closes nothing; its next follow-up and 要求勿扰 work as on a task.
+    """
+    if task_id is not None:
+        task = session.get(CrmTask, task_id)
+        if task is None or task.investor_id != investor_id:
+            raise DomainError(_("请选择该投资人的待处理任务"), field="task_id")
+        return log_call(task_id, outcome=outcome, note=note, next_follow_up_at=next_follow_up_at, agent_id=agent_id,
+                        may_manage=may_manage, session=session, now=now)
+    if session.get(Investor, investor_id) is None:
+        raise NotFound(_("投资人不存在"))
+    _check_call(outcome, next_follow_up_at, now=now)
+    call = CrmCall(task_id=None, investor_id=investor_id, agent_id=agent_id, outcome=outcome,
+                   note=(note or "").strip() or None, next_follow_up_at=next_follow_up_at, created_at=now)
+    session.add(call)
+    session.flush()
+    _after_call(call, session=session, now=now)
     return call
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -21,6 +21,7 @@ from growth.errors import DomainError, Forbidden
 from growth.exports import csv_response
 from growth.inputs import page_arg
 from growth.investors.rules import mask_phone
+from growth.investors.tags import tags_of
 from growth.timeutil import SHANGHAI, as_utc, local_date, utcnow
 
 bp = Blueprint("crm", __name__, url_prefix="/crm")
@@ -52,7 +53,9 @@ def worklist():  # type: ignore[no-untyped-def]
     flt, page, now = _filter(), page_arg(), utcnow()
     rows, total = services.worklist(flt, session=request_session(), user_id=current_user.id, page=page,
                                     per_page=PER_PAGE)
+    tags = tags_of([row["task"].investor_id for row in rows], session=request_session())
     return render_template("crm/worklist.html", rows=rows, total=total, page=page, per_page=PER_PAGE, flt=flt,
+                           tags=tags,
                            sla=lambda task: rules.sla_state(task.due_at, now), may_manage=_may_manage(),
                            scopes=services.SCOPES, filter_args=_filter_args(flt), export_cap=_export_cap(),
                            may_export_pii=_may_export_pii(),
@@ -153,27 +156,13 @@ def task(task_id: int):  # type: ignore[no-untyped-def]
     return _task_page(task_id)
 
 
-def _follow_up_at(text: str) -> datetime | None:
-    """Read a Beijing-time datetime-local value ("2026-12-05T10:00") as aware UTC; raise DomainError when bad."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise DomainError(_("请填写有效的日期和时间"), field="next_follow_up") from None
-    if value.tzinfo is not None:
-        raise DomainError(_("请填写有效的日期和时间"), field="next_follow_up")
-    return value.replace(tzinfo=SHANGHAI).astimezone(UTC)
-
-
 @bp.route("/tasks/<int:task_id>/call", methods=["POST"])
 @require(Permission.CRM_WORK)
 def log_call(task_id: int):  # type: ignore[no-untyped-def]
     form = {k: request.form.get(k, "") for k in ("outcome", "note", "next_follow_up")}
     try:
         services.log_call(task_id, outcome=form["outcome"], note=form["note"][:2000],
-                          next_follow_up_at=_follow_up_at(form["next_follow_up"]), agent_id=current_user.id,
+                          next_follow_up_at=rules.follow_up_at(form["next_follow_up"]), agent_id=current_user.id,
                           may_manage=_may_manage(), session=request_session(), now=utcnow())
     except DomainError as err:
         if err.field is None:

@@ -131,13 +131,15 @@ class FundsMovement(Base):
     """A deposit or withdrawal, once per platform id, so totals never double count."""
 
     __tablename__ = "funds_movements"
-    # external_id first: the processor looks movements up by the platform's id.
-    __table_args__ = (UniqueConstraint("external_id", "kind"),)
+    # external_id first: the processor looks movements up by the platform's id. The investor page and its
+    # timeline read an investor's movements newest first.
+    __table_args__ = (UniqueConstraint("external_id", "kind"),
+                      Index("ix_funds_movements_investor_occurred", "investor_id", "occurred_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # deposit / withdrawal
     external_id: Mapped[str] = mapped_column(String(200))
-    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime]
 

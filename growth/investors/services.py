@@ -13,16 +13,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from channels.recipients import Recipient
 from growth.acquisition.models import AcquisitionChannel
+from growth.audit.rules import MAX_REVEAL_REASON, REVEAL_REASONS
 from growth.audit.services import record
 from growth.errors import DomainError, NotFound
 from growth.events.models import PlatformEvent
 from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS
-from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
+from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor, InvestorTag
 from growth.investors.rules import (
     PHONE_TAIL_DIGITS,
     TAIL_SHOWN_MIN_LENGTH,
@@ -105,7 +106,7 @@ def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
 
 
 def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: str | None,
-                       stalled: bool) -> list[ColumnElement[bool]]:
+                       stalled: bool, tag: str | None = None) -> list[ColumnElement[bool]]:
     """Return the WHERE conditions of a search: every match is a lookup or a range on an index."""
     conditions: list[ColumnElement[bool]] = []
     matches: list[ColumnElement[bool]] = []
@@ -135,6 +136,8 @@ def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: st
         index = MILESTONES.index(milestone)
         if stalled and index + 1 < len(MILESTONES):
             conditions.append(_milestone_column(MILESTONES[index + 1]).is_(None))
+    if tag:
+        conditions.append(exists().where(InvestorTag.investor_id == Investor.id, InvestorTag.tag == tag))
     return conditions
 
 
@@ -154,6 +157,7 @@ def search_investors(
     channel_id: int | None = None,
     milestone: str | None = None,
     stalled: bool = False,
+    tag: str | None = None,
     page: int = 1,
     per_page: int = 25,
 ) -> tuple[list[InvestorRow], int]:
@@ -162,10 +166,10 @@ def search_investors(
     `terms` (see rules.search_terms: what the searcher's role may search by) match any of a platform
     user id prefix, a referral code, a whole phone, a phone's last digits, a name or an email.
     `milestone` keeps investors who reached it; with `stalled` only those who have not reached the
-    next one. Two queries at most.
+    next one; `tag` keeps investors with that tag. Two queries at most.
     """
     page, per_page = _clamp_page(page, per_page)
-    conditions = _search_conditions(terms, channel_id, milestone, stalled)
+    conditions = _search_conditions(terms, channel_id, milestone, stalled, tag)
     total = session.scalar(select(func.count()).select_from(Investor).where(*conditions)) or 0
     if total <= (page - 1) * per_page:
         return [], total
@@ -233,10 +237,24 @@ def contact_details(investor: Investor, *, masked: bool = True) -> ContactDetail
     return ContactDetails(investor.name or "", format_phone(investor.phone), investor.email or "")
 
 
-def reveal_contact_details(investor: Investor, *, session: Session) -> ContactDetails:
-    """Return the investor's unmasked contact details and write the reveal to the audit log."""
-    record("investor.pii_revealed", session=session, target_type="investor", target_id=investor.id,
-           details={"platform_user_id": investor.platform_user_id})
+def reveal_contact_details(investor: Investor, *, reason: str, reason_text: str = "",
+                           session: Session) -> ContactDetails:
+    """Return the investor's unmasked contact details and write the reveal, with its reason, to the audit log.
+
+    `reason` is one of REVEAL_REASONS; `other` needs `reason_text` (any reason may carry one). A reveal
+    without a reason is refused (DomainError on field "reason").
+    """
+    text = " ".join(reason_text.split())
+    if reason not in REVEAL_REASONS:
+        raise DomainError(_("请选择查看完整信息的原因"), field="reason")
+    if reason == "other" and not text:
+        raise DomainError(_("选择“其他”时请填写具体原因"), field="reason_text")
+    if len(text) > MAX_REVEAL_REASON:
+        raise DomainError(_("原因说明最多 %(n)d 个字", n=MAX_REVEAL_REASON), field="reason_text")
+    details = {"platform_user_id": investor.platform_user_id, "reason": reason}
+    if text:
+        details["reason_text"] = text
+    record("investor.pii_revealed", session=session, target_type="investor", target_id=investor.id, details=details)
     return contact_details(investor, masked=False)
 
 
@@ -301,6 +319,7 @@ def export_investors_csv(
     channel_id: int | None = None,
     milestone: str | None = None,
     stalled: bool = False,
+    tag: str | None = None,
     unmasked: bool = False,
     audit_session: Session | None = None,
 ) -> list[list[str]]:
@@ -312,7 +331,7 @@ def export_investors_csv(
     which the caller allows only to roles that may see personal data. `q` is the query as typed,
     recorded with the export.
     """
-    conditions = _search_conditions(terms, channel_id, milestone, stalled)
+    conditions = _search_conditions(terms, channel_id, milestone, stalled, tag)
     rows: list[list[str]] = []
     for investor, channel in session.execute(_list_query(conditions)):
         contact = contact_details(investor, masked=not unmasked)
@@ -327,6 +346,8 @@ def export_investors_csv(
     # A query that is personal data is kept masked: the log records that it was used, not the data.
     shown_q = mask_query(q) if terms.audited else q
     filters = {"q": shown_q, "channel_id": channel_id, "milestone": milestone or "", "stalled": stalled}
+    if tag:
+        filters["tag"] = tag
     record("investor.exported", session=audit_session or session, target_type="investor",
            details={"filters": filters, "rows": len(rows), "unmasked": unmasked})
     return rows

@@ -13,13 +13,18 @@ from werkzeug.datastructures import MultiDict
 
 from channels import services as channel_services
 from channels.models import CHANNEL_LABELS, CONSENT_SOURCES
+from growth.audit.rules import MAX_REVEAL_REASON, REVEAL_REASON_LABELS
 from growth.auth.permissions import Permission, require, role_has
-from growth.crm import saved_searches
+from growth.crm import rules as crm_rules
+from growth.crm import saved_searches, timeline
+from growth.crm import services as crm_services
+from growth.crm.models import OUTCOME_LABELS
+from growth.crm.models import REASON_LABELS as TASK_REASON_LABELS
 from growth.db import mark_rollback, request_session, short_write
 from growth.errors import DomainError, Forbidden
 from growth.exports import csv_response
 from growth.inputs import id_arg, page_arg
-from growth.investors import services
+from growth.investors import services, tags
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
 from growth.investors.rules import SearchTerms, search_terms
 from growth.referrals import services as referral_services
@@ -69,6 +74,7 @@ class Filters:
     channel_id: int | None
     milestone: str | None
     stalled: bool
+    tag: str = ""
 
     def as_args(self) -> dict[str, Any]:
         """Return the filters as query-string arguments (empty ones left out)."""
@@ -81,6 +87,8 @@ class Filters:
             args["milestone"] = self.milestone
         if self.stalled:
             args["stalled"] = "1"
+        if self.tag:
+            args["tag"] = self.tag
         return args
 
 
@@ -91,6 +99,7 @@ def _filters(args: MultiDict[str, str]) -> Filters:
         channel_id=id_arg("channel"),
         milestone=milestone if milestone in MILESTONES else None,
         stalled=args.get("stalled") == "1",
+        tag=args.get("tag", "").strip()[:tags.MAX_TAG],
     )
 
 
@@ -117,7 +126,7 @@ def index():  # type: ignore[no-untyped-def]
     db_session = request_session()
     rows, total = services.search_investors(
         session=db_session, terms=terms, channel_id=filters.channel_id, milestone=filters.milestone,
-        stalled=filters.stalled, page=page, per_page=per_page,
+        stalled=filters.stalled, tag=filters.tag or None, page=page, per_page=per_page,
     )
     if terms.audited:
         # Its own short write: the list itself only reads, and must not hold the write lock to do so.
@@ -127,6 +136,7 @@ def index():  # type: ignore[no-untyped-def]
     contacts = {row.investor.id: services.contact_details(row.investor) for row in rows}
     return render_template(
         "investors/index.html", rows=rows, contacts=contacts, total=total, page=page, per_page=per_page,
+        tags_by_investor=tags.tags_of([row.investor.id for row in rows], session=db_session),
         filters=filters, channels=services.channel_choices(session=db_session), milestones=MILESTONES,
         milestone_labels=MILESTONE_LABELS, may_see_pii=_may_see_pii(), withheld=terms.withheld,
         saved_searches=saved_searches.listing("investors", user_id=current_user.id, session=db_session),
@@ -170,7 +180,8 @@ def export():  # type: ignore[no-untyped-def]
     with short_write() as audit:
         rows = services.export_investors_csv(
             session=request_session(), terms=terms, q=filters.q, channel_id=filters.channel_id,
-            milestone=filters.milestone, stalled=filters.stalled, unmasked=unmasked, audit_session=audit,
+            milestone=filters.milestone, stalled=filters.stalled, tag=filters.tag or None, unmasked=unmasked,
+            audit_session=audit,
         )
     header = [str(EXPORT_HEADERS[key]) for key in services.EXPORT_COLUMNS]
     return csv_response([header, *rows], "investors.csv")
@@ -182,9 +193,20 @@ def _revealed(investor_id: int) -> bool:
     return _may_see_pii() and isinstance(until, int | float) and until > utcnow().timestamp()
 
 
-@bp.route("/investors/<int:investor_id>")
-@require(Permission.INVESTORS_VIEW)
-def detail(investor_id: int):  # type: ignore[no-untyped-def]
+def _link(link: timeline.Link | None) -> str | None:
+    """Return a timeline entry's URL when this user may open it (its route's permission), else None."""
+    if link is None:
+        return None
+    view = current_app.view_functions.get(link.endpoint)
+    permission = getattr(view, "required_permission", None)
+    if view is None or (permission is not None and not role_has(current_user.role, permission)):
+        return None
+    return url_for(link.endpoint, **link.values)
+
+
+def _detail_page(investor_id: int, *, errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
+                 status: int = 200) -> Any:
+    """Render the investor 360 page (with a form's errors and values when a POST was refused)."""
     reveal = _revealed(investor_id)
     db_session = request_session()
     profile = services.investor_profile(investor_id, session=db_session)
@@ -199,6 +221,12 @@ def detail(investor_id: int):  # type: ignore[no-untyped-def]
     tree, referees = referral_services.referral_tree(investor.id, session=db_session)
     addresses = {k: v for k, v in (("sms", investor.phone), ("email", investor.email),
                                    ("wechat", investor.wechat_openid)) if v}
+    sources = timeline.sources_of(current_app)
+    kinds = timeline.parse_kinds(request.args.getlist("kind"), sources)
+    now = utcnow()
+    history = timeline.timeline(investor, session=db_session, sources=sources, kinds=kinds,
+                                page=page_arg("tl_page"), now=now)
+    may_work = role_has(current_user.role, Permission.CRM_WORK)
     return render_template(
         "investors/detail.html", profile=profile, investor=profile.investor, contact=contact,
         revealed=reveal, may_see_pii=_may_see_pii(), events=events, payloads=payloads, raw_payloads=raw,
@@ -208,20 +236,47 @@ def detail(investor_id: int):  # type: ignore[no-untyped-def]
         consent=channel_services.consent_of(session=db_session, investor_id=investor.id),
         unreachable=channel_services.unreachable_on(session=db_session, investor_id=investor.id, addresses=addresses),
         addresses=addresses, message_channels=CONSENT_CHANNEL_LABELS, consent_sources=CONSENT_SOURCE_LABELS,
-        rewards=reward_services.investor_rewards(investor.id, session=db_session, status=None, now=utcnow()),
+        rewards=reward_services.investor_rewards(investor.id, session=db_session, status=None, now=now),
         invalid_uses=[u for u in reward_services.uses_of(session=db_session, investor_id=investor.id) if not u.valid],
         reward_kinds=KIND_LABELS, reward_statuses=REWARD_STATUS_LABELS, invalid_reasons=INVALID_REASON_LABELS,
         referral_tree=tree, referee_count=referees, referral_status_labels=REFERRAL_STATUS_LABELS,
         own_referral=referral_services.referral_of(investor.id, session=db_session),
         share_url=referral_services.share_url(investor.referral_code, current_app.config["PUBLIC_BASE_URL"]),
-    )
+        timeline=history, timeline_sources=sources, timeline_link=_link,
+        timeline_labels={s.kind: s.label for s in sources},
+        tags=tags.tags_of([investor.id], session=db_session)[investor.id], max_tag=tags.MAX_TAG,
+        may_tag=role_has(current_user.role, Permission.INVESTORS_TAG),
+        crm=crm_services.investor_panel(investor.id, session=db_session), may_work=may_work,
+        outcome_labels=OUTCOME_LABELS, task_reason_labels=TASK_REASON_LABELS, max_note=crm_services.MAX_NOTE,
+        reveal_reasons=REVEAL_REASON_LABELS, max_reveal_reason=MAX_REVEAL_REASON,
+        errors=errors or {}, form=form or {},
+    ), status
+
+
+@bp.route("/investors/<int:investor_id>")
+@require(Permission.INVESTORS_VIEW)
+def detail(investor_id: int):  # type: ignore[no-untyped-def]
+    return _detail_page(investor_id)
+
+
+def _refused(investor_id: int, err: DomainError, form: dict[str, str]) -> Any:
+    """Answer a form the page refused: the same page, 400, the error at its field and the values kept."""
+    if err.field is None:
+        raise err
+    mark_rollback()
+    return _detail_page(investor_id, errors={err.field: str(err.message)}, form=form, status=400)
 
 
 @bp.route("/investors/<int:investor_id>/reveal", methods=["POST"])
 @require(Permission.INVESTORS_PII)
 def reveal(investor_id: int):  # type: ignore[no-untyped-def]
     investor = services.get_investor(investor_id, session=request_session())
-    services.reveal_contact_details(investor, session=request_session())
+    form = {k: request.form.get(k, "") for k in ("reason", "reason_text")}
+    try:
+        services.reveal_contact_details(investor, reason=form["reason"], reason_text=form["reason_text"][:1000],
+                                        session=request_session())
+    except DomainError as err:
+        return _refused(investor_id, err, form)
     # Post-redirect-get: the session remembers the reveal (the investor id and until when, no personal
     # data), so the address bar, history and logs only ever hold the plain investor page.
     now = utcnow().timestamp()
@@ -231,3 +286,59 @@ def reveal(investor_id: int):  # type: ignore[no-untyped-def]
     revealed[str(investor_id)] = until
     session[REVEALED_KEY] = revealed
     return redirect(url_for("investors.detail", investor_id=investor_id))
+
+
+# --- tags ------------------------------------------------------------------------------------------
+
+
+@bp.route("/investors/<int:investor_id>/tags", methods=["POST"])
+@require(Permission.INVESTORS_TAG)
+def add_tag(investor_id: int):  # type: ignore[no-untyped-def]
+    form = {"tag": request.form.get("tag", "")[:1000]}
+    try:
+        tag = tags.add_tag(investor_id, form["tag"], by=current_user.id, session=request_session(), now=utcnow())
+    except DomainError as err:
+        return _refused(investor_id, err, form)
+    flash(_("已添加标签“%(tag)s”。", tag=tag), "success")
+    return redirect(url_for("investors.detail", investor_id=investor_id, _anchor="tags"))
+
+
+@bp.route("/investors/<int:investor_id>/tags/remove", methods=["POST"])
+@require(Permission.INVESTORS_TAG)
+def remove_tag(investor_id: int):  # type: ignore[no-untyped-def]
+    tag = request.form.get("tag", "")
+    if tags.remove_tag(investor_id, tag, session=request_session()):
+        flash(_("已移除标签“%(tag)s”。", tag=tag), "success")
+    return redirect(url_for("investors.detail", investor_id=investor_id, _anchor="tags"))
+
+
+# --- the CRM panel: calls and notes from the investor page ----------------------------------------
+
+
+@bp.route("/investors/<int:investor_id>/call", methods=["POST"])
+@require(Permission.CRM_WORK)
+def log_call(investor_id: int):  # type: ignore[no-untyped-def]
+    form = {k: request.form.get(k, "") for k in ("task_id", "outcome", "note", "next_follow_up")}
+    task_id = int(form["task_id"]) if form["task_id"].isdigit() and len(form["task_id"]) < 10 else None
+    try:
+        crm_services.log_investor_call(
+            investor_id, task_id=task_id, outcome=form["outcome"], note=form["note"][:crm_services.MAX_NOTE],
+            next_follow_up_at=crm_rules.follow_up_at(form["next_follow_up"]), agent_id=current_user.id,
+            may_manage=role_has(current_user.role, Permission.CRM_MANAGE), session=request_session(), now=utcnow())
+    except DomainError as err:
+        return _refused(investor_id, err, form)
+    flash(_("通话已记录，任务已完成。") if task_id is not None else _("通话已记录。"), "success")
+    return redirect(url_for("investors.detail", investor_id=investor_id, _anchor="crm"))
+
+
+@bp.route("/investors/<int:investor_id>/note", methods=["POST"])
+@require(Permission.CRM_WORK)
+def add_note(investor_id: int):  # type: ignore[no-untyped-def]
+    form = {"body": request.form.get("body", "")}
+    try:
+        crm_services.add_note(investor_id, form["body"], author_id=current_user.id, session=request_session(),
+                              now=utcnow())
+    except DomainError as err:
+        return _refused(investor_id, err, {"note_body": form["body"]})
+    flash(_("备注已保存。"), "success")
+    return redirect(url_for("investors.detail", investor_id=investor_id, _anchor="crm"))

@@ -17,6 +17,7 @@ from tests.factories import make_investor
 
 PHONE = "+8613800138000"
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+REASON = {"reason": "callback"}  # a reveal needs a reason
 
 
 @pytest.fixture
@@ -89,18 +90,19 @@ def test_only_roles_with_pii_see_the_reveal_button(client, login, zhang):
 
 def test_an_agent_revealing_contact_details_sees_them_and_is_audited(app, client, login, zhang):
     agent = login("agent")
-    response = client.post(f"/investors/{zhang}/reveal", follow_redirects=True)
+    response = client.post(f"/investors/{zhang}/reveal", data=REASON, follow_redirects=True)
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "+86 13800138000" in html and "zhang@example.com" in html and "张三丰" in html
     entries = _audit(app, "investor.pii_revealed")
     assert len(entries) == 1
     assert entries[0].actor == agent.email and entries[0].target_id == str(zhang)
+    assert entries[0].details["reason"] == "callback"
 
 
 def test_a_role_without_pii_cannot_reveal(app, client, login, zhang):
     login("marketer")
-    response = client.post(f"/investors/{zhang}/reveal")
+    response = client.post(f"/investors/{zhang}/reveal", data=REASON)
     assert response.status_code == 403
     assert PHONE not in response.get_data(as_text=True)
     assert _audit(app, "investor.pii_revealed") == []
@@ -306,7 +308,7 @@ def test_raw_events_are_masked_for_every_role_by_default(client, login, rich_eve
 
 def test_after_a_reveal_raw_events_are_behind_a_closed_toggle(client, login, rich_event):
     login("agent")
-    client.post(f"/investors/{rich_event}/reveal")
+    client.post(f"/investors/{rich_event}/reveal", data=REASON)
     html = client.get(f"/investors/{rich_event}").get_data(as_text=True)
     assert '<details class="raw-event mt-1">' in html and "<details open" not in html
     toggle = html[html.index('<details class="raw-event'):]
@@ -331,7 +333,7 @@ def test_a_reveal_redirects_to_the_investor_page_and_wears_off(app, client, logi
 
     with time_machine.travel(T0, tick=False) as clock:
         login("agent")
-        response = client.post(f"/investors/{zhang}/reveal")
+        response = client.post(f"/investors/{zhang}/reveal", data=REASON)
         assert response.status_code == 302
         assert response.headers["Location"] == f"/investors/{zhang}"
         assert "+86 13800138000" in client.get(f"/investors/{zhang}").get_data(as_text=True)
@@ -343,7 +345,7 @@ def test_a_reveal_redirects_to_the_investor_page_and_wears_off(app, client, logi
 
 def test_a_reveal_of_an_unknown_investor_is_a_404_and_not_audited(app, client, login):
     login("agent")
-    assert client.post("/investors/999999/reveal").status_code == 404
+    assert client.post("/investors/999999/reveal", data=REASON).status_code == 404
     assert _audit(app, "investor.pii_revealed") == []
 
 

@@ -254,7 +254,8 @@ def test_an_unmasked_export_carries_the_full_contact_details(session):
 
 def test_revealing_contact_details_writes_an_audit_entry(session):
     investor = make_investor(session, phone="+8613800138000")
-    contact = services.reveal_contact_details(investor, session=session)
+    contact = services.reveal_contact_details(investor, reason="identity", session=session)
     assert contact.phone == "+86 13800138000"
     entry = session.query(AuditEntry).filter_by(action="investor.pii_revealed").one()
     assert entry.target_id == str(investor.id)
+    assert entry.details == {"platform_user_id": investor.platform_user_id, "reason": "identity"}

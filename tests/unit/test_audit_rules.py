@@ -38,3 +38,20 @@ def test_a_channel_kind_reads_as_its_label_also_in_a_change():
     assert updated[0].value == "搜索引擎 → seo"
     # Another action's "kind" is not a channel kind.
     assert describe("link.created", {"kind": "sem"}, kind_label=lambda k: "x")[0].value == "sem"
+
+
+def test_a_reveal_reason_reads_as_its_label_with_its_text():
+    from flask import Flask
+    from flask_babel import Babel
+
+    from growth.audit.rules import describe
+
+    app = Flask(__name__)
+    Babel(app)
+    with app.app_context():
+        fields = describe("investor.pii_revealed", {"platform_user_id": "u_1", "reason": "other",
+                                                    "reason_text": "客户来电"})
+        shown = [(f.label, f.value) for f in fields]
+        assert shown == [("平台用户ID", "u_1"), ("原因", "其他"), ("原因说明", "客户来电")]
+        # Another action's free-text reason is shown as written.
+        assert describe("kill_switch.on", {"reason": "other"})[0].value == "other"
