@@ -356,7 +356,8 @@ def crm_task_words(definition: Definition) -> str | None:
     step = definition.crm_task
     if step is None:
         return None
-    return _("为每位收到奖励或消息的成员创建客服跟进任务（%(n)s 小时内完成）：%(note)s", n=step.due_hours, note=step.note)
+    return _("为每位收到奖励或消息的成员创建客服跟进任务（%(n)s 小时内完成）：%(note)s", n=step.due_hours,
+             note=step.note)
 
 
 def budget_words(definition: Definition) -> list[str]:

@@ -225,7 +225,8 @@ def test_a_stale_or_forged_form_token_is_refused(app, client, login, db_kind):
     template_id = _template(app, "回访确认", SERVICE_SMS, message_class="service")
     login("agent")
 
-    response = client.post(f"/investors/{investor_id}/message", data={"token": "short", "template_id": str(template_id)})
+    response = client.post(f"/investors/{investor_id}/message",
+                           data={"token": "short", "template_id": str(template_id)})
 
     assert response.status_code == 400 and "表单已失效" in response.get_data(as_text=True)
     assert _count(app, OutboxMessage) == 0
@@ -239,8 +240,8 @@ def test_the_page_shows_the_caps_the_investor_used_and_the_empty_states(app, cli
 
     template_id = _template(app, "加息券到账", MARKETING_SMS)
     with get_db(app).session_scope(write=True) as s:
-        s.add(CapUsage(investor_id=investor_id, scope="sms", period=cap_period(Cap("sms", 1, "day"), utcnow(), SHANGHAI),
-                       used=1))
+        today = cap_period(Cap("sms", 1, "day"), utcnow(), SHANGHAI)
+        s.add(CapUsage(investor_id=investor_id, scope="sms", period=today, used=1))
     html = client.get(f"/investors/{investor_id}/message?template={template_id}").get_data(as_text=True)
     assert 'data-check="cap"' in html and "sms:1/day" in html and 'data-blocked="true"' in html
 

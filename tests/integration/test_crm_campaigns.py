@@ -15,10 +15,12 @@ from sqlalchemy.exc import OperationalError
 
 from campaigns import services as campaign_services
 from campaigns.consumer import consume_crm_calls
+from campaigns.definition import parse
+from campaigns.fanout import in_sql
 from campaigns.fulfilment import fulfil_due
 from campaigns.models import Campaign, CampaignMember
 from channels.delivery import Deliverer
-from channels.models import OutboxMessage
+from channels.models import MessageTemplate, OutboxMessage
 from channels.services import record_statement
 from growth.crm import messages, services
 from growth.crm.models import CALL_FEED_CURSOR, CrmCall, CrmTask
@@ -201,7 +203,7 @@ def test_a_call_waits_for_the_feed_lock_so_call_ids_commit_in_order(app, db_kind
 def _catch(work, errors: list[BaseException]) -> None:  # type: ignore[no-untyped-def]
     try:
         work()
-    except BaseException as exc:  # noqa: BLE001 - the thread hands its error to the test
+    except BaseException as exc:  # the thread hands its error to the test
         errors.append(exc)
 
 
@@ -222,7 +224,8 @@ def test_a_campaign_step_makes_one_crm_task_per_fulfilled_member_however_often_f
     made = tasks(app)
     assert sorted(t.investor_id for t in made) == sorted(i for i, _c in calls)
     assert {t.cause_key for t in made} == {f"campaign:{cid}:{m}" for m in _member_ids(app, cid)}
-    assert {(t.status, t.assignee_id, t.note) for t in made} == {("open", None, "通话意向跟进：客户有意向，48 小时内回电介绍新手标")}
+    note = "通话意向跟进：客户有意向，48 小时内回电介绍新手标"
+    assert {(t.status, t.assignee_id, t.note) for t in made} == {("open", None, note)}
     assert {t.due_at for t in made} == {T0 + timedelta(hours=2) + timedelta(hours=48)}
     with get_db(app).session_scope() as s:
         assert len(list(s.scalars(select(OutboxMessage)))) == 3  # and each member's message, once
@@ -275,9 +278,6 @@ def test_an_investor_with_an_open_campaign_task_keeps_that_one(app, db_kind):
 
 
 def test_a_run_with_a_crm_task_leaves_its_members_to_fulfilment_which_makes_the_tasks(app, db_kind):
-    from campaigns.fanout import in_sql
-    from campaigns.definition import parse
-
     doc = {"name": "回访", "type": "broadcast", "class": "service", "schedule": {"at": "2026-12-02T10:00:00+08:00"},
            "messages": [NURTURE]}
     assert in_sql(parse(doc)) and not in_sql(parse({**doc, "crm_task": {"note": "回访"}}))
@@ -292,9 +292,8 @@ def test_do_not_contact_stops_a_queued_marketing_message_sent_from_the_crm(app, 
         investor = make_investor(s, phone="+8613912345678")
         record_statement(session=s, investor_id=investor.id, channel="sms", granted=True,
                          occurred_at=T0 - timedelta(days=10), source="platform_event")
-        from channels.models import MessageTemplate
-        template = MessageTemplate(name="加息券", channel="sms", message_class="marketing",
-                                   body="{{ investor.name }}您好，加息券已到账，投资有风险，理财需谨慎。回T退订", updated_at=T0)
+        template = MessageTemplate(name="加息券", channel="sms", message_class="marketing", updated_at=T0,
+                                   body="{{ investor.name }}您好，加息券已到账，投资有风险，理财需谨慎。回T退订")
         s.add(template)
         s.flush()
         sent = messages.send(investor.id, template.id, token="t" * 32, agent_id=agent.id, session=s, now=T0,
