@@ -157,6 +157,12 @@ def _schemas(definition: dict[str, Any]) -> dict[str, Any]:
                     "max_grants": {"type": ["integer", "null"]}, "per_investor": {"type": ["integer", "null"]},
                     "max_amount": {"anyOf": [_ref("Money"), {"type": "null"}]},
                     "estimated_grants": {"type": "integer", "minimum": 0}}},
+                "crm_tasks": {"type": "integer", "minimum": 0,
+                              "description": "With a `crm_task`: treated members a CRM follow-up task would be made "
+                                             "for (not those who asked not to be contacted)."},
+                "recent_calls": {"type": "integer", "minimum": 0,
+                                 "description": "With a `crm_call` trigger: calls of the last 7 days it would have "
+                                                "taken (its outcomes, its audience)."},
             },
         },
         "CampaignResults": {

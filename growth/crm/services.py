@@ -421,10 +421,7 @@ def create_campaign_tasks(campaign_id: int, members: Sequence[tuple[int, int]], 
     """
     if not members:
         return 0
-    dialect = session.get_bind().dialect.name
-    investor_ids = sorted({investor_id for _member, investor_id in members})
-    refused = set(session.scalars(select(CrmCall.investor_id).where(
-        CrmCall.outcome == DO_NOT_CONTACT, among(CrmCall.investor_id, investor_ids, dialect=dialect))))
+    refused = do_not_contact_among([investor_id for _member, investor_id in members], session=session)
     due_at = now + timedelta(hours=due_hours)
     rows = [{"investor_id": investor_id, "reason": CAMPAIGN_REASON, "status": "open", "due_at": due_at,
              "created_at": now, "source_key": f"{investor_id}:{CAMPAIGN_REASON}",
@@ -432,3 +429,18 @@ def create_campaign_tasks(campaign_id: int, members: Sequence[tuple[int, int]], 
             for member_id, investor_id in members if investor_id not in refused]
     made = insert_many(session.connection(), table_of(CrmTask), rows, returning=("id",), skip_conflicts=True)
     return len(made)
+
+
+def do_not_contact_among(investor_ids: Sequence[int], *, session: Session) -> set[int]:
+    """Return those of the investors who asked not to be contacted (a call logged 要求勿扰)."""
+    if not investor_ids:
+        return set()
+    dialect = session.get_bind().dialect.name
+    return set(session.scalars(select(CrmCall.investor_id).where(
+        CrmCall.outcome == DO_NOT_CONTACT, among(CrmCall.investor_id, sorted(set(investor_ids)), dialect=dialect))))
+
+
+def called_since(outcomes: Sequence[str], since: datetime, *, session: Session) -> list[int]:
+    """Return the investor of each call logged since `since` with one of the outcomes (once per call)."""
+    return list(session.scalars(select(CrmCall.investor_id).where(
+        CrmCall.created_at >= since, CrmCall.outcome.in_(sorted(set(outcomes))))))

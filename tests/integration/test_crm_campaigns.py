@@ -19,6 +19,7 @@ from campaigns.definition import parse
 from campaigns.fanout import in_sql
 from campaigns.fulfilment import fulfil_due
 from campaigns.models import Campaign, CampaignMember
+from campaigns.preview import preview
 from channels.delivery import Deliverer
 from channels.models import MessageTemplate, OutboxMessage
 from channels.services import record_statement
@@ -309,3 +310,20 @@ def test_do_not_contact_stops_a_queued_marketing_message_sent_from_the_crm(app, 
     with get_db(app).session_scope() as s:
         assert s.get_one(OutboxMessage, outbox_id).status == "skipped_no_consent"
         assert s.scalar(select(CrmCall.outcome)) == "do_not_contact"
+
+
+def test_the_preview_counts_the_recent_calls_a_call_trigger_takes_and_the_tasks_it_would_make(app, db_kind):
+    keen, _ = call(app, "interested")
+    call(app, "interested", at=T0 - timedelta(days=8))  # older than a week: not counted
+    call(app, "no_answer")
+    refused, _ = call(app, "do_not_contact")
+    cid = campaign(app, {"on": "crm_call", "conditions": {"outcomes": ["interested", "do_not_contact"]}},
+                   crm_task={"note": "回电"})
+    with get_db(app).session_scope() as s:
+        definition = campaign_services.definition_of(s.get_one(Campaign, cid))
+        shown = preview(definition, campaign_id=cid, session=s, now=T0 + timedelta(hours=1)).as_json()
+        everyone = shown["audience"]
+
+    assert shown["recent_calls"] == 2  # keen's and the do-not-contact call, this week
+    assert shown["crm_tasks"] == everyone - 1  # the whole audience but the investor who asked not to be called
+    assert keen != refused
