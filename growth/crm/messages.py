@@ -244,8 +244,7 @@ def send(investor_id: int, template_id: int | None, *, token: str, agent_id: int
     try:
         with session.begin_nested():  # the unique token settles a double submit racing this one
             session.add(row)
-    except IntegrityError:
-        session.expunge(row)
+    except IntegrityError:  # the savepoint's rollback took the row out of the session again
         earlier = session.scalar(select(CrmMessage).where(CrmMessage.form_token == token))
         if earlier is None:
             raise

@@ -327,3 +327,41 @@ def test_the_preview_counts_the_recent_calls_a_call_trigger_takes_and_the_tasks_
     assert shown["recent_calls"] == 2  # keen's and the do-not-contact call, this week
     assert shown["crm_tasks"] == everyone - 1  # the whole audience but the investor who asked not to be called
     assert keen != refused
+
+
+def test_two_submits_of_one_form_racing_each_other_send_one_message(app, db_kind):
+    db = get_db(app)
+    with db.session_scope(write=True) as s:
+        agent = make_user(s, role="agent").id
+        investor = make_investor(s).id
+        template = MessageTemplate(name="回访确认", channel="sms", message_class="service", updated_at=T0,
+                                   body="{{ investor.name }}您好，回访时间已确认。")
+        s.add(template)
+        s.flush()
+        template_id = template.id
+
+    def submit(session) -> messages.Sent:  # type: ignore[no-untyped-def]
+        return messages.send(investor, template_id, token="r" * 32, agent_id=agent, session=session, now=T0,
+                             unsubscribe_link=lambda i, ch: "")
+
+    first = db.sessionmaker()
+    results: list[Any] = []
+    try:
+        assert submit(first).created  # … and not committed yet when the second submit arrives
+        second = threading.Thread(target=lambda: _catch(lambda: results.append(_in_scope(db, submit)), results))
+        second.start()
+        second.join(timeout=0.5)  # PostgreSQL: it waits on the token's unique index; SQLite: on the write lock
+        first.commit()
+        second.join(timeout=30)
+    finally:
+        first.close()
+
+    [outcome] = results
+    assert isinstance(outcome, bool) and outcome is False  # the second found the first send
+    with db.session_scope() as s:
+        assert len(list(s.scalars(select(OutboxMessage)))) == 1
+
+
+def _in_scope(db, work) -> bool:  # type: ignore[no-untyped-def]
+    with db.session_scope(write=True) as s:
+        return work(s).created
