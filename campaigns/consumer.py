@@ -6,7 +6,8 @@ processor's, so every investor row it looks at already reflects the events it re
 transaction holding the members it enters and its cursor: a crash after the processor's commit and before
 this one loses nothing (the batch is read again) and a repeat enters nobody twice (members are unique per
 campaign, investor and entry key). One consumer is active per database (a lease row elects it, as for the
-processor). What members get — rewards, messages — is fulfilment's, after this commit.
+processor). What members get — rewards, messages — is fulfilment's, after this commit. CRM calls (the
+`crm_call` trigger) are read the same way from the CRM's call feed, with a third cursor.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sqlalchemy.orm import Session
 from campaigns import segments, triggers
 from campaigns.definition import Definition, parse
 from campaigns.models import Campaign, CampaignMember
+from growth.crm.models import CALL_FEED_CURSOR
+from growth.crm.services import calls_after
 from growth.db import get_db, insert_many, table_of
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.investors.models import Investment, Investor
@@ -238,6 +241,40 @@ def consume_referrals(*, session: Session, limit: int, now: datetime) -> int:
     return len(confirmations)
 
 
+def consume_crm_calls(*, session: Session, limit: int, now: datetime) -> int:
+    """Enter the investors of newly logged CRM calls into `crm_call` campaigns and move that cursor.
+
+    The cursor row (`CALL_FEED_CURSOR`) is locked first: calls are logged holding the same lock, so every
+    call with an id below the last one read has committed and none is skipped; the members (unique per
+    campaign, investor and entry key — the call for `every_days`) and the cursor commit together, so a
+    crash or a restart re-reads the batch and enters nobody twice.
+    """
+    cursor = _cursor(session, CALL_FEED_CURSOR, now, lock=True)
+    calls = calls_after(cursor.position, session=session, limit=limit)
+    if not calls:
+        return 0
+    live = [c for c in _live_campaigns(session)
+            if c.definition.trigger is not None and c.definition.trigger.on == "crm_call"]
+    if live:
+        user_ids = {i.id: i.platform_user_id for i in session.scalars(select(Investor).where(
+            Investor.id.in_(sorted({c.investor_id for c in calls}))))}
+        found = []
+        for call in calls:
+            at = as_utc(call.created_at)
+            fire = triggers.call_fire(call.id, call.outcome, at)
+            for campaign in live:
+                if triggers.takes(campaign.definition, fire, status="active", approved_at=campaign.approved_at,
+                                  accepted_at=at):
+                    found.append(_Candidate(campaign, call.investor_id, user_ids[call.investor_id], fire, 0, at))
+        rows = _members(session, found, now)
+        for row in rows:
+            row["event_seq"] = None
+        insert_many(session.connection(), _MEMBERS, rows, skip_conflicts=True)
+    cursor.position = calls[-1].id
+    cursor.updated_at = now
+    return len(calls)
+
+
 def run_triggers(app: Flask, stop: threading.Event) -> None:
     """Background worker: stand by for the lease, then follow the processor through the log."""
     db = get_db(app)
@@ -255,6 +292,10 @@ def run_triggers(app: Flask, stop: threading.Event) -> None:
                 if leading:
                     consume_referrals(session=session, limit=limit, now=now)
                 position = session.scalar(select(ProcessorCursor.position).where(ProcessorCursor.name == CURSOR))
+            if leading:  # its own short transaction: agents logging calls wait for the feed's lock meanwhile
+                with db.session_scope(write=True) as session:
+                    if claim(LEASE, holder, session=session, now=utcnow(), ttl=ttl):
+                        consume_crm_calls(session=session, limit=limit, now=utcnow())
             if not leading:
                 stop.wait(ttl.total_seconds() / 3)
             elif done < limit:  # caught up: wait (reading, not writing) until the processor moves on

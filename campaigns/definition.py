@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from growth.crm.models import OUTCOME_LABELS, OUTCOMES
 from growth.errors import Invalid, Problem
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
 from growth.money import (
@@ -71,11 +72,16 @@ TRIGGER_LABELS = {
     "investment_matured": _l("投资到期"),
     "investment_redeemed": _l("提前赎回"),
     "referral_confirmed": _l("邀请确认"),
+    # Beyond spec §2's list (whose values stay as they are): an agent logged a CRM call with one of the
+    # outcomes in `conditions.outcomes` (growth.crm's OUTCOME_LABELS); the member is the investor called.
+    "crm_call": _l("客服通话结果"),
 }
 TRIGGERS = tuple(TRIGGER_LABELS)
 # Triggers that carry an investment, so `conditions` (amount, term, products) can apply to it.
 INVESTMENT_TRIGGERS = frozenset({"first_investment", "repeat_investment", "investment_created",
                                  "investment_matured", "investment_redeemed"})
+CALL_OUTCOME_LABELS = OUTCOME_LABELS  # the CRM's outcome codes, with its labels
+CALL_OUTCOMES = OUTCOMES
 REWARD_KIND_LABELS = KIND_LABELS  # the ledger's kinds, with its labels
 REWARD_KINDS = tuple(REWARD_KIND_LABELS)
 MESSAGE_CHANNELS = ("sms", "email", "wechat")
@@ -87,6 +93,8 @@ MAX_HTML = 200_000
 MAX_LIST = 200
 MAX_DAYS = 3_650
 MAX_DELAY_MINUTES = 60 * 24 * 30
+MAX_TASK_NOTE = 500
+MAX_TASK_DUE_HOURS = 720
 
 
 class DefinitionInvalid(Invalid):
@@ -147,9 +155,19 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------- trigger, schedule, window, entry
 
 class InvestmentConditions(_Strict):
+    """A trigger's conditions: on its investment (investment triggers), or the call's outcome (`crm_call`)."""
+
     min_amount: Money | None = None
     min_term_days: Days | None = None
     products: Annotated[list[Code], Field(min_length=1, max_length=MAX_LIST)] | None = None
+    # `crm_call` only, and required there: the outcomes that fire it (growth.crm OUTCOMES).
+    outcomes: Annotated[list[Literal[CALL_OUTCOMES]],  # type: ignore[valid-type]
+                        Field(min_length=1, max_length=len(CALL_OUTCOMES))] | None = None
+
+    @property
+    def on_investment(self) -> bool:
+        """Tell whether any condition looks at an investment."""
+        return self.min_amount is not None or self.min_term_days is not None or self.products is not None
 
 
 class Trigger(_Strict):
@@ -158,9 +176,16 @@ class Trigger(_Strict):
     delay_minutes: Annotated[StrictInt, Field(ge=0, le=MAX_DELAY_MINUTES)] | None = None
 
     @model_validator(mode="after")
-    def _conditions_need_an_investment(self) -> Self:
-        if self.conditions is not None and self.on not in INVESTMENT_TRIGGERS:
+    def _conditions_fit_the_trigger(self) -> Self:
+        c = self.conditions
+        if c is not None and (c.on_investment if self.on == "crm_call" else self.on not in INVESTMENT_TRIGGERS):
             raise _refuse("conditions_not_allowed", "conditions apply only to investment triggers")
+        if c is not None and c.outcomes is not None and self.on != "crm_call":
+            raise _refuse("outcomes_not_allowed", "outcomes apply only to the crm_call trigger")
+        if self.on == "crm_call" and (c is None or not c.outcomes):
+            raise _refuse("outcomes_missing", "a crm_call trigger lists the call outcomes that fire it")
+        if c is not None and c.outcomes is not None and len(set(c.outcomes)) != len(c.outcomes):
+            raise _refuse("duplicate_outcome", "each outcome once")
         return self
 
 
@@ -437,6 +462,23 @@ Message = Annotated[SmsMessage | EmailMessage | WechatMessage, Field(discriminat
 
 # ---------------------------------------------------------------- the document
 
+class CrmTaskStep(_Strict):
+    """Beyond spec §2: a follow-up task in the CRM for each treated member the campaign fulfilled.
+
+    `note` tells the agent what to do (shown on the task); the task is due `due_hours` after fulfilment
+    and goes to the pool (the investor's owner first), once per member.
+    """
+
+    note: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TASK_NOTE)]
+    due_hours: Annotated[StrictInt, Field(ge=1, le=MAX_TASK_DUE_HOURS)] = 24
+
+    @model_validator(mode="after")
+    def _note_not_blank(self) -> Self:
+        if not self.note.strip():
+            raise _refuse("blank_task_note", "the task note is blank")
+        return self
+
+
 class Definition(_Strict):
     """A campaign as spec §2 defines it (money in fen, rates in basis points)."""
 
@@ -452,6 +494,7 @@ class Definition(_Strict):
     rewards: Annotated[list[Reward], Field(max_length=10)] = []
     budget: Budget = Budget()
     messages: Annotated[list[Message], Field(max_length=3)] = []
+    crm_task: CrmTaskStep | None = None
 
     @model_validator(mode="after")
     def _whole(self) -> Self:
@@ -503,6 +546,10 @@ _MESSAGES: dict[str, str] = {
     "invalid_datetime": N_("时间应为带时区的 RFC 3339 格式，如“2026-12-01T00:00:00+08:00”"),
     "invalid_date": N_("日期应为 YYYY-MM-DD"),
     "conditions_not_allowed": N_("条件只适用于投资类触发"),
+    "outcomes_not_allowed": N_("通话结果条件只适用于“客服通话结果”触发"),
+    "outcomes_missing": N_("“客服通话结果”触发须选择至少一种通话结果"),
+    "duplicate_outcome": N_("每种通话结果只能选一次"),
+    "blank_task_note": N_("跟进任务说明不能为空"),
     "at_or_cron": N_("at 与 cron 须且只能填一个"),
     "invalid_cron": N_("cron 表达式无效：%(reason)s"),
     "window_order": N_("活动开始时间须早于结束时间"),

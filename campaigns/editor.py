@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from campaigns import compliance
 from campaigns.definition import (
     AUDIENCE_FIELDS,
+    CALL_OUTCOME_LABELS,
     CAMPAIGN_TYPE_LABELS,
     CLASS_LABELS,
     INVESTMENT_TRIGGERS,
@@ -129,6 +130,7 @@ def catalogue(*, acquisition_channels: Mapping[str, str]) -> dict[str, Any]:
         "classes": _labels(CLASS_LABELS),
         "triggers": _labels(TRIGGER_LABELS),
         "investment_triggers": sorted(INVESTMENT_TRIGGERS),
+        "call_outcomes": _labels(CALL_OUTCOME_LABELS),
         "fields": {name: {"label": str(FIELD_LABELS[name]), "ops": list(FIELD_INPUTS[name][0]),
                           "input": FIELD_INPUTS[name][1]} for name in AUDIENCE_FIELDS},
         "operators": _labels(OPERATOR_LABELS),
@@ -317,6 +319,9 @@ def when_words(definition: Definition) -> str:
                 extra.append(_("期限 ≥ %(n)s 天", n=conditions.min_term_days))
             if conditions.products:
                 extra.append(_("产品：%(products)s", products=", ".join(conditions.products)))
+            if conditions.outcomes:
+                extra.append(_("通话结果：%(outcomes)s", outcomes=_("、").join(
+                    str(CALL_OUTCOME_LABELS[o]) for o in conditions.outcomes)))
             text = _("%(text)s（%(extra)s）", text=text, extra=_("，").join(extra))
         if trigger.delay_minutes:
             text += _("，延迟 %(n)s 分钟", n=trigger.delay_minutes)
@@ -344,6 +349,15 @@ def entry_words(definition: Definition) -> str:
     if definition.entry.every_days is not None:
         return _("每人每 %(n)s 天最多一次", n=definition.entry.every_days)
     return _("每人仅一次")
+
+
+def crm_task_words(definition: Definition) -> str | None:
+    """Return the CRM follow-up task the campaign asks for as a sentence for people (None: no task)."""
+    step = definition.crm_task
+    if step is None:
+        return None
+    return _("为每位收到奖励或消息的成员创建客服跟进任务（%(n)s 小时内完成）：%(note)s", n=step.due_hours,
+             note=step.note)
 
 
 def budget_words(definition: Definition) -> list[str]:

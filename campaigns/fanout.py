@@ -39,7 +39,12 @@ _NAME = ("investor", "name")  # the one per-investor variable the database fills
 
 
 def in_sql(definition: Definition) -> bool:
-    """Tell whether the database can build every message of the campaign (then its runs fulfil as they select)."""
+    """Tell whether the database can build every message of the campaign (then its runs fulfil as they select).
+
+    A campaign that asks for CRM tasks (`crm_task`) is left to the fulfilment worker, which makes them.
+    """
+    if definition.crm_task is not None:
+        return False
     for chain in chains(definition.messages):
         message = chain[0]
         if len(chain) > 1 or not isinstance(message, SmsMessage):

@@ -12,7 +12,9 @@ break a limit gets no reward and no message and is counted `budget_exhausted`. E
 (rewards by campaign, member and item; messages by campaign, investor, channel and cause), so a retry,
 a replay or a second worker makes nothing twice. A paused campaign's members wait; a cancelled one's
 get nothing. With an `investment_created` trigger a rate boost applies to the triggering investment
-and is redeemed at grant (spec §2, 限时加息).
+and is redeemed at grant (spec §2, 限时加息). A campaign with a `crm_task` asks the CRM for a follow-up task
+for each member fulfilled (`growth.crm.services.create_campaign_tasks`, once per member), in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from channels.outbox import Fallback, NewMessage, enqueue_many
 from channels.receipts import UNSUBSCRIBE_CHANNELS, unsubscribe_link_for
 from channels.templates import context as template_context
 from channels.templates import render
+from growth.crm import services as crm
 from growth.db import among, get_db, table_of, update_many
 from growth.investors.models import Investment, Investor
 from growth.investors.rules import mask_phone
@@ -363,6 +366,22 @@ def fulfil_campaign(members: Sequence[Due], live: _Live, people: dict[int, Perso
     return results
 
 
+def ask_for_tasks(state: _Live, members: Sequence[Due], outcomes: Sequence[dict[str, Any]], *, session: Session,
+                  now: datetime) -> int:
+    """Make the CRM follow-up task the campaign asks for (`crm_task`) for each member fulfilled; return how many.
+
+    Only members who got what the campaign gives (`done`): not the holdout, not those out of budget. Once per
+    member (the task's cause names the campaign and the member), in the fulfilment's transaction.
+    """
+    step = state.definition.crm_task
+    if step is None:
+        return 0
+    investor_of = {m.id: m.investor_id for m in members}
+    done = [(o["id"], investor_of[o["id"]]) for o in outcomes if o["status"] == "done"]
+    return crm.create_campaign_tasks(state.campaign.id, done, note=f"{state.campaign.name}：{step.note}",
+                                     due_hours=step.due_hours, session=session, now=now)
+
+
 def _due_query(now: datetime) -> Select[Any]:
     m = _MEMBERS.c
     return (select(m.id, m.campaign_id, m.investor_id, m.cause, m.investment_id)
@@ -395,8 +414,10 @@ def fulfil_due(*, session: Session, app: Flask, now: datetime, limit: int = CHUN
         if campaign.status == "cancelled":
             results += [_outcome(m, "cancelled", now) for m in members]
             continue
-        results += fulfil_campaign(members, live(session, campaign, now), people, investments, session=session,
-                                   app=app, now=now)
+        state = live(session, campaign, now)
+        outcomes = fulfil_campaign(members, state, people, investments, session=session, app=app, now=now)
+        ask_for_tasks(state, members, outcomes, session=session, now=now)
+        results += outcomes
     update_many(session.connection(), _MEMBERS, results)
     return len(due)
 

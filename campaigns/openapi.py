@@ -29,7 +29,10 @@ _FIELD_NOTES = {
     "type": "Chooses defaults and the editor's form; the fields below decide behaviour.",
     "class": "`marketing`: consent, quiet hours, caps, opt-out text and the compliance check apply; `service`: "
              "notices about the investor's own account and rewards.",
-    "trigger": "Exactly one of `trigger` (an event enters the investor) or `schedule` (runs select an audience).",
+    "trigger": "Exactly one of `trigger` (an event enters the investor) or `schedule` (runs select an audience). "
+               "Beyond spec §2's list, `crm_call` enters the investor an agent called when the call's outcome is "
+               "one of `conditions.outcomes` (required there, and only there): `interested`, `not_interested`, "
+               "`no_answer`, `refused`, `invalid_number`, `do_not_contact`, `invested`; once per call.",
     "schedule": "Exactly one of `trigger` or `schedule`. `cron` (Asia/Shanghai) needs `window.end`.",
     "audience": "Conditions that must all hold; omitted: everyone. Unknown fields or operators are a 422.",
     "window": "Optional: without it a trigger campaign is active from its approval until paused, cancelled or out "
@@ -41,6 +44,10 @@ _FIELD_NOTES = {
     "budget": "A member whose grant would break a limit gets no reward and no message (`budget_exhausted`).",
     "messages": "One per channel. A message with `fallback: true` is tried only when the one before it cannot "
                 "reach the investor; the others are all sent.",
+    "crm_task": "Beyond spec §2, optional: `{\"note\": \"...\", \"due_hours\": 24}` makes one CRM follow-up task "
+                "(reason `campaign`, in the agents' pool, due `due_hours` — 1 to 720, default 24 — after fulfilment) "
+                "for each member who got what the campaign gives: not the holdout, not those out of budget, never "
+                "an investor who asked not to be contacted; once per member.",
 }
 
 
@@ -150,6 +157,12 @@ def _schemas(definition: dict[str, Any]) -> dict[str, Any]:
                     "max_grants": {"type": ["integer", "null"]}, "per_investor": {"type": ["integer", "null"]},
                     "max_amount": {"anyOf": [_ref("Money"), {"type": "null"}]},
                     "estimated_grants": {"type": "integer", "minimum": 0}}},
+                "crm_tasks": {"type": "integer", "minimum": 0,
+                              "description": "With a `crm_task`: treated members a CRM follow-up task would be made "
+                                             "for (not those who asked not to be contacted)."},
+                "recent_calls": {"type": "integer", "minimum": 0,
+                                 "description": "With a `crm_call` trigger: calls of the last 7 days it would have "
+                                                "taken (its outcomes, its audience)."},
             },
         },
         "CampaignResults": {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from channels.models import ConsentState, Unreachable
 from channels.services import contact_digest
 from channels.sms import sms_length
 from channels.templates import render, sample_context
+from growth.crm import services as crm
 from growth.investors.models import Investor
 
 ADDRESS_COLUMNS = {"sms": Investor.phone, "email": Investor.email, "wechat": Investor.wechat_openid}
@@ -40,13 +41,20 @@ class Preview:
     sms_parts: int = 0
     compliance: list[Any] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    crm_tasks: int | None = None  # with a `crm_task` step: treated members who may be called (beyond spec §3)
+    recent_calls: int | None = None  # a `crm_call` trigger: calls of the last RECENT days that it would have taken
 
     def as_json(self) -> dict[str, Any]:
-        """Return the preview in the spec's shape (estimated_cost is added by the caller)."""
-        return {"audience": self.audience, "holdout": self.holdout,
-                "messages": {m: self.messages.get(m, 0) for m in sorted(self.messages)},
-                "sms_parts": self.sms_parts, "compliance": [p.as_json() for p in self.compliance],
-                "samples": self.samples}
+        """Return the preview in the spec's shape (estimated_cost is added by the caller), and our extras."""
+        out = {"audience": self.audience, "holdout": self.holdout,
+               "messages": {m: self.messages.get(m, 0) for m in sorted(self.messages)},
+               "sms_parts": self.sms_parts, "compliance": [p.as_json() for p in self.compliance],
+               "samples": self.samples}
+        if self.crm_tasks is not None:
+            out["crm_tasks"] = self.crm_tasks
+        if self.recent_calls is not None:
+            out["recent_calls"] = self.recent_calls
+        return out
 
 
 def _reachability(session: Session, ids: list[int], channels: Iterable[str],
@@ -118,20 +126,41 @@ def _sample(message: Message, campaign_name: str, sign_name: str) -> dict[str, A
         return {"channel": message.channel, "error": str(exc)}
 
 
+RECENT = timedelta(days=7)
+
+
+def _recent_calls(definition: Definition, outcomes: list[str], *, session: Session, now: datetime) -> int:
+    """Count the calls of the last RECENT days a `crm_call` trigger would have taken (its outcomes, its audience)."""
+    called = crm.called_since(outcomes, now - RECENT, session=session)
+    if not called or not definition.audience.all:
+        return len(called)
+    inside = set(session.scalars(select(Investor.id).where(segments.where(definition.audience, now=now),
+                                                           Investor.id.in_(sorted(set(called))))))
+    return sum(1 for investor_id in called if investor_id in inside)
+
+
 def preview(definition: Definition, *, campaign_id: int, session: Session, now: datetime,
             sign_name: str = "", chunk: int = segments.CHUNK) -> Preview:
     """Return what the campaign would do if it ran now."""
     result = Preview(compliance=compliance.check(definition))
     channels = {m.channel for m in definition.messages}
+    if definition.crm_task is not None:
+        result.crm_tasks = 0
     for members in segments.stream(definition.audience, session=session, now=now, chunk=chunk):
         result.audience += len(members)
         treated = [m for m in members if not segments.in_holdout(campaign_id, m.user_id, definition.holdout_percent)]
         result.holdout += len(members) - len(treated)
+        if result.crm_tasks is not None:
+            refused = crm.do_not_contact_among([m.investor_id for m in treated], session=session)
+            result.crm_tasks += sum(1 for m in treated if m.investor_id not in refused)
         if not channels or not treated:
             continue
         reach = _reachability(session, [m.investor_id for m in treated], channels, definition.marketing)
         for m in treated:
             result.messages.update(sent_channels(definition.messages, reach.get(m.investor_id, set())))
+    trigger = definition.trigger
+    if trigger is not None and trigger.on == "crm_call" and trigger.conditions is not None:
+        result.recent_calls = _recent_calls(definition, trigger.conditions.outcomes or [], session=session, now=now)
     for channel in channels:
         result.messages.setdefault(channel, 0)
     for message in definition.messages:

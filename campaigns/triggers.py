@@ -7,7 +7,9 @@ fires it and the newer one it displaced does not: a milestone's key is its name,
 investor whatever the arrival order). Investment triggers fire on every event of their kind, keyed by the
 investment. A campaign takes a fire when it is active, the event occurred inside its window and after its
 approval, the event was accepted within 72 hours of occurring (a backfill never sends), and the
-investment meets the trigger's conditions.
+investment meets the trigger's conditions. A CRM call (`crm_call`, beyond spec §2's list) is not a platform
+event: the consumer reads the CRM's call feed with a cursor of its own and fires once per call whose
+outcome the trigger lists; a call is "accepted" when it is logged.
 """
 
 from __future__ import annotations
@@ -51,9 +53,15 @@ class Fire:
     """One trigger an event fires for an investor: its name, the cause that keys the campaign's work, and when."""
 
     on: str
-    cause: str  # unique per (investor, trigger): the milestone's name, or the investment's id
+    cause: str  # unique per (investor, trigger): the milestone's name, the investment's id, the call's id
     occurred_at: datetime
     investment: Investment | None = None
+    outcome: str | None = None  # a CRM call's outcome (`crm_call`)
+
+
+def call_fire(call_id: int, outcome: str, logged_at: datetime) -> Fire:
+    """Return the `crm_call` trigger a logged CRM call fires (keyed by the call: one fire per call)."""
+    return Fire("crm_call", f"crm_call:{call_id}", logged_at, outcome=outcome)
 
 
 def _money(value: object) -> int | None:
@@ -94,11 +102,13 @@ def fires(event_type: str, occurred_at: datetime, data: Mapping[str, Any], miles
     return found
 
 
-def conditions_met(definition: Definition, investment: Investment | None) -> bool:
-    """Tell whether an investment meets the trigger's conditions (no conditions: always)."""
+def conditions_met(definition: Definition, investment: Investment | None, outcome: str | None = None) -> bool:
+    """Tell whether an investment (or a call's outcome) meets the trigger's conditions (no conditions: always)."""
     trigger = definition.trigger
     if trigger is None or trigger.conditions is None:
         return True
+    if trigger.on == "crm_call":
+        return outcome is not None and outcome in (trigger.conditions.outcomes or ())
     if investment is None:
         return False
     c = trigger.conditions
@@ -119,7 +129,7 @@ def takes(definition: Definition, fire: Fire, *, status: str, approved_at: datet
         return False
     if accepted_at - fire.occurred_at > BACKFILL_LIMIT:
         return False
-    return conditions_met(definition, fire.investment)
+    return conditions_met(definition, fire.investment, fire.outcome)
 
 
 def due_at(definition: Definition, accepted_at: datetime) -> datetime:

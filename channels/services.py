@@ -17,6 +17,7 @@ from channels.models import (
     MESSAGE_CHANNELS,
     RETRYABLE,
     WAITING,
+    CapUsage,
     ChannelSetting,
     ConsentState,
     ConsentStatement,
@@ -24,11 +25,12 @@ from channels.models import (
     Unreachable,
 )
 from channels.queries import MessageFilter
-from channels.rules import statement_wins
+from channels.rules import Cap, cap_period, statement_wins
 from channels.settings import BY_KEY, ChannelConfig, check_value, mask_secret
 from channels.settings import load as load_settings
 from growth.audit.services import record
 from growth.errors import DomainError, NotFound
+from growth.timeutil import SHANGHAI
 
 
 def consent_of(*, session: Session, investor_id: int) -> dict[str, dict[str, Any]]:
@@ -125,6 +127,19 @@ def unreachable_on(*, session: Session, investor_id: int, addresses: dict[str, s
     rows = session.scalars(select(Unreachable).where(Unreachable.investor_id == investor_id))
     return {r.channel: r for r in rows
             if r.channel in addresses and r.contact_digest == contact_digest(addresses[r.channel])}
+
+
+def cap_usage(*, session: Session, investor_id: int, channel: str, caps: Sequence[Cap],
+              now: datetime) -> list[tuple[Cap, int]]:
+    """Return each cap a marketing message on `channel` counts against, with what the investor used of it now."""
+    mine = [c for c in caps if c.applies_to(channel)]
+    if not mine:
+        return []
+    periods = {(c.scope, cap_period(c, now, SHANGHAI)) for c in mine}
+    used = {(scope, period): n for scope, period, n in session.execute(
+        select(CapUsage.scope, CapUsage.period, CapUsage.used).where(
+            CapUsage.investor_id == investor_id, CapUsage.scope.in_(sorted({s for s, _p in periods}))))}
+    return [(c, int(used.get((c.scope, cap_period(c, now, SHANGHAI)), 0))) for c in mine]
 
 
 # --- staff actions: re-queue messages, channel settings (the message pages) --------------------------

@@ -185,6 +185,38 @@ def preview(draft: TemplateDraft, *, sign_name: str = "") -> Preview:
     return out
 
 
+def content_of(draft: TemplateDraft, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a template rendered with `variables` as an outbox message's content (raise on a template error).
+
+    SMS: the text, and the provider's template code and parameters when it has them; email: subject, text
+    and HTML; WeChat: a template message (template id and data) when it names one, else a mass-send text.
+    """
+    if draft.channel == "sms":
+        content: dict[str, Any] = {"text": render(draft.body, variables)}
+        if draft.provider_template.strip():
+            content["template_code"] = draft.provider_template.strip()
+            content["params"] = {name: render(value, variables) for name, value in draft.params.items()}
+        return content
+    if draft.channel == "email":
+        content = {"subject": render(draft.subject, variables), "text": render(draft.body, variables)}
+        if draft.html.strip():
+            content["html"] = render(draft.html, variables, html=True)
+        return content
+    if draft.channel == "wechat":
+        if draft.provider_template.strip():
+            return {"wechat_kind": "template", "template_id": draft.provider_template.strip(),
+                    "data": {name: render(value, variables) for name, value in draft.params.items()}}
+        return {"wechat_kind": "mass", "text": render(draft.body, variables)}
+    raise ValueError(f"no message content for channel {draft.channel!r}")
+
+
+def usable_templates(*, session: Session) -> list[MessageTemplate]:
+    """Return the templates people may send now (not archived), by channel and name."""
+    return list(session.scalars(select(MessageTemplate).where(
+        MessageTemplate.archived.is_(False), MessageTemplate.channel.in_(TEMPLATE_CHANNELS))
+        .order_by(MessageTemplate.channel, MessageTemplate.name)))
+
+
 def get_template(template_id: int, *, session: Session) -> MessageTemplate:
     """Return a template by id."""
     template = session.get(MessageTemplate, template_id)

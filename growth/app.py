@@ -204,6 +204,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.auth.views import bp as auth_bp
     from growth.crm.timeline import register_source
     from growth.crm.views import bp as crm_bp
+    from growth.crm.views import messages_bp as crm_messages_bp
     from growth.events.openapi import register_contribution
     from growth.events.views import api as events_api
     from growth.events.views import bp as events_bp
@@ -216,7 +217,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.rewards.views import bp as rewards_bp
 
     for bp in (home_bp, auth_bp, audit_bp, events_bp, investors_bp, acquisition_bp, channels_bp, referrals_bp,
-               referrals_share, campaigns_bp, crm_bp):
+               referrals_share, campaigns_bp, crm_bp, crm_messages_bp):
         app.register_blueprint(bp)
     app.register_blueprint(referrals_api)
     app.register_blueprint(events_api)

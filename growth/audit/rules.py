@@ -75,6 +75,7 @@ ACTION_LABELS = {
     "referral.pii_revealed": _l("查看邀请审核完整信息"),
     "crm_settings.changed": _l("修改客服跟进设置"),
     "crm.task_reassigned": _l("重新分配跟进任务"),
+    "crm.message_sent": _l("客服发送模板消息"),
     "referrals.exported": _l("导出邀请记录"),
     "campaign.segment_saved": _l("保存人群分群"),
     "campaign.segment_replaced": _l("覆盖人群分群"),

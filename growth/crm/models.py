@@ -1,4 +1,4 @@
-"""CRM tables: follow-up tasks, call logs, notes, investor owners and settings changed on the settings page.
+"""CRM tables: follow-up tasks, call logs, notes, messages sent by agents, investor owners and settings.
 
 A task is unique twice over: `cause_key` names the occurrence that caused it (an investor's stall, an
 investment's maturity, a withdrawal, a call's follow-up date) and is never reused, so a closed task is not
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
@@ -47,6 +47,25 @@ OUTCOMES = tuple(OUTCOME_LABELS)
 # Outcomes where the agent reached the investor (the manager view's contact rate); 未接通 and 空号 did not.
 CONNECTED_OUTCOMES = ("interested", "not_interested", "refused", "do_not_contact", "invested")
 DO_NOT_CONTACT = "do_not_contact"
+# The campaigns' trigger consumer reads the calls after its cursor of this name (in `processor_cursors`); a call
+# is logged while holding that cursor row's lock (`services.lock_call_feed`), so call ids commit in order and a
+# consumer moving its cursor to the last id it read skips none (PostgreSQL hands out ids before commit).
+CALL_FEED_CURSOR = "campaign-crm-calls"
+# A task a campaign step asks for: its cause names the campaign and its member, so it is made once per member.
+CAMPAIGN_REASON = "campaign"
+# What delivery would do with a message an agent is about to send (rules.send_checks), as the page says it.
+SEND_CHECK_LABELS = {
+    "paused": _l("该渠道已暂停：消息会排队，恢复后发出"),
+    "kill_switch": _l("营销一键暂停已开启：营销消息会暂缓，解除后发出"),
+    "channel_off": _l("该渠道未配置：消息无法发出"),
+    "quiet_hours": _l("现在是免打扰时段：营销消息将暂缓到免打扰结束后发出"),
+    "no_address": _l("投资人在该渠道没有联系方式：无法触达"),
+    "refused": _l("服务商曾拒收该联系方式：无法触达"),
+    "no_consent": _l("投资人未同意接收该渠道的营销消息：发送时将被拦截"),
+    "consent_withdrawn": _l("投资人已退订该渠道的营销消息：发送时将被拦截"),
+    "sms_opt_out_missing": _l("营销短信缺少退订用语：发送时将被拦截"),
+    "cap": _l("已达营销频次上限：发送时将被拦截"),
+}
 # SLA states of an open task (rules.sla_state): before its due time, past it, past it by more than a day.
 SLA_LABELS = {"due": _l("未到期"), "overdue": _l("已逾期"), "breached": _l("严重逾期")}
 
@@ -123,7 +142,7 @@ class CrmSetting(SettingRow, Base):
 
 # The pages whose filters can be saved, with the query arguments each keeps (anything else is dropped).
 SAVED_SEARCH_PAGES = {
-    "investors": ("q", "channel", "milestone", "stalled"),
+    "investors": ("q", "channel", "milestone", "stalled", "tag"),
     "worklist": ("scope", "reason", "status"),
 }
 
@@ -141,4 +160,30 @@ class SavedSearch(Base):
     name: Mapped[str] = mapped_column(String(50))
     args: Mapped[dict[str, str]] = mapped_column(JSON)  # the page's query arguments
     shared: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CrmMessage(Base):
+    """A templated message an agent sent to an investor: the CRM's record of it, beside its outbox row.
+
+    `form_token` is the send form's one-time token, unique: a double submit finds the first send and
+    sends nothing more. The message's delivery status is its outbox row's (`outbox_id`).
+    """
+
+    __tablename__ = "crm_messages"
+    __table_args__ = (Index("ix_crm_messages_investor_created", "investor_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("crm_tasks.id"))
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("message_templates.id"))
+    template_name: Mapped[str] = mapped_column(String(100))  # as it was named when sent
+    channel: Mapped[str] = mapped_column(String(16))
+    message_class: Mapped[str] = mapped_column(String(16))
+    outbox_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("outbox_messages.id"))
+    form_token: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -182,3 +182,65 @@ def follow_up_at(text: str) -> datetime | None:
     if value.tzinfo is not None:
         raise DomainError(_l("请填写有效的日期和时间"), field="next_follow_up")
     return value.replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+# --- a templated message: what delivery will do with it, shown before sending -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendSituation:
+    """What delivery looks at when it sends a message to one investor on one channel, as it stands now."""
+
+    marketing: bool
+    channel_configured: bool = True
+    channel_paused: bool = False
+    kill_switch: bool = False
+    has_address: bool = True
+    refused: bool = False  # a provider refused the investor's current address for good
+    consent: bool | None = None  # the latest statement on the channel: granted, withdrawn, or None (never stated)
+    opt_out_ok: bool = True  # a marketing SMS carries an opt-out phrase
+    quiet_until: datetime | None = None  # the end of the quiet period holding now (None: not quiet, or off)
+    caps_full: tuple[str, ...] = ()  # caps the investor has used up in their current period ("sms:1/day")
+
+
+@dataclass(frozen=True, slots=True)
+class SendCheck:
+    """One thing delivery would do with the message: `block` (it is not sent) or `hold` (it waits), with why."""
+
+    code: str  # one of models.SEND_CHECK_LABELS
+    effect: str  # "block" or "hold"
+    until: datetime | None = None  # hold: when it is released (quiet hours)
+    caps: tuple[str, ...] = ()  # cap: which
+
+
+def send_checks(s: SendSituation) -> list[SendCheck]:
+    """Return what delivery would do with the message if it were sent now, in delivery's order of checks.
+
+    The same order and rules as `channels.delivery` applies at send time (where they are enforced); this
+    only shows them before sending. Service messages skip consent, quiet hours, caps and the kill switch.
+    """
+    out: list[SendCheck] = []
+    if s.channel_paused:
+        out.append(SendCheck("paused", "hold"))
+    if s.marketing and s.kill_switch:
+        out.append(SendCheck("kill_switch", "hold"))
+    if not s.channel_configured:
+        out.append(SendCheck("channel_off", "block"))
+    if s.marketing and s.quiet_until is not None:
+        out.append(SendCheck("quiet_hours", "hold", until=s.quiet_until))
+    if not s.has_address:
+        out.append(SendCheck("no_address", "block"))
+    elif s.refused:
+        out.append(SendCheck("refused", "block"))
+    if s.marketing and not s.consent:
+        out.append(SendCheck("no_consent" if s.consent is None else "consent_withdrawn", "block"))
+    if s.marketing and not s.opt_out_ok:
+        out.append(SendCheck("sms_opt_out_missing", "block"))
+    if s.marketing and s.caps_full:
+        out.append(SendCheck("cap", "block", caps=s.caps_full))
+    return out
+
+
+def blocked(checks: Sequence[SendCheck]) -> bool:
+    """Tell whether delivery would not send the message at all (as opposed to sending it later)."""
+    return any(c.effect == "block" for c in checks)

@@ -5,13 +5,14 @@ Services take `session=`, flush and never commit; the request or the scheduler's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, String, cast, delete, exists, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from channels.models import MESSAGE_CHANNELS
@@ -22,6 +23,8 @@ from growth.auth.models import StaffUser
 from growth.auth.permissions import Role
 from growth.crm import rules
 from growth.crm.models import (
+    CALL_FEED_CURSOR,
+    CAMPAIGN_REASON,
     DO_NOT_CONTACT,
     OUTCOMES,
     REASONS,
@@ -32,8 +35,9 @@ from growth.crm.models import (
     CrmSetting,
     CrmTask,
 )
-from growth.db import insert_many, table_of, update_many
+from growth.db import among, insert_many, table_of, update_many
 from growth.errors import Conflict, DomainError, Forbidden, NotFound
+from growth.events.models import ProcessorCursor
 from growth.investors.models import FundsMovement, Investment, Investor
 from growth.investors.rules import format_phone, mask_name, mask_phone
 from growth.referrals.models import Referral
@@ -357,6 +361,32 @@ def schedule_follow_up(investor_id: int, *, agent_id: int, due_at: datetime, cau
     return task
 
 
+def lock_call_feed(*, session: Session, now: datetime) -> None:
+    """Take the call feed's lock (its consumer's cursor row) before a call gets its id; hold it until the commit.
+
+    Calls are the campaigns' `crm_call` trigger feed, read by id after a cursor. PostgreSQL hands out ids
+    before the commit, so two calls logged at once could commit out of id order and a consumer that read
+    the later one first would move its cursor past the earlier one for good. Holding the cursor row's lock
+    (which the consumer's batch takes too) makes ids commit in order. SQLite's one writer already does.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    row = select(ProcessorCursor.name).where(ProcessorCursor.name == CALL_FEED_CURSOR).with_for_update()
+    if session.execute(row).first() is None:
+        session.execute(pg_insert(ProcessorCursor).values(name=CALL_FEED_CURSOR, position=0, updated_at=now)
+                        .on_conflict_do_nothing())
+        session.execute(row)
+
+
+def calls_after(after_id: int, *, session: Session, limit: int = 500) -> list[CrmCall]:
+    """Return the calls logged after a consumer's cursor, oldest first (the campaigns' `crm_call` trigger feed).
+
+    Call ids commit in order (`lock_call_feed`), so a consumer moving its cursor to the last id it read skips none.
+    """
+    return list(session.scalars(select(CrmCall).where(CrmCall.id > after_id).order_by(CrmCall.id)
+                                .limit(max(1, min(limit, 5000)))))
+
+
 def _check_call(outcome: str, next_follow_up_at: datetime | None, *, now: datetime) -> None:
     if outcome not in OUTCOMES:
         raise DomainError(_("请选择通话结果"), field="outcome")
@@ -378,6 +408,7 @@ def _after_call(call: CrmCall, *, session: Session, now: datetime) -> None:
 def log_call(task_id: int, *, outcome: str, note: str | None, next_follow_up_at: datetime | None, agent_id: int,
              may_manage: bool, session: Session, now: datetime) -> CrmCall:
     """Log a call on a task: close it, make the next follow-up, and on 要求勿扰 stop marketing and other tasks."""
+    lock_call_feed(session=session, now=now)
     task = _open_task(session, task_id)
     if task.assignee_id not in (None, agent_id) and not may_manage:
         raise Forbidden(_("这是其他客服的任务"))
@@ -409,6 +440,7 @@ def log_investor_call(investor_id: int, *, task_id: int | None, outcome: str, no
     if session.get(Investor, investor_id) is None:
         raise NotFound(_("投资人不存在"))
     _check_call(outcome, next_follow_up_at, now=now)
+    lock_call_feed(session=session, now=now)
     call = CrmCall(task_id=None, investor_id=investor_id, agent_id=agent_id, outcome=outcome,
                    note=(note or "").strip() or None, next_follow_up_at=next_follow_up_at, created_at=now)
     session.add(call)
@@ -468,3 +500,46 @@ def export_tasks(flt: TaskFilter, *, session: Session, user_id: int, limit: int,
            details={"filters": {"scope": flt.scope, "reason": flt.reason or "", "status": flt.status},
                     "rows": len(rows), "total": total, "truncated": truncated, "unmasked": unmasked})
     return TaskExport(rows, int(total), truncated)
+
+
+# --- tasks campaigns ask for ------------------------------------------------------------------------
+
+
+def campaign_cause(campaign_id: int, member_id: int) -> str:
+    """Return the cause key of the task a campaign asks for one of its members (made once per member)."""
+    return f"campaign:{campaign_id}:{member_id}"
+
+
+def create_campaign_tasks(campaign_id: int, members: Sequence[tuple[int, int]], *, note: str, due_hours: int,
+                          session: Session, now: datetime) -> int:
+    """Make a follow-up task (reason `campaign`, in the pool) for each (member id, investor id); return how many.
+
+    Once per member however often this runs (the cause names the campaign and the member). An investor with
+    an open campaign task keeps that one (one open task per investor and reason), and nobody who asked not to
+    be contacted gets one. The scheduler's job assigns the new tasks with the rest of the pool.
+    """
+    if not members:
+        return 0
+    refused = do_not_contact_among([investor_id for _member, investor_id in members], session=session)
+    due_at = now + timedelta(hours=due_hours)
+    rows = [{"investor_id": investor_id, "reason": CAMPAIGN_REASON, "status": "open", "due_at": due_at,
+             "created_at": now, "source_key": f"{investor_id}:{CAMPAIGN_REASON}",
+             "cause_key": campaign_cause(campaign_id, member_id), "note": note}
+            for member_id, investor_id in members if investor_id not in refused]
+    made = insert_many(session.connection(), table_of(CrmTask), rows, returning=("id",), skip_conflicts=True)
+    return len(made)
+
+
+def do_not_contact_among(investor_ids: Sequence[int], *, session: Session) -> set[int]:
+    """Return those of the investors who asked not to be contacted (a call logged 要求勿扰)."""
+    if not investor_ids:
+        return set()
+    dialect = session.get_bind().dialect.name
+    return set(session.scalars(select(CrmCall.investor_id).where(
+        CrmCall.outcome == DO_NOT_CONTACT, among(CrmCall.investor_id, sorted(set(investor_ids)), dialect=dialect))))
+
+
+def called_since(outcomes: Sequence[str], since: datetime, *, session: Session) -> list[int]:
+    """Return the investor of each call logged since `since` with one of the outcomes (once per call)."""
+    return list(session.scalars(select(CrmCall.investor_id).where(
+        CrmCall.created_at >= since, CrmCall.outcome.in_(sorted(set(outcomes))))))

@@ -1,30 +1,44 @@
-"""CRM pages: the worklist, a task with its call and note forms, reassignment and the rules' settings."""
+"""CRM pages: the worklist, a task with its call and note forms, reassignment, the rules' settings, and sending
+an investor a templated message (`/investors/<id>/message`, blueprint `crm_messages`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from channels.models import CHANNEL_LABELS, CLASS_LABELS
+from channels.models import STATUS_LABELS as MESSAGE_STATUS_LABELS
+from channels.receipts import unsubscribe_link_for
+from channels.settings import load as load_channel_settings
 from growth import overrides
 from growth.acquisition import rules as period_rules
 from growth.acquisition.services import period_bounds
 from growth.auth.permissions import Permission, require, role_has
-from growth.crm import rules, saved_searches, services, team
+from growth.crm import messages, rules, saved_searches, services, team
 from growth.crm.jobs import defaults_of
-from growth.crm.models import OUTCOME_LABELS, REASON_LABELS, SLA_LABELS, STATUS_LABELS, TASK_STATUSES
+from growth.crm.models import (
+    OUTCOME_LABELS,
+    REASON_LABELS,
+    SEND_CHECK_LABELS,
+    SLA_LABELS,
+    STATUS_LABELS,
+    TASK_STATUSES,
+)
 from growth.db import mark_rollback, request_session, short_write
 from growth.errors import DomainError, Forbidden
 from growth.exports import csv_response
-from growth.inputs import page_arg
-from growth.investors.rules import mask_phone
+from growth.inputs import id_arg, page_arg
+from growth.investors.rules import REVEALED_KEY, mask_phone, reveal_holds
 from growth.investors.tags import tags_of
 from growth.timeutil import SHANGHAI, as_utc, local_date, utcnow
 
 bp = Blueprint("crm", __name__, url_prefix="/crm")
+# The send page lives under the investor it is about; its own blueprint, as `crm` is prefixed with /crm.
+messages_bp = Blueprint("crm_messages", __name__)
 PER_PAGE = 25
 
 
@@ -146,6 +160,8 @@ def _task_page(task_id: int, *, errors: dict[str, str] | None = None, form: dict
     agents = services.active_agents(session=session) if _may_manage() else []
     return render_template("crm/task.html", task=detail.task, investor=detail.investor, calls=detail.calls,
                            notes=detail.notes, agents=agents, errors=errors or {}, form=form or {},
+                           sent=messages.history(detail.investor.id, session=session),
+                           channel_labels=CHANNEL_LABELS, message_status_labels=MESSAGE_STATUS_LABELS,
                            sla=rules.sla_state(detail.task.due_at, utcnow()), may_manage=_may_manage(),
                            max_note=services.MAX_NOTE, **_labels()), status
 
@@ -267,3 +283,75 @@ def team_csv():  # type: ignore[no-untyped-def]
                      _percent(row.contact_rate), row.contacted, row.converted, _percent(row.conversion_rate),
                      _percent(row.control_rate), lift])
     return csv_response(rows, f"crm-team-{period.start.isoformat()}-{period.end.isoformat()}.csv")
+
+
+# --- a templated message from the investor page or a task ------------------------------------------------------
+
+
+def _revealed(investor_id: int) -> bool:
+    """Tell whether this user may see the investor's personal data now (the role, and an audited reveal)."""
+    return role_has(current_user.role, Permission.INVESTORS_PII) and reveal_holds(
+        session.get(REVEALED_KEY), investor_id, utcnow().timestamp())
+
+
+def _message_page(investor_id: int, *, template_id: int | None, task_id: int | None, token: str | None = None,
+                  errors: dict[str, str] | None = None, close_task: bool = True, status: int = 200) -> Any:
+    db = request_session()
+    investor = messages.investor_of(db, investor_id)
+    task = services.task_detail(task_id, session=db).task if task_id is not None else None
+    if task is not None and task.investor_id != investor.id:
+        task = None  # a task of someone else in the address: ignore it rather than close the wrong one
+    draft = None
+    if template_id is not None:
+        config = load_channel_settings(session=db, environment=current_app.config.get("CHANNEL_ENV") or {})
+        try:
+            draft = messages.compose(investor.id, template_id, session=db, config=config, now=utcnow(),
+                                     revealed=_revealed(investor.id),
+                                     preview_link=current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/unsubscribe/…")
+        except DomainError as err:
+            if err.field is None:
+                raise
+            errors = {**(errors or {}), err.field: str(err.message)}
+    return render_template(
+        "crm/message.html", investor=investor, task=task, draft=draft, choices=messages.choices(investor, session=db),
+        template_id=template_id, token=token or messages.new_token(), errors=errors or {}, close_task=close_task,
+        sent=messages.history(investor.id, session=db), mask_phone=mask_phone, channel_labels=CHANNEL_LABELS,
+        class_labels=CLASS_LABELS, check_labels=SEND_CHECK_LABELS, message_status_labels=MESSAGE_STATUS_LABELS,
+        may_work_task=task is not None and task.status == "open" and (
+            task.assignee_id in (None, current_user.id) or _may_manage()),
+    ), status
+
+
+@messages_bp.route("/investors/<int:investor_id>/message", methods=["GET"])
+@require(Permission.CRM_WORK)
+def compose_message(investor_id: int):  # type: ignore[no-untyped-def]
+    return _message_page(investor_id, template_id=id_arg("template"), task_id=id_arg("task"))
+
+
+@messages_bp.route("/investors/<int:investor_id>/message", methods=["POST"])
+@require(Permission.CRM_WORK)
+def send_message(investor_id: int):  # type: ignore[no-untyped-def]
+    form = request.form
+    template_id = int(form["template_id"]) if form.get("template_id", "").isdigit() else None
+    task_id = int(form["task_id"]) if form.get("task_id", "").isdigit() else None
+    close_task = form.get("close_task") == "1"
+    token = form.get("token", "")[:100]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        sent = messages.send(investor_id, template_id, token=token, agent_id=current_user.id,
+                             session=request_session(), now=utcnow(), task_id=task_id, close_task=close_task,
+                             may_manage=_may_manage(),
+                             unsubscribe_link=lambda i, ch: unsubscribe_link_for(i, ch, app=app, now=utcnow()))
+    except DomainError as err:
+        if err.field is None:
+            raise
+        mark_rollback()
+        return _message_page(investor_id, template_id=template_id, task_id=task_id, token=token,
+                             errors={err.field: str(err.message)}, close_task=close_task, status=400)
+    if sent.created:
+        flash(_("消息已进入发送队列，发送结果见下方记录。"), "success")
+    else:
+        flash(_("这条消息已经提交过，没有重复发送。"), "info")
+    if task_id is not None and close_task and sent.created:
+        return redirect(url_for("crm.worklist"))
+    return redirect(url_for("crm_messages.compose_message", investor_id=investor_id, task=task_id))

@@ -83,6 +83,16 @@ def mask_name(name: str | None) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
+# Where a browser session keeps its audited reveals: {investor id: unix time the reveal ends} (no personal data).
+REVEALED_KEY = "investors_revealed"
+
+
+def reveal_holds(revealed: object, investor_id: int, now: float) -> bool:
+    """Tell whether the session's reveals (`REVEALED_KEY`'s value) still show this investor at `now` (unix time)."""
+    until = revealed.get(str(investor_id)) if isinstance(revealed, dict) else None
+    return isinstance(until, int | float) and until > now
+
+
 def mask_email(email: str | None) -> str:
     """Mask an email address: zhang@example.com -> z****@example.com (a one-letter local part is hidden whole)."""
     if not email or "@" not in email:

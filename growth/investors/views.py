@@ -26,7 +26,7 @@ from growth.exports import csv_response
 from growth.inputs import id_arg, page_arg
 from growth.investors import services, tags
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
-from growth.investors.rules import SearchTerms, search_terms
+from growth.investors.rules import REVEALED_KEY, SearchTerms, search_terms
 from growth.referrals import services as referral_services
 from growth.referrals.models import STATUS_LABELS as REFERRAL_STATUS_LABELS
 from growth.rewards import services as reward_services
@@ -63,7 +63,6 @@ CONSENT_SOURCE_LABELS = dict(zip(CONSENT_SOURCES, (_l("平台事件"), _l("退�
 
 EVENTS_PER_PAGE = 20
 MAX_QUERY_LENGTH = 100
-REVEALED_KEY = "investors_revealed"  # session: {investor id: unix time the reveal ends}
 
 
 @dataclass(frozen=True, slots=True)

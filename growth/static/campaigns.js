@@ -116,6 +116,8 @@
       case "map": return textToMap(v);
       case "list": return listOf(v);
       case "bool": return v ? true : undefined;
+      case "multi": return Array.prototype.filter.call(input.options, function (o) { return o.selected; })
+        .map(function (o) { return o.value; });
       default: return v === "" ? undefined : v;
     }
   }
@@ -126,6 +128,10 @@
     if (kind === "map") { input.value = mapToText(value); return; }
     if (kind === "list") { input.value = Array.isArray(value) ? value.join(", ") : (value || ""); return; }
     if (kind === "rate") { input.value = rateToPct(value); return; }
+    if (kind === "multi") {
+      Array.prototype.forEach.call(input.options, function (o) { o.selected = Array.isArray(value) && value.indexOf(o.value) >= 0; });
+      return;
+    }
     input.value = value === undefined || value === null ? "" : (typeof value === "object" ? JSON.stringify(value) : value);
   }
   function refreshBound() {
@@ -159,8 +165,20 @@
     form.querySelectorAll("[data-show=trigger]").forEach(function (n) { n.hidden = mode !== "trigger"; });
     form.querySelectorAll("[data-show=schedule]").forEach(function (n) { n.hidden = mode !== "schedule"; });
     var investment = doc.trigger && CAT.investment_triggers.indexOf(doc.trigger.on) >= 0;
-    if (doc.trigger && !investment && doc.trigger.conditions) { delete doc.trigger.conditions; }
+    var call = doc.trigger && doc.trigger.on === "crm_call";
+    if (doc.trigger && doc.trigger.conditions) {  // keep only the conditions the trigger takes
+      var kept = {};
+      Object.keys(doc.trigger.conditions).forEach(function (k) {
+        if ((k === "outcomes") ? call : investment) { kept[k] = doc.trigger.conditions[k]; }
+      });
+      if (Object.keys(kept).length) { doc.trigger.conditions = kept; } else { delete doc.trigger.conditions; }
+    }
+    if (call && !(doc.trigger.conditions && doc.trigger.conditions.outcomes)) {  // a call trigger names its outcomes
+      doc.trigger.conditions = {outcomes: ["interested"]};
+      refreshBound();
+    }
     form.querySelectorAll("[data-show=investment]").forEach(function (n) { n.hidden = !investment; });
+    form.querySelectorAll("[data-show=crm_call]").forEach(function (n) { n.hidden = !call; });
     var sched = doc.schedule && doc.schedule.cron !== undefined ? "cron" : "at";
     form.querySelectorAll("[data-mode=schedule]").forEach(function (r) { r.checked = r.value === sched; });
     var at = document.getElementById("f-schedule-at"), cron = document.getElementById("f-schedule-cron");

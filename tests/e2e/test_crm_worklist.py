@@ -1,5 +1,6 @@
 """The CRM worklist in a real browser: the scheduler's rules give an agent a task for a stalled investor; the
-agent reaches it with the keyboard (j / k, Enter), logs a call with a next follow-up, and the follow-up appears."""
+agent reaches it with the keyboard (j / k, Enter), logs a call with a next follow-up, and the follow-up appears;
+an agent sends a library template from a task, sees its checks first, and the task closes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from standardwebhooks import Webhook
 
 from growth.timeutil import SHANGHAI
@@ -19,13 +20,13 @@ from tests.e2e.conftest import WEBHOOK_SECRET, Staff
 RUN = str(int(time.time()))
 
 
-def _register_stalled_investor(base_url: str) -> str:
+def _register_stalled_investor(base_url: str, suffix: str = "", phone: str = "+8613700004444") -> str:
     """Register an investor two days ago who never did KYC (the registered_no_kyc rule); return their id."""
-    uid, now = f"e2e_crm_{RUN}", datetime.now(UTC)
+    uid, now = f"e2e_crm_{RUN}{suffix}", datetime.now(UTC)
     body = orjson.dumps({"events": [{
         "id": f"evt_{uid}", "type": "user.registered", "occurred_at": (now - timedelta(days=2)).isoformat(),
-        "user": {"id": uid, "phone": "+8613700004444"}, "data": {}}]})
-    msg_id = f"e2e_crm_{RUN}"
+        "user": {"id": uid, "phone": phone}, "data": {}}]})
+    msg_id = f"e2e_crm_{RUN}{suffix}"
     request = urllib.request.Request(base_url + "/api/v1/events", data=body, method="POST", headers={
         "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": Webhook(WEBHOOK_SECRET).sign(msg_id, now, body.decode())})
@@ -34,10 +35,8 @@ def _register_stalled_investor(base_url: str) -> str:
     return uid
 
 
-def test_an_agent_works_a_task_from_the_keyboard_and_the_next_follow_up_appears(
-        page: Page, base_url: str, staff: dict[str, Staff], sign_in: Callable[[Staff], None]) -> None:
-    uid = _register_stalled_investor(base_url)
-    sign_in(staff["agent"])
+def _wait_for_task(page: Page, uid: str) -> Locator:
+    """Open the worklist until the investor's registered_no_kyc task is on it; return its row."""
     page.goto("/crm?reason=registered_no_kyc")
     ours = page.locator("tr[data-crm-row]", has_text=uid)
     for _ in range(40):  # the processor projects the event, then the scheduler's CRM job makes and assigns the task
@@ -46,6 +45,14 @@ def test_an_agent_works_a_task_from_the_keyboard_and_the_next_follow_up_appears(
         page.wait_for_timeout(500)
         page.reload()
     expect(ours).to_have_count(1)
+    return ours
+
+
+def test_an_agent_works_a_task_from_the_keyboard_and_the_next_follow_up_appears(
+        page: Page, base_url: str, staff: dict[str, Staff], sign_in: Callable[[Staff], None]) -> None:
+    uid = _register_stalled_investor(base_url)
+    sign_in(staff["agent"])
+    ours = _wait_for_task(page, uid)
     expect(ours).to_contain_text("137****4444")
     task_url = ours.get_attribute("data-href")
     rows = page.locator("tr[data-crm-row]")
@@ -68,5 +75,53 @@ def test_an_agent_works_a_task_from_the_keyboard_and_the_next_follow_up_appears(
     expect(page.locator(".alert-success")).to_contain_text("通话已记录")
     page.goto("/crm?reason=follow_up")
     expect(page.locator("tr[data-crm-row]", has_text=uid)).to_contain_text("约定回访")
+    page.goto("/crm?reason=registered_no_kyc&status=done")
+    expect(page.locator("tr[data-crm-row]", has_text=uid)).to_have_count(1)
+
+
+def _add_service_template(browser: Browser, base_url: str, marketer: Staff, name: str) -> None:
+    """A marketer adds a service SMS template to the library, in a browser of their own."""
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", base_url=base_url)
+    tab = context.new_page()
+    try:
+        tab.goto("/login")
+        tab.get_by_label("邮箱").fill(marketer.email)
+        tab.get_by_label("密码").fill(marketer.password)
+        tab.locator("#login-submit").click()
+        expect(tab).to_have_url(re.compile(r"/$"))
+        tab.goto("/messages/templates/new")
+        tab.locator("#t-name").fill(name)
+        tab.locator("#t-channel").select_option("sms")
+        tab.locator("#t-class").select_option("service")
+        tab.locator("#t-body").fill("{{ investor.name }}您好，您预约的回访已确认，客服稍后联系您。")
+        tab.locator("#save-template").click()
+        expect(tab).to_have_url(re.compile(r"/messages/templates/\d+$"))
+    finally:
+        context.close()
+
+
+def test_an_agent_sends_a_template_from_a_task_sees_the_checks_first_and_the_task_closes(
+        page: Page, browser: Browser, base_url: str, staff: dict[str, Staff],
+        sign_in: Callable[[Staff], None]) -> None:
+    name = f"回访确认 {RUN}"
+    _add_service_template(browser, base_url, staff["marketer"], name)
+    uid = _register_stalled_investor(base_url, "_msg", phone="+8613700005555")
+    sign_in(staff["agent"])
+    ours = _wait_for_task(page, uid)
+    page.goto(ours.get_attribute("data-href") or "/crm")
+
+    page.locator("#send-message").click()
+    page.get_by_label("模板").select_option(label=f"{name} · 服务通知")
+    page.get_by_role("button", name="预览").click()
+    expect(page.locator("#send-checks")).to_have_attribute("data-class", "service")
+    expect(page.locator("#message-class")).to_contain_text("不需营销同意")
+    expect(page.locator("#sms-length")).to_contain_text("计 1 条")
+    expect(page.locator("#message-preview")).to_contain_text("您预约的回访已确认")
+    expect(page.locator("body")).not_to_contain_text("13700005555")
+    page.get_by_label(re.compile("发送后完成任务")).check()
+    page.get_by_role("button", name="发送", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/crm$"))
+    expect(page.locator(".alert-success")).to_contain_text("消息已进入发送队列")
     page.goto("/crm?reason=registered_no_kyc&status=done")
     expect(page.locator("tr[data-crm-row]", has_text=uid)).to_have_count(1)

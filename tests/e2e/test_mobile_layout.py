@@ -79,7 +79,8 @@ def test_the_main_pages_fit_a_390px_phone_without_console_errors(
     paths = ["/", "/dashboards/funnel", "/dashboards/funnel?group_by=channel", "/dashboards/funnel?group_by=week",
              "/acquisition/channels", channel_href, "/investors", investor, "/events/", "/admin/audit/", "/admin/users",
              "/account/tokens", "/api/docs", "/messages", "/messages/health", "/messages/settings",
-             "/messages/templates", "/messages/templates/new", "/crm?scope=all", "/crm/settings"]
+             "/messages/templates", "/messages/templates/new", "/crm?scope=all", "/crm/settings",
+             f"{investor}/message"]
     for path in paths:
         response = page.goto(path)
         assert response is not None and response.status == 200, path

@@ -116,6 +116,18 @@ def test_the_described_definition_accepts_every_preset_and_refuses_what_the_api_
         assert not definition.is_valid(broken), broken
 
 
+def test_the_described_definition_takes_a_crm_call_trigger_and_a_crm_task(client):
+    doc = _served(client)
+    definition = jsonschema_rs.validator_for({"$ref": "#/components/schemas/CampaignDefinition",
+                                              "components": doc["components"]})
+    call = {**DOC, "trigger": {"on": "crm_call", "conditions": {"outcomes": ["interested"]}},
+            "crm_task": {"note": "回电", "due_hours": 48}}
+    assert [e.message for e in definition.iter_errors(call)] == []
+    assert not definition.is_valid({**call, "trigger": {"on": "crm_call", "conditions": {"outcomes": ["happy"]}}})
+    assert not definition.is_valid({**call, "crm_task": {"note": "回电", "due_hours": 0}})
+    assert "crm_call" in doc["components"]["schemas"]["CampaignDefinition"]["properties"]["trigger"]["description"]
+
+
 @pytest.fixture
 def tokens(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with get_db(app).session_scope(write=True) as s:

@@ -215,3 +215,51 @@ def test_the_window_contains_moments_between_its_start_and_end():
     assert window_contains(definition, datetime(2026, 12, 10, tzinfo=UTC))
     assert not window_contains(definition, datetime(2026, 11, 30, 15, 59, tzinfo=UTC))
     assert window_contains(definition, datetime(2026, 11, 30, 16, 0, tzinfo=UTC))
+
+
+# --- beyond spec §2: a CRM call as a trigger, a CRM task as a step --------------------------------------------
+
+CALL_TRIGGER = {"on": "crm_call", "conditions": {"outcomes": ["interested", "invested"]}}
+
+
+def test_a_crm_call_trigger_names_its_outcomes_and_dumps_back_unchanged():
+    document = with_changes(trigger=CALL_TRIGGER, crm_task={"note": "回电介绍新手标", "due_hours": 48})
+    definition = parse(document)
+    assert definition.trigger is not None and definition.trigger.conditions is not None
+    assert definition.trigger.conditions.outcomes == ["interested", "invested"]
+    assert definition.crm_task is not None and definition.crm_task.due_hours == 48
+    assert dump(definition) == document
+
+
+def test_a_crm_call_trigger_without_outcomes_or_with_an_unknown_one_is_refused():
+    assert problems(with_changes(trigger={"on": "crm_call"})) == {"trigger": "outcomes_missing"}
+    assert problems(with_changes(trigger={"on": "crm_call", "conditions": {"outcomes": []}})) == {
+        "trigger.conditions.outcomes": "too_short"}
+    assert problems(with_changes(trigger={"on": "crm_call", "conditions": {"outcomes": ["happy"]}})) == {
+        "trigger.conditions.outcomes[0]": "invalid_choice"}
+    assert problems(with_changes(trigger={"on": "crm_call", "conditions": {"outcomes": ["refused", "refused"]}})) == {
+        "trigger": "duplicate_outcome"}
+
+
+def test_outcomes_belong_to_the_call_trigger_and_investment_conditions_to_investment_triggers():
+    assert problems(with_changes(trigger={"on": "investment_created", "conditions": {"outcomes": ["refused"]}})) == {
+        "trigger": "outcomes_not_allowed"}
+    assert problems(with_changes(trigger={"on": "crm_call", "conditions": {
+        "outcomes": ["refused"], "min_amount": "100.00"}})) == {"trigger": "conditions_not_allowed"}
+    assert problems(with_changes(trigger={"on": "registered", "conditions": {}})) == {
+        "trigger": "conditions_not_allowed"}
+
+
+def test_the_spec_triggers_keep_their_names():
+    from campaigns.definition import TRIGGERS
+    spec = ["registered", "kyc_verified", "card_bound", "first_deposit", "first_investment", "repeat_investment",
+            "investment_created", "investment_matured", "investment_redeemed", "referral_confirmed"]
+    assert list(TRIGGERS) == [*spec, "crm_call"]
+
+
+def test_a_crm_task_step_needs_a_note_and_a_due_time_within_a_month():
+    assert problems(with_changes(crm_task={"note": "  "})) == {"crm_task": "blank_task_note"}
+    assert problems(with_changes(crm_task={"due_hours": 24})) == {"crm_task.note": "missing"}
+    assert problems(with_changes(crm_task={"note": "x", "due_hours": 721})) == {"crm_task.due_hours": "too_large"}
+    assert problems(with_changes(crm_task={"note": "x" * 501})) == {"crm_task.note": "too_long"}
+    assert parse(with_changes(crm_task={"note": "回电"})).crm_task.due_hours == 24  # type: ignore[union-attr]

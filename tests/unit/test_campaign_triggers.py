@@ -82,3 +82,19 @@ def test_investment_conditions_check_amount_term_and_product():
 def test_the_delay_counts_from_acceptance():
     assert due_at(campaign({"on": "registered", "delay_minutes": 30}), T) == T + timedelta(minutes=30)
     assert due_at(campaign({"on": "registered"}), T) == T
+
+
+def test_a_crm_call_fires_once_per_call_and_a_campaign_takes_only_the_outcomes_it_lists():
+    from campaigns.triggers import call_fire
+
+    definition = campaign({"on": "crm_call", "conditions": {"outcomes": ["interested"]}})
+    keen, cold = call_fire(7, "interested", T), call_fire(8, "not_interested", T)
+    assert (keen.on, keen.cause, keen.occurred_at) == ("crm_call", "crm_call:7", T)
+    assert takes(definition, keen, status="active", approved_at=APPROVED, accepted_at=T)
+    assert not takes(definition, cold, status="active", approved_at=APPROVED, accepted_at=T)
+    # A call before the approval fires nothing; a registration does not fire a call campaign.
+    assert not takes(definition, call_fire(9, "interested", APPROVED - timedelta(seconds=1)), status="active",
+                     approved_at=APPROVED, accepted_at=T)
+    assert not takes(definition, Fire("registered", "registered", T), status="active", approved_at=APPROVED,
+                     accepted_at=T)
+    assert not conditions_met(definition, None)

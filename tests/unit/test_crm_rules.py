@@ -85,3 +85,39 @@ def test_a_bad_configured_default_stops_the_start_naming_its_variable():
     assert default_settings({"CRM_OPEN_TASK_CAP": "9"}).open_task_cap == 9
     with pytest.raises(ConfigError, match="GROWTH_CRM_OPEN_TASK_CAP"):
         default_settings({"CRM_OPEN_TASK_CAP": "0"})
+
+
+# --- what delivery would do with a message an agent is about to send ------------------------------------------
+
+
+def _codes(**situation):  # type: ignore[no-untyped-def]
+    from growth.crm.rules import SendSituation, send_checks
+    return [(c.code, c.effect) for c in send_checks(SendSituation(**situation))]
+
+
+def test_a_service_message_skips_consent_quiet_hours_caps_and_the_kill_switch():
+    from datetime import UTC, datetime
+    at = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    assert _codes(marketing=False, consent=None, quiet_until=at, caps_full=("sms:1/day",), kill_switch=True,
+                  opt_out_ok=False) == []
+
+
+def test_a_marketing_message_shows_each_check_delivery_makes_in_its_order():
+    from datetime import UTC, datetime
+    at = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    assert _codes(marketing=True, consent=True) == []
+    assert _codes(marketing=True, consent=None) == [("no_consent", "block")]
+    assert _codes(marketing=True, consent=False) == [("consent_withdrawn", "block")]
+    assert _codes(marketing=True, consent=True, quiet_until=at, kill_switch=True, channel_paused=True) == [
+        ("paused", "hold"), ("kill_switch", "hold"), ("quiet_hours", "hold")]
+    assert _codes(marketing=True, consent=True, opt_out_ok=False, caps_full=("all:3/week",)) == [
+        ("sms_opt_out_missing", "block"), ("cap", "block")]
+
+
+def test_an_unreachable_investor_is_blocked_whatever_the_class():
+    from growth.crm.rules import SendSituation, blocked, send_checks
+    assert _codes(marketing=False, has_address=False) == [("no_address", "block")]
+    assert _codes(marketing=False, refused=True) == [("refused", "block")]
+    assert _codes(marketing=False, channel_configured=False) == [("channel_off", "block")]
+    assert blocked(send_checks(SendSituation(marketing=False, refused=True)))
+    assert not blocked(send_checks(SendSituation(marketing=True, consent=True, channel_paused=True)))
