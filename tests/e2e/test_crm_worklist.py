@@ -100,15 +100,31 @@ def _add_service_template(browser: Browser, base_url: str, marketer: Staff, name
         context.close()
 
 
-def test_an_agent_sends_a_template_from_a_task_sees_the_checks_first_and_the_task_closes(
+def test_an_agent_opens_an_investor_from_the_worklist_logs_a_call_books_the_next_and_sends_a_template(
         page: Page, browser: Browser, base_url: str, staff: dict[str, Staff],
         sign_in: Callable[[Staff], None]) -> None:
+    """The issue's story: worklist → the investor (one click) → a call with its outcome and the next follow-up
+    → a templated message, its checks and preview seen first; the task closes and the follow-up is next."""
     name = f"回访确认 {RUN}"
     _add_service_template(browser, base_url, staff["marketer"], name)
     uid = _register_stalled_investor(base_url, "_msg", phone="+8613700005555")
     sign_in(staff["agent"])
     ours = _wait_for_task(page, uid)
-    page.goto(ours.get_attribute("data-href") or "/crm")
+    ours.get_by_role("link", name=uid).click()  # one click from the worklist to the investor
+    expect(page).to_have_url(re.compile(r"/investors/\d+$"))
+    investor_url = page.url
+    expect(page.locator("#crm-open-tasks")).to_contain_text("注册未实名")
+
+    when = (datetime.now(UTC) + timedelta(days=2)).astimezone(SHANGHAI)
+    page.locator("#call-task").select_option(index=1)  # the open task, closed by this call
+    page.get_by_label("通话结果").select_option(label="接通-有意向")
+    page.locator("#call-note").fill("客户愿意完成实名，约后天再联系")
+    page.get_by_label("下次回访（北京时间，可不填）").fill(when.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="保存通话").click()
+    expect(page.locator(".alert-success")).to_be_visible()
+    expect(page.locator('#timeline-entries [data-kind="call"]').first).to_contain_text("接通-有意向")
+    expect(page.locator("#crm-open-tasks")).to_contain_text("约定回访")  # the next follow-up, booked by the call
+    expect(page.locator("#crm-open-tasks")).not_to_contain_text("注册未实名")
 
     page.locator("#send-message").click()
     page.get_by_label("模板").select_option(label=f"{name} · 服务通知")
@@ -118,10 +134,12 @@ def test_an_agent_sends_a_template_from_a_task_sees_the_checks_first_and_the_tas
     expect(page.locator("#sms-length")).to_contain_text("计 1 条")
     expect(page.locator("#message-preview")).to_contain_text("您预约的回访已确认")
     expect(page.locator("body")).not_to_contain_text("13700005555")
-    page.get_by_label(re.compile("发送后完成任务")).check()
     page.get_by_role("button", name="发送", exact=True).click()
-
-    expect(page).to_have_url(re.compile(r"/crm$"))
     expect(page.locator(".alert-success")).to_contain_text("消息已进入发送队列")
+
+    page.goto(investor_url)
+    expect(page.locator('#timeline-entries [data-kind="message"]').first).to_contain_text("短信")
     page.goto("/crm?reason=registered_no_kyc&status=done")
     expect(page.locator("tr[data-crm-row]", has_text=uid)).to_have_count(1)
+    page.goto("/crm?reason=follow_up")
+    expect(page.locator("tr[data-crm-row]", has_text=uid)).to_contain_text("约定回访")
