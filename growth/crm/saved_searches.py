@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
@@ -65,6 +66,20 @@ def save(page: str, name: str, args: Mapping[str, str], *, shared: bool, user_id
     record("saved_search.saved", session=session, target_type="saved_search", target_id=search.id,
            details={"page": page, "name": clean, "args": values, "shared": shared})
     return search
+
+
+def save_posted(page: str, form: Mapping[str, str], *, user_id: int, session: Session,
+                now: datetime) -> tuple[dict[str, Any], str | None]:
+    """Save the filters a page's save form posted; return them and the problem to show (None once saved)."""
+    args: dict[str, Any] = dict(clean_args(page, form))
+    try:
+        save(page, form.get("name", ""), args, shared=form.get("shared") == "1", user_id=user_id, session=session,
+             now=now)
+    except DomainError as err:
+        if err.field is None:
+            raise
+        return args, str(err.message)
+    return args, None
 
 
 def delete(search_id: int, page: str, *, user_id: int, session: Session) -> SavedSearch:

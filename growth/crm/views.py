@@ -131,17 +131,11 @@ def _back_to_worklist(args: dict[str, Any]) -> Any:
 @bp.route("/saved-searches", methods=["POST"])
 @require(Permission.CRM_WORK)
 def save_search():  # type: ignore[no-untyped-def]
-    args: dict[str, Any] = dict(saved_searches.clean_args("worklist", request.form))
-    try:
-        saved_searches.save("worklist", request.form.get("name", ""), args, shared=request.form.get("shared") == "1",
-                            user_id=current_user.id, session=request_session(), now=utcnow())
-    except DomainError as err:
-        if err.field is None:
-            raise
+    args, problem = saved_searches.save_posted("worklist", request.form, user_id=current_user.id,
+                                               session=request_session(), now=utcnow())
+    if problem:
         mark_rollback()
-        flash(str(err.message), "danger")
-        return _back_to_worklist(args)
-    flash(_("筛选已保存。"), "success")
+    flash(problem or _("筛选已保存。"), "danger" if problem else "success")
     return _back_to_worklist(args)
 
 

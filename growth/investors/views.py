@@ -145,17 +145,11 @@ def index():  # type: ignore[no-untyped-def]
 @bp.route("/investors/saved-searches", methods=["POST"])
 @require(Permission.INVESTORS_VIEW)
 def save_search():  # type: ignore[no-untyped-def]
-    args: dict[str, Any] = dict(saved_searches.clean_args("investors", request.form))
-    try:
-        saved_searches.save("investors", request.form.get("name", ""), args, shared=request.form.get("shared") == "1",
-                            user_id=current_user.id, session=request_session(), now=utcnow())
-    except DomainError as err:
-        if err.field is None:
-            raise
+    args, problem = saved_searches.save_posted("investors", request.form, user_id=current_user.id,
+                                               session=request_session(), now=utcnow())
+    if problem:
         mark_rollback()
-        flash(str(err.message), "danger")
-        return redirect(url_for("investors.index", **args))
-    flash(_("筛选已保存。"), "success")
+    flash(problem or _("筛选已保存。"), "danger" if problem else "success")
     return redirect(url_for("investors.index", **args))
 
 
