@@ -380,7 +380,8 @@ def test_the_investor_page_shows_consent_reachability_and_a_link_to_their_messag
                          code="isv.MOBILE_NUMBER_ILLEGAL", reason="illegal", now=T0)
     login("analyst")
     html = client.get(f"/investors/{investor_id}").get_data(as_text=True)
-    card = html[html.index('id="reachability"'):html.index("里程碑")]
+    start = html.index('id="reachability"')
+    card = html[start:html.index("</table>", start)]
     assert re.search(r'data-channel="sms">.*?data-consent="granted".*?data-unreachable="isv.MOBILE_NUMBER_ILLEGAL"',
                      card, re.S)
     assert 'data-consent="withdrawn"' in card and "退订链接" in card
