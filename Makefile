@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT    ?= 5000
 HOST    ?= 127.0.0.1
-PYTEST_ARGS ?= -n 2 --durations=40
+PYTEST_ARGS ?= -n 3 --durations=40
 
 .PHONY: run test install install-dev browser services lint clean
 

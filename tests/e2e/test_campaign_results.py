@@ -72,8 +72,8 @@ def test_an_approved_campaign_runs_on_schedule_and_its_page_shows_the_outcome(
     page.locator("#f-class").select_option("service")
     page.locator("#when-schedule").check()
     page.locator("#schedule-at").check()
-    # Two whole minutes ahead (the field has minutes only): after the approval, before long.
-    at = (datetime.now(UTC) + SHANGHAI_OFFSET + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    # The next whole minute at least 40 s away (the field has minutes only): after the approval, before long.
+    at = (datetime.now(UTC) + SHANGHAI_OFFSET + timedelta(seconds=100)).replace(second=0, microsecond=0)
     page.locator("#f-schedule-at").fill(at.strftime("%Y-%m-%dT%H:%M"))
     page.locator("#add-condition").click()
     page.locator(".condition-row").nth(0).get_by_label("条件").select_option("channel")
