@@ -195,3 +195,18 @@ def test_both_operations_are_described_and_their_real_answers_match_the_descript
     assert {s for _p, s in checked} == {200, 400, 401, 403, 422}
     older = orjson.loads(client.get("/api/docs/openapi-3.0.json").get_data())
     assert {COSTS, ECONOMICS} <= older["paths"].keys()
+
+
+def test_the_cost_sheet_import_and_the_channel_page_refuse_the_pseudo_channels_too(app, tokens):
+    from growth.acquisition import services
+
+    with get_db(app).session_scope(write=True) as s:
+        result = services.import_costs("date,channel_code,amount\n2026-12-01,organic,1.00\n2026-12-01,wdzj,2.00\n"
+                                       "2026-12-01,referral,3.00\n", session=s, now=datetime.now(UTC), by="test")
+        assert result.stored == 1
+        assert [(e.row, e.field) for e in result.errors] == [(2, "channel_code"), (4, "channel_code")]
+        organic = services.find_channel("organic", session=s)
+        assert organic is not None
+        with pytest.raises(services.DomainError):
+            services.set_cost(organic, day=date(2026, 12, 1), amount_fen=100, session=s, now=datetime.now(UTC))
+    assert list(_stored(app)) == [("wdzj", date(2026, 12, 1))]
