@@ -113,3 +113,44 @@ def referral_weeks_figure(weeks: Sequence[str], series: Sequence[tuple[str, Sequ
                       yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "tickformat": ".2f",
                               "showgrid": False})
     return _layout(fig, 380)
+
+
+def spend_and_return_figure(channels: Sequence[str], cost: Sequence[float], incentive: Sequence[float],
+                            annualised: Sequence[float], *, cost_label: str, incentive_label: str,
+                            annualised_label: str, yuan: str) -> go.Figure:
+    """Return per channel what it cost (acquisition cost with the incentives stacked on it) beside what its
+    cohort invested in the window, annualised (yuan)."""
+    fig = go.Figure()
+    spend_colour, incentive_colour, return_colour = "#dc3545", "#fd7e14", "#198754"
+    hover = "%{x}<br>%{fullData.name}: ¥%{y:,.2f}<extra></extra>"
+    fig.add_bar(name=cost_label, x=list(channels), y=list(cost), offsetgroup="spend",
+                marker={"color": spend_colour}, hovertemplate=hover)
+    fig.add_bar(name=incentive_label, x=list(channels), y=list(incentive), offsetgroup="spend", base=list(cost),
+                marker={"color": incentive_colour}, hovertemplate=hover)
+    fig.add_bar(name=annualised_label, x=list(channels), y=list(annualised), offsetgroup="return",
+                marker={"color": return_colour}, hovertemplate=hover)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
+                      yaxis={"tickformat": ",.0f", "rangemode": "tozero", "title": {"text": yuan}})
+    return _layout(fig, 380)
+
+
+def unit_cost_figure(channels: Sequence[str], cac: Sequence[float | None], per_registration: Sequence[float | None],
+                     *, cac_label: str, registration_label: str, yuan: str) -> go.Figure:
+    """Return each channel's cost per first investor and per registration (yuan; gaps where nobody came)."""
+    fig = go.Figure()
+    hover = "%{x}<br>%{fullData.name}: ¥%{y:,.2f}<extra></extra>"
+    for label, values, colour in ((cac_label, cac, "#6f42c1"), (registration_label, per_registration, "#0d6efd")):
+        fig.add_bar(name=label, x=list(channels), y=list(values), marker={"color": colour}, hovertemplate=hover)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
+                      yaxis={"tickformat": ",.0f", "rangemode": "tozero", "title": {"text": yuan}})
+    return _layout(fig, 340)
+
+
+def net_roi_figure(channels: Sequence[str], roi: Sequence[float | None], *, label: str) -> go.Figure:
+    """Return each channel's net ROI after incentives as a percentage: green above zero, red below."""
+    values = [None if r is None else round(100 * r, 1) for r in roi]
+    colours = ["#198754" if (v or 0) >= 0 else "#dc3545" for v in values]
+    fig = go.Figure(go.Bar(name=label, x=list(channels), y=values, marker={"color": colours},
+                           hovertemplate="%{x}<br>" + label + ": %{y:,.1f}%<extra></extra>"))
+    fig.update_layout(xaxis={"type": "category"}, yaxis={"ticksuffix": "%", "zeroline": True}, showlegend=False)
+    return _layout(fig, 300)

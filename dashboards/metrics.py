@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any
 
 from growth.investors.models import MILESTONES
+from growth.money import fen_to_api
 from growth.timeutil import iso_week_key, local_date
 
 FUNNEL_STEPS = MILESTONES  # the standard funnel walks the milestones in order
@@ -155,3 +159,111 @@ def week_label(span: WeekSpan) -> str:
 def immature_since(now: datetime, window_days: int) -> date:
     """Return the first registration date (Asia/Shanghai) whose window has not closed by `now`."""
     return local_date(now - timedelta(days=window_days))
+
+
+# ---------------------------------------------------------------- channel economics (campaigns-api.md §7)
+
+YEAR_DAYS = 365
+TOTAL_CODE = "total"
+TOTAL_LABEL = "合计"  # data, like the channels' names: the same in every language of the API
+
+
+def half_up(numerator: int, denominator: int) -> int:
+    """Divide non-negative integers, rounding half up (0.5 fen → 1 fen)."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def ratio_text(value: Fraction | None, places: int = 4) -> str | None:
+    """Format an exact ratio as a decimal string rounded half-up (away from zero) to `places`: "1.6612"."""
+    if value is None:
+        return None
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    return str(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+@dataclass
+class ChannelFigures:
+    """One channel's economics for a period, exact: counts and fen, the annualised amount as Σ amount × term.
+
+    Everything rounded is derived from these at the end (spec §7: money rounded half-up to the fen once).
+    """
+
+    code: str
+    label: str
+    cost_fen: int = 0
+    clicks: int = 0
+    registrations: int = 0
+    first_investors: int = 0
+    first_investment_fen: int = 0
+    amount_term_fen_days: int = 0  # Σ amount (fen) × term_days over the cohort's investments in the window
+    incentive_fen: int = 0
+    immature: int = 0  # members registered less than a window ago: their figures may still grow
+
+    def merged(self, other: ChannelFigures) -> ChannelFigures:
+        """Return the sums of two channels' figures, under this one's code and label."""
+        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                if f.name not in ("code", "label")}
+        return replace(self, **sums)
+
+    @property
+    def annualised_fen(self) -> int:
+        """Return Σ amount × term_days / 365, rounded half-up to the fen."""
+        return half_up(self.amount_term_fen_days, YEAR_DAYS)
+
+    @property
+    def cac_fen(self) -> int | None:
+        """Return the cost per first investor (None when there is none)."""
+        return half_up(self.cost_fen, self.first_investors) if self.first_investors else None
+
+    @property
+    def cost_per_registration_fen(self) -> int | None:
+        """Return the cost per registration (None when nobody registered)."""
+        return half_up(self.cost_fen, self.registrations) if self.registrations else None
+
+    @property
+    def spend_fen(self) -> int:
+        """Return what the channel's investors cost in all: acquisition cost and incentives."""
+        return self.cost_fen + self.incentive_fen
+
+    @property
+    def annualised_per_yuan(self) -> Fraction | None:
+        """Return the first-window annualised investment per yuan of acquisition cost (None without a cost)."""
+        if not self.cost_fen:
+            return None
+        return Fraction(self.amount_term_fen_days, YEAR_DAYS * self.cost_fen)
+
+    @property
+    def net_roi(self) -> Fraction | None:
+        """Return (annualised amount − cost − incentive cost) ÷ (cost + incentive cost), exact; None without spend.
+
+        The annualised amount stands for what the cohort brought: the platform's volume-weighted business, not
+        its profit (we know no margin), so this reads "annualised yuan invested beyond each yuan spent".
+        """
+        if not self.spend_fen:
+            return None
+        return (Fraction(self.amount_term_fen_days, YEAR_DAYS) - self.spend_fen) / self.spend_fen
+
+
+def economics_total(rows: Iterable[ChannelFigures]) -> ChannelFigures:
+    """Return the total of channel rows (exact sums; rounded only when shown)."""
+    total = ChannelFigures(TOTAL_CODE, TOTAL_LABEL)
+    for row in rows:
+        total = total.merged(row)
+    return total
+
+
+def _money(fen: int | None) -> str | None:
+    return None if fen is None else fen_to_api(fen)
+
+
+def economics_json(row: ChannelFigures) -> dict[str, Any]:
+    """Return one row as the API answers it (spec §7 fields, then this project's extras)."""
+    return {
+        "code": row.code, "label": row.label, "cost": fen_to_api(row.cost_fen), "clicks": row.clicks,
+        "registrations": row.registrations, "first_investors": row.first_investors,
+        "first_investment_amount": fen_to_api(row.first_investment_fen),
+        "annualised_amount": fen_to_api(row.annualised_fen), "incentive_cost": fen_to_api(row.incentive_fen),
+        "cac": _money(row.cac_fen), "cost_per_registration": _money(row.cost_per_registration_fen),
+        "annualised_per_yuan": ratio_text(row.annualised_per_yuan), "net_roi": ratio_text(row.net_roi),
+        "registrations_window_open": row.immature,
+    }

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from dashboards.metrics import CohortMember
-from growth.acquisition.models import AcquisitionChannel
-from growth.investors.models import Investor
+from dashboards.metrics import ChannelFigures, CohortMember
+from growth.acquisition.models import AcquisitionChannel, ChannelCost, Click
+from growth.acquisition.projection import ORGANIC_CHANNEL
+from growth.db import within_days_after
+from growth.investors.models import Investment, Investor
+from growth.rewards.models import Reward
 from growth.timeutil import local_day_bounds
 
 FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
@@ -36,3 +39,92 @@ def funnel_cohort(*, session: Session, start: date, end: date) -> Iterator[Cohor
 def default_range(today: date, days: int = 30) -> tuple[date, date]:
     """Return the last `days` business days up to today."""
     return today - timedelta(days=days - 1), today
+
+
+def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """Return the UTC [lo, hi) instants of the Asia/Shanghai days start..end."""
+    lo, _ = local_day_bounds(max(start, FIRST_DAY))
+    _, hi = local_day_bounds(min(end, LAST_DAY))
+    return lo, hi
+
+
+def _first_investment_amount() -> object:
+    """The amount of an investor's first investment: the earliest start, the platform's id breaking a tie."""
+    return (
+        select(Investment.amount_fen)
+        .where(Investment.investor_id == Investor.id, Investment.started_at == Investor.first_investment_at)
+        .order_by(Investment.investment_id).limit(1)
+        .correlate(Investor).scalar_subquery()
+    )
+
+
+def channel_economics(*, session: Session, start: date, end: date, window_days: int,
+                      now: datetime) -> list[ChannelFigures]:
+    """Return the raw figures of channel economics (spec §7) per channel, in fen and counts, unrounded.
+
+    Six aggregate queries whatever the size: the cohort (registered on a Shanghai day in [start, end]) per
+    channel with its first investors, its investments and its rewards within the window (each a join on an
+    index by investor), daily costs and tracking-link clicks in the range, and the channels' names. Every
+    channel with a cost, a click or a registration gets a row; investors without a channel count as organic.
+    """
+    lo, hi = _day_bounds(start, end)
+    in_cohort = (Investor.registered_at >= lo, Investor.registered_at < hi)
+    first_within = within_days_after(Investor.first_investment_at, Investor.registered_at, window_days)
+    cohort = session.execute(
+        select(Investor.channel_id, func.count(),
+               func.sum(case((first_within, 1), else_=0)),
+               func.sum(case((first_within, func.coalesce(_first_investment_amount(), 0)), else_=0)),
+               # Registered less than a window before now: their window is still open.
+               func.sum(case((Investor.registered_at > now - timedelta(days=window_days), 1), else_=0)))
+        .where(*in_cohort).group_by(Investor.channel_id)
+    ).all()
+    invested = session.execute(
+        select(Investor.channel_id, func.sum(Investment.amount_fen * Investment.term_days))
+        .join(Investment, Investment.investor_id == Investor.id)
+        .where(*in_cohort, within_days_after(Investment.started_at, Investor.registered_at, window_days))
+        .group_by(Investor.channel_id)
+    ).all()
+    incentives = session.execute(
+        select(Investor.channel_id, func.sum(Reward.cost_fen))
+        .join(Reward, Reward.investor_id == Investor.id)
+        .where(*in_cohort, within_days_after(Reward.granted_at, Investor.registered_at, window_days))
+        .group_by(Investor.channel_id)
+    ).all()
+    costs = session.execute(
+        select(ChannelCost.channel_id, func.sum(ChannelCost.amount_fen))
+        .where(ChannelCost.day >= start, ChannelCost.day <= end).group_by(ChannelCost.channel_id)
+    ).all()
+    clicks = session.execute(
+        select(Click.channel_id, func.count()).where(Click.at >= lo, Click.at < hi).group_by(Click.channel_id)
+    ).all()
+
+    figures: dict[int | None, ChannelFigures] = {}
+
+    def row(channel_id: int | None) -> ChannelFigures:
+        found = figures.get(channel_id)
+        if found is None:
+            found = figures[channel_id] = ChannelFigures(code="", label="")
+        return found
+
+    for cid, n, firsts, first_fen, immature in cohort:
+        f = row(cid)
+        f.registrations, f.first_investors = int(n), int(firsts or 0)
+        f.first_investment_fen, f.immature = int(first_fen or 0), int(immature or 0)
+    for cid, fen_days in invested:
+        row(cid).amount_term_fen_days = int(fen_days or 0)
+    for cid, fen in incentives:
+        row(cid).incentive_fen = int(fen or 0)
+    for cid, fen in costs:
+        row(cid).cost_fen = int(fen or 0)
+    for cid, n in clicks:
+        row(cid).clicks = int(n)
+    ids = [cid for cid in figures if cid is not None]
+    names = {cid: (code, name) for cid, code, name in session.execute(
+        select(AcquisitionChannel.id, AcquisitionChannel.code, AcquisitionChannel.name)
+        .where(AcquisitionChannel.id.in_(ids)))} if ids else {}
+    by_code: dict[str, ChannelFigures] = {}
+    for cid, f in figures.items():
+        # An investor without a channel counts as organic (the funnel's rule; attribution always sets one).
+        f.code, f.label = names.get(cid, ORGANIC_CHANNEL[:2]) if cid is not None else ORGANIC_CHANNEL[:2]
+        by_code[f.code] = by_code[f.code].merged(f) if f.code in by_code else f
+    return [by_code[code] for code in sorted(by_code)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -10,15 +11,19 @@ from typing import Any
 import plotly
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from dashboards import charts, queries
 from dashboards.metrics import (
     FUNNEL_STEPS,
+    ChannelFigures,
     FunnelGroup,
     FunnelResult,
     WeekSpan,
     conversion_rates,
     day_range_text,
+    economics_json,
+    economics_total,
     funnel,
     immature_since,
     largest_groups,
@@ -26,9 +31,10 @@ from dashboards.metrics import (
     week_label,
     week_span,
 )
+from growth.acquisition import rules as acquisition_rules
 from growth.auth.permissions import Permission, public, require
 from growth.db import request_session
-from growth.errors import DomainError
+from growth.errors import DomainError, Invalid, Problem
 from growth.exports import csv_response
 from growth.investors.models import MILESTONE_LABELS
 from growth.referrals import services as referral_services
@@ -236,3 +242,134 @@ def referral_stats():  # type: ignore[no-untyped-def]
     return render_template("dashboards/referrals.html", rows=weeks, totals=totals, figure=figure.to_json(),
                            form={"start": start.isoformat(), "end": end.isoformat()}, error=None,
                            week_key=iso_week_key)
+
+
+# ---------------------------------------------------------------- channel economics (campaigns-api.md §7)
+
+DEFAULT_WINDOW_DAYS = 30
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+@dataclass(frozen=True)
+class EconomicsQuery:
+    """Validated channel-economics parameters: registration days [start, end] and the window."""
+
+    start: date
+    end: date
+    window_days: int
+
+
+def _api_day(args: dict[str, str], name: str, default: date, problems: list[Problem]) -> date:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        day = date.fromisoformat(raw) if _ISO_DAY.fullmatch(raw) else None
+    except ValueError:  # 2026-02-30
+        day = None
+    if day is None:
+        problems.append(Problem(name, "invalid_date", _l("日期应为 YYYY-MM-DD 格式的有效日期，例如 2026-11-30。")))
+        return default
+    if not FIRST_DAY <= day <= LAST_DAY:
+        problems.append(Problem(name, "out_of_range", _l("日期应在 %(first)s 至 %(last)s 之间。",
+                                                         first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat())))
+    return day
+
+
+def _window_days(raw: str | None, problems: list[Problem]) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_WINDOW_DAYS
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_WINDOW_DAYS:
+        problems.append(Problem("window_days", "invalid_value",
+                                _l("转化窗口应为 1 到 %(max)d 之间的整数（天）。", max=MAX_WINDOW_DAYS)))
+        return DEFAULT_WINDOW_DAYS
+    return int(raw)
+
+
+def economics_query(args: dict[str, str]) -> EconomicsQuery:
+    """Read start, end (default: the last 30 days) and window_days (default 30); raise Invalid listing every problem."""
+    problems: list[Problem] = []
+    default_start, default_end = queries.default_range(local_date(utcnow()))
+    start = _api_day(args, "start", default_start, problems)
+    end = _api_day(args, "end", default_end, problems)
+    window = _window_days(args.get("window_days"), problems)
+    if not problems and start > end:
+        problems.append(Problem("start", "start_after_end", _l("开始日期不能晚于结束日期。")))
+    if problems:
+        raise Invalid(problems)
+    return EconomicsQuery(start, end, window)
+
+
+def _economics(q: EconomicsQuery, now: datetime) -> tuple[list[ChannelFigures], ChannelFigures]:
+    rows = queries.channel_economics(session=request_session(), start=q.start, end=q.end,
+                                     window_days=q.window_days, now=now)
+    return rows, economics_total(rows)
+
+
+@api.route("/acquisition/economics")
+@require(Permission.ECONOMICS_VIEW)
+def economics_api():  # type: ignore[no-untyped-def]
+    q = economics_query(request.args.to_dict())
+    rows, total = _economics(q, utcnow())
+    return jsonify({"start": q.start.isoformat(), "end": q.end.isoformat(), "window_days": q.window_days,
+                    "channels": [economics_json(r) for r in rows], "total": economics_json(total)})
+
+
+ECONOMICS_CSV_COLUMNS = ("code", "label", "cost", "clicks", "registrations", "first_investors",
+                         "first_investment_amount", "annualised_amount", "incentive_cost", "cac",
+                         "cost_per_registration", "annualised_per_yuan", "net_roi")
+
+
+def _economics_csv(q: EconomicsQuery, rows: list[ChannelFigures], total: ChannelFigures) -> Response:
+    table: list[list[object]] = [list(ECONOMICS_CSV_COLUMNS)]
+    for row in [*rows, total]:
+        data = economics_json(row)
+        table.append(["" if data[c] is None else data[c] for c in ECONOMICS_CSV_COLUMNS])
+    return csv_response(table, f"channel-economics-{q.start.isoformat()}-{q.end.isoformat()}-{q.window_days}d.csv")
+
+
+def _economics_figures(rows: list[ChannelFigures]) -> dict[str, str]:
+    """Return the page's charts as Plotly JSON: spend against annualised investment, unit costs, net ROI."""
+    names = [r.label for r in rows]
+    yuan = _("元")
+    spend = charts.spend_and_return_figure(
+        names, [r.cost_fen / 100 for r in rows], [r.incentive_fen / 100 for r in rows],
+        [r.annualised_fen / 100 for r in rows], cost_label=_("获客成本"), incentive_label=_("激励成本"),
+        annualised_label=_("首窗口年化投资额"), yuan=yuan)
+    unit = charts.unit_cost_figure(
+        names, [None if r.cac_fen is None else r.cac_fen / 100 for r in rows],
+        [None if r.cost_per_registration_fen is None else r.cost_per_registration_fen / 100 for r in rows],
+        cac_label=_("每首投人成本（CAC）"), registration_label=_("每注册成本"), yuan=yuan)
+    roi = charts.net_roi_figure(names, [None if r.net_roi is None else float(r.net_roi) for r in rows],
+                                label=_("扣除激励后的净 ROI"))
+    return {"spend": spend.to_json(), "unit": unit.to_json(), "roi": roi.to_json()}
+
+
+@bp.route("/economics")
+@require(Permission.ECONOMICS_VIEW)
+def economics_page():  # type: ignore[no-untyped-def]
+    args = request.args.to_dict()
+    today = local_date(utcnow())
+    problems: list[Problem] = []
+    try:
+        period = acquisition_rules.resolve_period(args.get("period"), args.get("start"), args.get("end"), today=today)
+    except acquisition_rules.RuleError as err:
+        problems.append(Problem("period", "invalid_period", err.message))
+        period = acquisition_rules.default_period(today)
+    window = _window_days(args.get("window_days"), problems)
+    form = {"window_days": args.get("window_days") or str(DEFAULT_WINDOW_DAYS)}
+    context = {"period": period, "periods": acquisition_rules.PERIODS, "form": form,
+               "errors": [str(p.message) for p in problems]}
+    if problems:
+        return render_template("dashboards/economics.html", q=None, **context), 400
+    q = EconomicsQuery(period.start, period.end, window)
+    now = utcnow()
+    rows, total = _economics(q, now)
+    if args.get("format") == "csv":
+        return _economics_csv(q, rows, total)
+    figures = _economics_figures(rows) if rows else None
+    return render_template(
+        "dashboards/economics.html", q=q, rows=rows, total=total, data=[economics_json(r) for r in rows],
+        total_data=economics_json(total), figures=figures, csv_args=dict(period.url_args(), window_days=window,
+                                                                         format="csv"),
+        immature_since=immature_since(now, q.window_days), **context)

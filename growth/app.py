@@ -43,6 +43,8 @@ def _nav() -> list[tuple[Any, str, Any, Any, str | None]]:
         (P.REWARDS_VIEW, "rewards.index", _l("奖励台账"), _l("红包、加息券、体验金、返现与预算"), "marketing"),
         (P.REFERRALS_VIEW, "referrals.index", _l("邀请好友"), _l("邀请记录、风控审核与设置"), "marketing"),
         (P.REFERRALS_VIEW, "dashboards.referral_stats", _l("邀请统计"), _l("邀请、注册、达标与 K 因子"), "marketing"),
+        (P.ECONOMICS_VIEW, "dashboards.economics_page", _l("渠道经济"), _l("渠道成本、CAC 与扣除激励后的 ROI"),
+         "marketing"),
         (P.KILL_SWITCH, "campaigns.kill_switch_page", _l("营销一键暂停"), _l("出问题时暂停所有营销活动与消息"),
          "marketing"),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌"), "system"),
@@ -197,8 +199,10 @@ def _register_blueprints(app: Flask) -> None:
     from channels.callback_views import bp as channels_callbacks
     from channels.views import api as channels_api
     from channels.views import bp as channels_bp
+    from dashboards.openapi import contribution as dashboards_openapi
     from dashboards.views import api as dashboards_api
     from dashboards.views import bp as dashboards_bp
+    from growth.acquisition.views import api as acquisition_api
     from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
     from growth.auth.views import bp as auth_bp
@@ -220,6 +224,7 @@ def _register_blueprints(app: Flask) -> None:
                referrals_share, campaigns_bp, crm_bp, crm_messages_bp):
         app.register_blueprint(bp)
     app.register_blueprint(referrals_api)
+    app.register_blueprint(acquisition_api)
     app.register_blueprint(events_api)
     app.register_blueprint(channels_api)
     app.register_blueprint(campaigns_api)
@@ -229,6 +234,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(rewards_bp)
     app.register_blueprint(rewards_api)
     app.register_blueprint(dashboards_api)
+    register_contribution(app, dashboards_openapi)  # nor dashboards (channel economics)
     app.register_blueprint(dashboards_bp)
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
     app.register_blueprint(channels_callbacks)

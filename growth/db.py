@@ -15,6 +15,7 @@ import orjson
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     DateTime,
     Float,
@@ -436,3 +437,32 @@ def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) 
 def _seconds_between_postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
     later, earlier = list(element.clauses)
     return f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
+
+
+class within_days_after(FunctionElement[bool]):  # lower case: it reads as the SQL condition it renders
+    """SQL for `at <= start + days × 24 h`, exact to the microsecond on every dialect (the funnel's window rule).
+
+    Arguments: `at`, `start` (UTC timestamp columns) and `days` (an integer expression or bound value). NULL
+    `at` or `start` is not within. SQLite stores UTC as "YYYY-MM-DD HH:MM:SS.ffffff" text, so the deadline is
+    built as text of the same shape (whole seconds moved by the days, the original fraction kept) and compared
+    as text: julianday arithmetic is exact only to the millisecond. PostgreSQL adds an interval of seconds,
+    never of days (a day interval follows the session time zone's daylight saving).
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "within_days_after"
+
+
+@compiles(within_days_after, "sqlite")
+def _within_days_after_sqlite(element: within_days_after, compiler: Any, **kw: Any) -> str:
+    at, start, days = (compiler.process(c, **kw) for c in element.clauses)
+    deadline = (f"(strftime('%Y-%m-%d %H:%M:%S', substr({start}, 1, 19), '+' || ({days}) || ' days') "
+                f"|| substr({start}, 20))")
+    return f"({at} <= {deadline})"
+
+
+@compiles(within_days_after, "postgresql")
+def _within_days_after_postgresql(element: within_days_after, compiler: Any, **kw: Any) -> str:
+    at, start, days = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({at} <= {start} + ({days}) * INTERVAL '86400 seconds')"

@@ -81,7 +81,8 @@ class Click(Base):
     """One visit through a tracking link; its click_id comes back on user.registered."""
 
     __tablename__ = "clicks"
-    __table_args__ = (Index("ix_clicks_link_at", "link_id", "at"),)
+    # By link (a link's stats) and by time with the channel (channel economics counts a period's clicks per channel).
+    __table_args__ = (Index("ix_clicks_link_at", "link_id", "at"), Index("ix_clicks_at_channel", "at", "channel_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     click_id: Mapped[str] = mapped_column(String(40), unique=True)

@@ -17,7 +17,8 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -33,9 +34,11 @@ from sqlalchemy.orm import Session
 
 from growth.acquisition import rules
 from growth.acquisition.models import AcquisitionChannel, ChannelCost, Click, TrackingLink
+from growth.acquisition.projection import ORGANIC_CHANNEL, REFERRAL_CHANNEL
 from growth.audit.services import record
 from growth.errors import Conflict, DomainError, NotFound
 from growth.investors.models import Investment, Investor
+from growth.money import MONEY_OR_ZERO_PATTERN
 from growth.timeutil import local_day_bounds
 
 _CODE_ATTEMPTS = 8
@@ -475,6 +478,9 @@ def set_cost(
     by: str | None = None,
 ) -> ChannelCost:
     """Set what a channel cost on a business day (replacing any earlier figure for that day)."""
+    refused = cost_channel_error(channel.code, channel)
+    if refused is not None:
+        raise DomainError(refused)
     problems = rules.cost_errors(day, amount_fen, now)
     if problems:
         field_name, message = problems[0]
@@ -567,6 +573,77 @@ class ImportResult:
         return self.created + self.updated + self.unchanged
 
 
+# Channels the attribution makes for investors who came by no paid channel: a cost there is a mistake.
+PSEUDO_CHANNEL_CODES = (ORGANIC_CHANNEL[0], REFERRAL_CHANNEL[0])
+
+
+def _channels_by_code(codes: set[str], *, session: Session) -> Callable[[str], AcquisitionChannel | None]:
+    """Return a lookup of channels by code: exact first, else ignoring case (Excel users type BAIDU_SEM)."""
+    channels: dict[str, AcquisitionChannel] = {}
+    by_lower: dict[str, AcquisitionChannel] = {}
+    if codes:
+        lowered = {c.lower() for c in codes}
+        for channel in session.scalars(select(AcquisitionChannel).where(
+                or_(AcquisitionChannel.code.in_(codes), func.lower(AcquisitionChannel.code).in_(lowered)))):
+            channels[channel.code] = channel
+            by_lower.setdefault(channel.code.lower(), channel)
+    return lambda code: channels.get(code) or by_lower.get(code.lower())
+
+
+def cost_channel_error(code: str, channel: AcquisitionChannel | None) -> rules.Message | None:
+    """Return why costs cannot be booked on a code's channel (unknown, or organic/referral), or None."""
+    if channel is None:
+        return _l("未知的渠道代码：%(code)s（请先创建渠道）", code=code)
+    if channel.code in PSEUDO_CHANNEL_CODES:
+        return _l("%(code)s 是自然流量/邀请好友的归因渠道，不能录入成本", code=channel.code)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CostWrite:
+    """A daily cost to store: the channel, the business day, the amount in fen and a note."""
+
+    channel: AcquisitionChannel
+    day: date
+    amount_fen: int
+    note: str
+
+
+def _store_costs(costs: list[CostWrite], *, session: Session, now: datetime, by: str | None,
+                 result: ImportResult) -> list[tuple[CostWrite, int | None]]:
+    """Upsert costs, one per (channel, day) (callers make them unique); count them into `result`.
+
+    Return the costs that changed, each with the amount it replaced (None: new). Rows already equal are left alone.
+    """
+    existing: dict[tuple[int, date], tuple[int, str]] = {}
+    if costs:
+        days = [c.day for c in costs]
+        ids = {c.channel.id for c in costs}
+        for cid, day, fen, note in session.execute(
+            select(ChannelCost.channel_id, ChannelCost.day, ChannelCost.amount_fen, ChannelCost.note)
+            .where(ChannelCost.channel_id.in_(ids), ChannelCost.day >= min(days), ChannelCost.day <= max(days))
+        ):
+            existing[(cid, day)] = (fen, note)
+    writes: list[dict[str, Any]] = []
+    changed: list[tuple[CostWrite, int | None]] = []
+    for cost in costs:
+        before = existing.get((cost.channel.id, cost.day))
+        if before == (cost.amount_fen, cost.note):
+            result.unchanged += 1
+            continue
+        if before is None:
+            result.created += 1
+        else:
+            result.updated += 1
+        changed.append((cost, None if before is None else before[0]))
+        writes.append({"channel_id": cost.channel.id, "day": cost.day, "amount_fen": cost.amount_fen,
+                       "note": cost.note, "entered_by": by or "", "updated_at": now})
+    for start in range(0, len(writes), 500):
+        _cost_insert(session, writes[start:start + 500])
+    session.flush()
+    return changed
+
+
 def import_costs(
     data: bytes | str, *, filename: str = "", session: Session, now: datetime, by: str | None = None,
 ) -> ImportResult:
@@ -576,63 +653,139 @@ def import_costs(
     """
     sheet = rules.parse_cost_csv(data, now=now)
     result = ImportResult(errors=list(sheet.errors))
-    codes = {row.channel_code for row in sheet.rows}
-    channels: dict[str, AcquisitionChannel] = {}
-    by_lower: dict[str, AcquisitionChannel] = {}
-    if codes:
-        lowered = {c.lower() for c in codes}
-        for channel in session.scalars(select(AcquisitionChannel).where(
-                or_(AcquisitionChannel.code.in_(codes), func.lower(AcquisitionChannel.code).in_(lowered)))):
-            channels[channel.code] = channel
-            by_lower.setdefault(channel.code.lower(), channel)
+    lookup = _channels_by_code({row.channel_code for row in sheet.rows}, session=session)
     accepted: list[tuple[rules.CostRow, AcquisitionChannel]] = []
     for row in sheet.rows:
-        # Exact code first; Excel users sometimes type BAIDU_SEM for baidu_sem.
-        known = channels.get(row.channel_code) or by_lower.get(row.channel_code.lower())
-        if known is None:
-            result.errors.append(rules.RowError(
-                row.row, "channel_code", _l("未知的渠道代码：%(code)s（请先创建渠道）", code=row.channel_code)))
+        known = lookup(row.channel_code)
+        problem = cost_channel_error(row.channel_code, known)
+        if problem is not None or known is None:
+            result.errors.append(rules.RowError(row.row, "channel_code", problem or ""))
             continue
         accepted.append((row, known))
 
     # The same channel and day may still appear twice when two spellings map to one channel.
-    unique: dict[tuple[int, date], rules.CostRow] = {}
+    unique: dict[tuple[int, date], tuple[rules.CostRow, AcquisitionChannel]] = {}
     for row, channel in accepted:
         key = (channel.id, row.day)
         if key in unique:
-            result.errors.append(rules.RowError(row.row, None, rules.same_row_message(unique[key].row)))
+            result.errors.append(rules.RowError(row.row, None, rules.same_row_message(unique[key][0].row)))
             continue
-        unique[key] = row
+        unique[key] = (row, channel)
 
-    existing: dict[tuple[int, date], tuple[int, str]] = {}
-    if unique:
-        days = [d for _c, d in unique]
-        ids = {c for c, _d in unique}
-        for cid, day, fen, note in session.execute(
-            select(ChannelCost.channel_id, ChannelCost.day, ChannelCost.amount_fen, ChannelCost.note)
-            .where(ChannelCost.channel_id.in_(ids), ChannelCost.day >= min(days), ChannelCost.day <= max(days))
-        ):
-            existing[(cid, day)] = (fen, note)
-
-    writes: list[dict[str, Any]] = []
-    for (cid, day), row in unique.items():
-        before = existing.get((cid, day))
-        if before == (row.amount_fen, row.note):
-            result.unchanged += 1
-            continue
-        if before is None:
-            result.created += 1
-        else:
-            result.updated += 1
-        writes.append({"channel_id": cid, "day": day, "amount_fen": row.amount_fen, "note": row.note,
-                       "entered_by": by or "", "updated_at": now})
-    for start in range(0, len(writes), 500):
-        _cost_insert(session, writes[start:start + 500])
-    session.flush()
+    _store_costs([CostWrite(channel, row.day, row.amount_fen, row.note) for row, channel in unique.values()],
+                 session=session, now=now, by=by, result=result)
     result.errors.sort(key=lambda e: (e.row, e.field or ""))
     record("costs.imported", session=session, target_type="channel_costs", actor=by, details={
         "filename": filename[:200], "created": result.created, "updated": result.updated,
         "unchanged": result.unchanged, "errors": len(result.errors),
         "channels": sorted({channel.code for _row, channel in accepted}),
     })
+    return result
+
+
+# ---------------------------------------------------------------- costs pushed by the API (campaigns-api.md §7)
+
+MAX_API_COSTS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CostProblem:
+    """Why a pushed cost was refused: where (`date`, `channel_code`, `amount`, `note`), a code, a message."""
+
+    path: str
+    code: str
+    message: rules.Message
+
+
+@dataclass(slots=True)
+class SaveResult:
+    """What a pushed list of costs did: how many are stored as given, and the refused ones by index."""
+
+    saved: int = 0
+    rejected: list[tuple[int, list[CostProblem]]] = field(default_factory=list)
+
+
+_API_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_API_MONEY_RE = re.compile(MONEY_OR_ZERO_PATTERN)
+
+
+def _api_cost(item: object, now: datetime) -> tuple[rules.CostRow | None, list[CostProblem]]:
+    """Check one pushed cost ({"date", "channel_code", "amount", "note"}) by the contract's strict formats."""
+    if not isinstance(item, dict):
+        return None, [CostProblem("", "invalid_type", _l("每项成本须是 JSON 对象"))]
+    problems: list[CostProblem] = []
+    day = amount = None
+    raw_day = item.get("date")
+    if not isinstance(raw_day, str) or not _API_DATE_RE.fullmatch(raw_day):
+        problems.append(CostProblem("date", "invalid_date", _l("日期须为 YYYY-MM-DD 格式的字符串，例如 2026-12-01")))
+    else:
+        try:
+            day = date.fromisoformat(raw_day)
+        except ValueError:
+            problems.append(CostProblem("date", "invalid_date", _l("日期不存在：%(text)s", text=raw_day)))
+    code = item.get("channel_code")
+    if not isinstance(code, str) or not code.strip():
+        problems.append(CostProblem("channel_code", "required", _l("请填写渠道代码")))
+        code = ""
+    elif len(code.strip()) > 64:
+        problems.append(CostProblem("channel_code", "too_long", _l("渠道代码最多 64 个字符")))
+    raw_amount = item.get("amount")
+    if not isinstance(raw_amount, str) or not _API_MONEY_RE.fullmatch(raw_amount):
+        problems.append(CostProblem("amount", "invalid_amount",
+                                    _l('金额须为以元为单位、最多两位小数的字符串，例如 "6872.52"')))
+    else:
+        try:
+            amount = rules.parse_cost_amount(raw_amount)
+        except rules.RuleError as err:
+            problems.append(CostProblem("amount", "invalid_amount", err.message))
+    raw_note = item.get("note")
+    note = ""
+    if raw_note is not None and not isinstance(raw_note, str):
+        problems.append(CostProblem("note", "invalid_type", _l("备注须是字符串")))
+        raw_note = ""
+    try:
+        note = rules.validate_note(raw_note or "")
+    except rules.RuleError as err:
+        problems.append(CostProblem("note", "too_long", err.message))
+    if day is not None and amount is not None:
+        for field_name, message in rules.cost_errors(day, amount, now):
+            path = "date" if field_name == "day" else field_name
+            problems.append(CostProblem(path, "future_date" if path == "date" else "invalid_amount", message))
+    if problems or day is None or amount is None:
+        return None, problems
+    return rules.CostRow(0, day, rules.normalize_channel_code(code), amount, note), []
+
+
+def save_costs(items: list[object], *, session: Session, now: datetime, by: str | None = None) -> SaveResult:
+    """Store pushed daily costs (the API): each valid one is set, the others are refused by their index.
+
+    The rule of the cost sheet and the page: one cost per (channel, business day), a later one replacing an
+    earlier (also within one list: the last one wins, and each counts as saved). Unknown channels and the
+    organic/referral channels are refused. Every change is audited as the page's cost entry is (`cost.set`).
+    """
+    result = SaveResult()
+    checked: list[tuple[int, rules.CostRow]] = []
+    for index, item in enumerate(items):
+        row, problems = _api_cost(item, now)
+        if row is None:
+            result.rejected.append((index, problems))
+        else:
+            checked.append((index, row))
+    lookup = _channels_by_code({row.channel_code for _i, row in checked}, session=session)
+    unique: dict[tuple[int, date], CostWrite] = {}
+    for index, row in checked:
+        channel = lookup(row.channel_code)
+        problem = cost_channel_error(row.channel_code, channel)
+        if problem is not None or channel is None:
+            code = "unknown_channel" if channel is None else "pseudo_channel"
+            result.rejected.append((index, [CostProblem("channel_code", code, problem or "")]))
+            continue
+        unique[(channel.id, row.day)] = CostWrite(channel, row.day, row.amount_fen, row.note)  # the last one wins
+        result.saved += 1
+    result.rejected.sort(key=lambda r: r[0])
+    changed = _store_costs(list(unique.values()), session=session, now=now, by=by, result=ImportResult())
+    for cost, previous in changed:
+        record("cost.set", session=session, target_type="channel", target_id=cost.channel.id, actor=by,
+               details={"code": cost.channel.code, "day": cost.day.isoformat(), "amount_fen": cost.amount_fen,
+                        "note": cost.note, "previous_fen": previous, "via": "api"})
     return result

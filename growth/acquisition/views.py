@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,7 +21,7 @@ from growth.acquisition.models import CHANNEL_KINDS, AcquisitionChannel, kind_la
 from growth.audit.services import record
 from growth.auth.permissions import Permission, public, require, role_has
 from growth.db import mark_rollback, request_session, short_write, writes
-from growth.errors import DomainError, NotFound
+from growth.errors import DomainError, Invalid, NotFound, Problem
 from growth.exports import csv_response
 from growth.inputs import page_arg
 from growth.money import fen_to_api
@@ -29,6 +29,7 @@ from growth.request_size import UPLOAD_MAX_BODY, max_body
 from growth.timeutil import local_date, utcnow
 
 bp = Blueprint("acquisition", __name__)
+api = Blueprint("acquisition_api", __name__, url_prefix="/api/v1")
 
 CLICKS_PER_PAGE = 25
 COSTS_PER_PAGE = 31
@@ -456,6 +457,29 @@ def import_costs():  # type: ignore[no-untyped-def]
                                    by=_by())
     return render_template("acquisition/import_result.html", result=result, filename=upload.filename or "",
                            back=back)
+
+
+class MalformedCosts(Invalid):
+    """A body that is not `{"costs": [...]}` at all (400)."""
+
+    status = 400
+
+
+@api.post("/acquisition/costs")
+@require(Permission.ACQUISITION_COSTS_MANAGE)
+def push_costs():  # type: ignore[no-untyped-def]
+    """Store daily costs pushed by an ad platform's export (campaigns-api.md §7); refused ones by index."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("costs"), list):
+        raise MalformedCosts([Problem("costs", "malformed",
+                                      _l('请求体须是 JSON 对象 {"costs": [...]}（Content-Type: application/json）'))])
+    items = body["costs"]
+    if len(items) > services.MAX_API_COSTS:
+        raise Invalid([Problem("costs", "too_many", _l("每次最多提交 %(n)d 条成本", n=services.MAX_API_COSTS))])
+    result = services.save_costs(items, session=request_session(), now=utcnow(), by=_by())
+    return jsonify({"saved": result.saved, "rejected": [
+        {"index": index, "errors": [{"path": p.path, "code": p.code, "message": str(p.message)} for p in problems]}
+        for index, problems in result.rejected]})
 
 
 @bp.route("/acquisition/costs/template.csv")

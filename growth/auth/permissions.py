@@ -89,12 +89,15 @@ class Permission(StrEnum):
     CRM_WORK = "crm.work"
     # … and managing it: every agent's tasks, reassigning, the rules' settings (admins).
     CRM_MANAGE = "crm.manage"
+    # Channel economics (spec §7: "staff", so every role): aggregate figures per acquisition channel, no one's data.
+    ECONOMICS_VIEW = "economics.view"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MARKETER: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
+        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.INVESTORS_TAG,
         Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.MESSAGES_MANAGE, Permission.REWARDS_VIEW,
@@ -102,19 +105,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CAMPAIGNS_PREVIEW, Permission.REFERRALS_VIEW,
     }),
     Role.APPROVER: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
+        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE,
         Permission.CAMPAIGNS_CONTROL, Permission.CAMPAIGNS_PREVIEW, Permission.KILL_SWITCH, Permission.REFERRALS_VIEW,
         Permission.REFERRALS_REVIEW,
     }),
     Role.AGENT: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
+        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.TOKENS_OWN, Permission.INVESTORS_VIEW, Permission.INVESTORS_PII,
         Permission.INVESTORS_TAG, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.CAMPAIGNS_VIEW,
         Permission.REFERRALS_VIEW,
         Permission.CRM_WORK,
     }),
     Role.ANALYST: frozenset({
-        Permission.HOME, Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
+        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
         Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW,
         Permission.CAMPAIGNS_VIEW, Permission.REFERRALS_VIEW,
     }),

@@ -17,6 +17,7 @@ import orjson
 from flask import Flask
 
 from channels.openapi import MESSAGES_PATH, message_schemas, messages_operation
+from growth.acquisition.openapi import COSTS_PATH, cost_schemas, costs_operation
 from growth.events.rules import (
     CONSENT_CHANNELS,
     FUTURE_TOLERANCE,
@@ -388,13 +389,15 @@ def build_openapi(contributions: Iterable[Contribution] = ()) -> dict[str, Any]:
         MESSAGES_PATH: {"get": messages_operation()},
         REWARDS_PATH: {"get": rewards_operation()},
         REFERRAL_CODE_PATH: {"get": referral_code_operation()},
+        COSTS_PATH: {"post": costs_operation()},
     }
-    schemas = _schemas() | message_schemas() | reward_schemas() | referral_code_schemas()
+    schemas = _schemas() | message_schemas() | reward_schemas() | referral_code_schemas() | cost_schemas()
     tags = [{"name": "events", "description": "Signed platform events"},
             {"name": "dashboards", "description": "Metrics for staff (bearer token)"},
             {"name": "messages", "description": "The message outbox for staff (bearer token)"},
             {"name": "rewards", "description": "The incentive ledger for the platform (bearer token)"},
-            {"name": "referrals", "description": "Referral codes for the platform (bearer token)"}]
+            {"name": "referrals", "description": "Referral codes for the platform (bearer token)"},
+            {"name": "acquisition", "description": "Acquisition costs pushed by ad platforms' exports (bearer token)"}]
     for part in contributions:
         _merge(paths, part.paths, "paths")
         _merge(schemas, part.schemas, "schemas")

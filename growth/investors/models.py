@@ -45,7 +45,8 @@ class Investor(Base):
 
     __tablename__ = "investors"
     __table_args__ = (
-        Index("ix_investors_registered_at", "registered_at"),
+        # Channel economics reads a registration cohort's channel and first investment from the index alone.
+        Index("ix_investors_registered_channel", "registered_at", "channel_id", "first_investment_at"),
         Index("ix_investors_phone_last4", "phone_last4"),
         Index("ix_investors_name_key", "name_key"),
         Index("ix_investors_email_key", "email_key"),
@@ -105,10 +106,13 @@ class Investment(Base):
     """One investment at the platform, from its created/redeemed/matured events."""
 
     __tablename__ = "investments"
+    # An investor's investments by start, with what channel economics sums (amount × term) in the index itself.
+    __table_args__ = (Index("ix_investments_investor_started", "investor_id", "started_at", "amount_fen", "term_days",
+                            "investment_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     investment_id: Mapped[str] = mapped_column(String(200), unique=True)
-    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
     product_id: Mapped[str | None] = mapped_column(String(200))
     product_name: Mapped[str | None] = mapped_column(String(200))
     term_days: Mapped[int | None]

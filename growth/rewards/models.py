@@ -119,6 +119,8 @@ class Reward(Base):
     __tablename__ = "rewards"
     __table_args__ = (
         Index("ix_rewards_investor_status", "investor_id", "status"),
+        # Channel economics: an investor's rewards by grant time, with their cost, from the index alone.
+        Index("ix_rewards_investor_granted", "investor_id", "granted_at", "cost_fen"),
         Index("ix_rewards_status_expires_at", "status", "expires_at"),
     )
 

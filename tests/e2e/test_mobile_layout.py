@@ -77,6 +77,7 @@ def test_the_main_pages_fit_a_390px_phone_without_console_errors(
     investor, channel_href = investors[0], channels[0]
 
     paths = ["/", "/dashboards/funnel", "/dashboards/funnel?group_by=channel", "/dashboards/funnel?group_by=week",
+             "/dashboards/economics?period=90d",
              "/acquisition/channels", channel_href, "/investors", investor, "/events/", "/admin/audit/", "/admin/users",
              "/account/tokens", "/api/docs", "/messages", "/messages/health", "/messages/settings",
              "/messages/templates", "/messages/templates/new", "/crm?scope=all", "/crm/settings",
@@ -86,6 +87,33 @@ def test_the_main_pages_fit_a_390px_phone_without_console_errors(
         assert response is not None and response.status == 200, path
         page.wait_for_load_state("networkidle")
         _no_page_overflow(page, path)
+    assert page_log.unexpected_errors() == []
+
+
+def test_the_channel_economics_page_draws_its_charts_and_sorts_its_table_on_a_phone(
+    page: Page, page_log: PageLog, staff: dict[str, Staff], sign_in: Callable[[Staff], None], sample: None,
+) -> None:
+    sign_in(staff["marketer"])
+    page.set_viewport_size(PHONE)
+    page.goto("/dashboards/economics?period=90d")
+    for _ in range(30):  # the processor runs in the background of `growth serve`
+        if page.locator("#economics-table").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    for chart in ("#economics-spend-chart", "#economics-unit-chart", "#economics-roi-chart"):
+        expect(page.locator(f"{chart} .main-svg").first).to_be_visible()
+    rows = page.locator("#economics-table tbody tr")
+    expect(rows.filter(has_text="mobile_check_channel")).to_have_count(1)
+    registrations = page.locator("#economics-table thead th").nth(3)
+    registrations.get_by_role("button").click()
+    expect(registrations).to_have_attribute("aria-sort", "descending")
+    values = [float(v) for v in page.locator("#economics-table tbody tr td:nth-child(4)").evaluate_all(
+        "cells => cells.map(c => c.getAttribute('data-value'))")]
+    assert values == sorted(values, reverse=True)
+    registrations.get_by_role("button").click()
+    expect(registrations).to_have_attribute("aria-sort", "ascending")
+    _no_page_overflow(page, "/dashboards/economics")
     assert page_log.unexpected_errors() == []
 
 

@@ -1,0 +1,109 @@
+"""The OpenAPI description of `GET /api/v1/acquisition/economics` (campaigns-api.md §7), registered by the
+composition root (the kernel's description may not import `dashboards`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from growth.events.openapi import Contribution
+
+ECONOMICS_PATH = "/api/v1/acquisition/economics"
+_REF = "#/components/schemas/"
+_MONEY = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"}
+_RATIO = {"type": ["string", "null"], "pattern": r"^-?[0-9]+\.[0-9]{4}$"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _money(description: str, *, nullable: bool = False) -> dict[str, Any]:
+    return {**_MONEY, "type": ["string", "null"] if nullable else "string", "description": description}
+
+
+def _schemas() -> dict[str, Any]:
+    row = {
+        "type": "object",
+        "required": ["code", "label", "cost", "clicks", "registrations", "first_investors", "first_investment_amount",
+                     "annualised_amount", "incentive_cost", "cac", "cost_per_registration"],
+        "properties": {
+            "code": {"type": "string", "description": "The channel's code (`organic`, `referral` included); "
+                                                      "`total` for the total."},
+            "label": {"type": "string", "description": "The channel's name."},
+            "cost": _money("Σ the channel's daily costs dated in [start, end]."),
+            "clicks": {"type": "integer", "minimum": 0, "description": "Its tracking-link clicks in [start, end]."},
+            "registrations": {"type": "integer", "minimum": 0, "description": "The cohort's size."},
+            "first_investors": {"type": "integer", "minimum": 0,
+                                "description": "Cohort members whose first investment is within the window."},
+            "first_investment_amount": _money("Σ those first investments' amounts."),
+            "annualised_amount": _money("Σ amount × term_days / 365 over every investment of the cohort started "
+                                        "within the window of its investor's registration."),
+            "incentive_cost": _money("Σ the current cost (campaigns-api.md §2) of the rewards granted to the cohort "
+                                     "within the window: cash and experience funds, vouchers and rate boosts when "
+                                     "redeemed, cashback unless clawed back; revoked or expired rewards cost "
+                                     "nothing."),
+            "cac": _money("cost / first_investors; null when there is none.", nullable=True),
+            "cost_per_registration": _money("cost / registrations; null when there is none.", nullable=True),
+            "annualised_per_yuan": {**_RATIO, "description": "annualised_amount / cost, 4 decimals; null without a "
+                                                             "cost (beyond the contract)."},
+            "net_roi": {**_RATIO, "description": "(annualised_amount − cost − incentive_cost) / (cost + "
+                                                 "incentive_cost), 4 decimals; null when both are 0 (beyond the "
+                                                 "contract)."},
+            "registrations_window_open": {"type": "integer", "minimum": 0,
+                                          "description": "Cohort members registered less than window_days ago: "
+                                                         "their figures may still grow (beyond the contract)."},
+        },
+    }
+    return {
+        "ChannelEconomics": row,
+        "ChannelEconomicsReport": {
+            "type": "object",
+            "required": ["window_days", "channels", "total"],
+            "properties": {
+                "start": {"type": "string", "format": "date"},
+                "end": {"type": "string", "format": "date"},
+                "window_days": {"type": "integer", "minimum": 1},
+                "channels": {"type": "array", "items": {"$ref": _REF + "ChannelEconomics"},
+                             "description": "Every channel with a cost, a click or a registration, by code."},
+                "total": {"$ref": _REF + "ChannelEconomics"},
+            },
+        },
+    }
+
+
+def _operation() -> dict[str, Any]:
+    day = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+    return {
+        "operationId": "getChannelEconomics",
+        "tags": ["dashboards"],
+        "summary": "Channel economics: cost, clicks, registrations, first investors, CAC, incentives",
+        "description": (
+            "The cohort is the investors whose `registered` date (Asia/Shanghai) lies in [start, end], by the "
+            "funnel's attribution. \"Within `window_days`\" is the funnel's rule: at most `window_days` × 24 h after "
+            "`registered` (a step dated before `registered` counts). Every money figure is rounded half-up to the "
+            "fen once, at the end; `total` is computed from the exact sums, not from the rounded rows. "
+            "Who: staff whose role may view funnels (analysts, marketers, approvers, admins)."
+        ),
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            {"name": "start", "in": "query", "required": False, "schema": day,
+             "description": "First registration day; default 29 days before today; 2000-01-01 at the earliest."},
+            {"name": "end", "in": "query", "required": False, "schema": day,
+             "description": "Last registration day, inclusive; default today; 2099-12-31 at the latest."},
+            {"name": "window_days", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30}},
+        ],
+        "responses": {
+            "200": _json({"$ref": _REF + "ChannelEconomicsReport"}, "One row per channel and the total."),
+            "401": _json({"$ref": _REF + "Error"}, "No or an invalid bearer token."),
+            "403": _json({"$ref": _REF + "Error"}, "The token's role may not view funnels."),
+            "422": _json({"$ref": _REF + "ApiError"}, "A bad parameter (a malformed or out-of-range date, start "
+                                                       "after end, window_days out of range): every problem under "
+                                                       "`errors`, its `path` the parameter."),
+        },
+    }
+
+
+def contribution() -> Contribution:
+    """Return the dashboards' part of the API description."""
+    return Contribution(paths={ECONOMICS_PATH: {"get": _operation()}}, schemas=_schemas())
