@@ -69,6 +69,14 @@ def id_arg(name: str) -> int | None:
     return int(text)
 
 
+def form_id(name: str) -> int | None:
+    """Return an id posted in a form field; None when empty or not an id a row could have (the form then says so)."""
+    text = request.form.get(name, "").strip()
+    if not text.isascii() or not text.isdigit() or int(text) > ID_MAX:
+        return None
+    return int(text)
+
+
 def _has_nul(value: object) -> bool:
     """Tell whether a parsed JSON value holds a NUL in any string or key (iterative: bodies can nest deep)."""
     stack = [value]

@@ -31,7 +31,7 @@ from growth.crm.models import (
 from growth.db import mark_rollback, request_session, short_write
 from growth.errors import DomainError, Forbidden
 from growth.exports import csv_response
-from growth.inputs import id_arg, page_arg
+from growth.inputs import form_id, id_arg, page_arg
 from growth.investors.rules import REVEALED_KEY, mask_phone, reveal_holds
 from growth.investors.tags import tags_of
 from growth.timeutil import SHANGHAI, as_utc, local_date, utcnow
@@ -203,9 +203,8 @@ def add_note(task_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/tasks/<int:task_id>/assign", methods=["POST"])
 @require(Permission.CRM_MANAGE)
 def assign(task_id: int):  # type: ignore[no-untyped-def]
-    agent = request.form.get("agent_id", "")
     try:
-        services.reassign(task_id, int(agent) if agent.isdigit() else None, session=request_session(), now=utcnow())
+        services.reassign(task_id, form_id("agent_id"), session=request_session(), now=utcnow())
     except DomainError as err:
         if err.field is None:
             raise
@@ -326,8 +325,7 @@ def compose_message(investor_id: int):  # type: ignore[no-untyped-def]
 @require(Permission.CRM_WORK)
 def send_message(investor_id: int):  # type: ignore[no-untyped-def]
     form = request.form
-    template_id = int(form["template_id"]) if form.get("template_id", "").isdigit() else None
-    task_id = int(form["task_id"]) if form.get("task_id", "").isdigit() else None
+    template_id, task_id = form_id("template_id"), form_id("task_id")
     close_task = form.get("close_task") == "1"
     token = form.get("token", "")[:100]
     app = current_app._get_current_object()  # type: ignore[attr-defined]

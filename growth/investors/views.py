@@ -23,10 +23,10 @@ from growth.crm.models import REASON_LABELS as TASK_REASON_LABELS
 from growth.db import mark_rollback, request_session, short_write
 from growth.errors import DomainError, Forbidden
 from growth.exports import csv_response
-from growth.inputs import id_arg, page_arg
+from growth.inputs import form_id, id_arg, page_arg
 from growth.investors import services, tags
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
-from growth.investors.rules import REVEALED_KEY, SearchTerms, search_terms
+from growth.investors.rules import REVEALED_KEY, SearchTerms, reveal_holds, search_terms
 from growth.referrals import services as referral_services
 from growth.referrals.models import STATUS_LABELS as REFERRAL_STATUS_LABELS
 from growth.rewards import services as reward_services
@@ -182,8 +182,7 @@ def export():  # type: ignore[no-untyped-def]
 
 def _revealed(investor_id: int) -> bool:
     """Tell whether this user revealed this investor a short while ago (and may still see personal data)."""
-    until = session.get(REVEALED_KEY, {}).get(str(investor_id))
-    return _may_see_pii() and isinstance(until, int | float) and until > utcnow().timestamp()
+    return _may_see_pii() and reveal_holds(session.get(REVEALED_KEY), investor_id, utcnow().timestamp())
 
 
 def _link(link: timeline.Link | None) -> str | None:
@@ -312,7 +311,7 @@ def remove_tag(investor_id: int):  # type: ignore[no-untyped-def]
 @require(Permission.CRM_WORK)
 def log_call(investor_id: int):  # type: ignore[no-untyped-def]
     form = {k: request.form.get(k, "") for k in ("task_id", "outcome", "note", "next_follow_up")}
-    task_id = int(form["task_id"]) if form["task_id"].isdigit() and len(form["task_id"]) < 10 else None
+    task_id = form_id("task_id")
     try:
         crm_services.log_investor_call(
             investor_id, task_id=task_id, outcome=form["outcome"], note=form["note"][:crm_services.MAX_NOTE],

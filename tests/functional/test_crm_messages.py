@@ -270,3 +270,16 @@ def test_quiet_hours_are_shown_as_a_hold_of_marketing(app, client, login, db_kin
     html = client.get(f"/investors/{investor_id}/message?template={template_id}").get_data(as_text=True)
 
     assert 'data-check="quiet_hours" data-effect="hold"' in html and 'data-blocked="false"' in html
+
+
+@pytest.mark.parametrize("bad", ["99999999999999999999", "１２", "-3", "7x"])
+def test_ids_no_row_could_have_are_refused_as_a_form_error_not_a_crash(app, client, login, db_kind, bad):
+    investor_id = _investor(app, consent=True)
+    login("admin")
+
+    sent = client.post(f"/investors/{investor_id}/message", data={"token": "t" * 24, "template_id": bad,
+                                                                   "task_id": bad})
+    call = client.post(f"/investors/{investor_id}/call", data={"task_id": bad, "outcome": "no_answer"})
+
+    assert sent.status_code == 400 and not _outbox(app)  # no template chosen: the page says so
+    assert call.status_code == 302  # a call on no task, as the form allows
