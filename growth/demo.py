@@ -188,6 +188,27 @@ _DEMO_NOTES = ("客户说下周发工资后再考虑", "对加息券感兴趣，
                "不方便接听，约晚上再打", "嫌期限太长，推荐了30天产品")
 
 
+# Templates in the message library the demo agents send from the investor page (service and marketing).
+_DEMO_LIBRARY = (
+    ("回访确认", "sms", "service", "", "{{ investor.name }}您好，您预约的回访已确认，客服稍后与您联系。"),
+    ("实名认证指引", "email", "service", "完成实名认证，开启投资",
+     "{{ investor.name }}您好：在App“我的-安全中心”上传身份证即可完成实名认证，一般5分钟内审核完成。"),
+    ("新手标提醒", "sms", "marketing", "",
+     "{{ investor.name }}您好，新手专享30天标本周开放，欢迎了解。理财有风险，投资需谨慎。回T退订"),
+)
+
+
+def _template_library(session: Session, now: datetime) -> None:
+    from channels.template_library import TemplateDraft, create_template
+
+    for name, channel, message_class, subject, body in _DEMO_LIBRARY:
+        try:
+            create_template(TemplateDraft(name=name, channel=channel, message_class=message_class, subject=subject,
+                                          body=body), session=session, now=now)
+        except Conflict:  # loaded by an earlier run
+            continue
+
+
 def _crm_week(app: Flask, *, now: datetime, seed: int) -> int:
     """Run the follow-up rules as of a week ago and have the demo agents work their lists through the week (calls
     with every outcome, notes, follow-ups agreed), then run the rules as of now; return the calls logged."""
@@ -200,6 +221,7 @@ def _crm_week(app: Flask, *, now: datetime, seed: int) -> int:
     calls = 0
     week_ago = now - timedelta(days=7)
     with db.session_scope(write=True) as session:
+        _template_library(session, now)
         crm_jobs.follow_up(session=session, now=week_ago, defaults=defaults)
         agents = [a.id for a in crm.active_agents(session=session)]
         for day in range(7):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from channels.models import ConsentStatement
+from channels.models import ConsentStatement, MessageTemplate
 from growth.auth.models import StaffUser
 from growth.crm.models import CrmCall, CrmNote, CrmTask
 from growth.demo import load_demo
@@ -23,6 +23,8 @@ def test_the_demo_has_a_week_of_calls_by_both_agents_with_tasks_in_every_state(a
     assert session.scalar(select(func.count()).select_from(CrmTask).where(CrmTask.reason == "follow_up")) > 0
     assert len({t.reason for t in session.scalars(select(CrmTask))}) >= 4
     assert session.scalar(select(func.count()).select_from(CrmNote)) > 0
+    # The library has service and marketing templates for the send page.
+    assert {t.message_class for t in session.scalars(select(MessageTemplate))} == {"service", "marketing"}
     # 要求勿扰 took the investor off marketing on every channel, as the call page does.
     for call in (c for c in calls if c.outcome == "do_not_contact"):
         sources = session.scalars(select(ConsentStatement.source).where(
