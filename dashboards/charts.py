@@ -152,5 +152,6 @@ def net_roi_figure(channels: Sequence[str], roi: Sequence[float | None], *, labe
     colours = ["#198754" if (v or 0) >= 0 else "#dc3545" for v in values]
     fig = go.Figure(go.Bar(name=label, x=list(channels), y=values, marker={"color": colours},
                            hovertemplate="%{x}<br>" + label + ": %{y:,.1f}%<extra></extra>"))
-    fig.update_layout(xaxis={"type": "category"}, yaxis={"ticksuffix": "%", "zeroline": True}, showlegend=False)
+    fig.update_layout(xaxis={"type": "category"}, yaxis={"ticksuffix": "%", "tickformat": ",.0f", "zeroline": True},
+                      showlegend=False)
     return _layout(fig, 300)

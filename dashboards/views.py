@@ -340,8 +340,12 @@ def _economics_figures(rows: list[ChannelFigures]) -> dict[str, str]:
         names, [None if r.cac_fen is None else r.cac_fen / 100 for r in rows],
         [None if r.cost_per_registration_fen is None else r.cost_per_registration_fen / 100 for r in rows],
         cac_label=_("每首投人成本（CAC）"), registration_label=_("每注册成本"), yuan=yuan)
-    roi = charts.net_roi_figure(names, [None if r.net_roi is None else float(r.net_roi) for r in rows],
-                                label=_("扣除激励后的净 ROI"))
+    # Channels without an acquisition cost (organic, referral) would show incentives alone against their
+    # investment, tens of thousands of percent that flatten every paid channel: the chart compares spend.
+    paid = [r for r in rows if r.cost_fen > 0]
+    roi = charts.net_roi_figure([r.label for r in paid],
+                                [None if r.net_roi is None else float(r.net_roi) for r in paid],
+                                label=_("扣除激励后的净 ROI（有获客成本的渠道）"))
     return {"spend": spend.to_json(), "unit": unit.to_json(), "roi": roi.to_json()}
 
 

@@ -3,6 +3,9 @@ sortable table of the API's numbers, a fixed number of queries, and who may open
 
 from __future__ import annotations
 
+import html as html_lib
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event
@@ -27,6 +30,7 @@ def _channels(app, days: int = 3) -> None:  # type: ignore[no-untyped-def]
             for k in range(n + 2):
                 make_investor(s, channel_id=channel.id, registered_at=datetime.now(UTC) - timedelta(days=k),
                               first_investment_at=None)
+        make_investor(s, registered_at=datetime.now(UTC), first_investment_at=None)  # organic: no cost
 
 
 def test_an_empty_period_shows_the_empty_state_and_the_definitions(client, login):
@@ -46,6 +50,10 @@ def test_the_page_shows_every_channel_with_charts_a_sortable_table_and_a_total(a
         assert f'id="{chart}"' in html
     assert "data-sortable" in html and "/static/sortable." in html
     assert 'data-code="baidu_sem"' in html and 'data-code="wdzj"' in html and 'data-code="total"' in html
+    assert 'data-code="organic"' in html
+    # The ROI chart compares what was spent: organic (no acquisition cost) is in the table, not the chart.
+    roi = json.loads(html_lib.unescape(re.search(r'id="economics-roi-chart" data-figure="([^"]*)"', html).group(1)))
+    assert roi["data"][0]["x"] == ["百度SEM", "网贷之家"]
     assert "¥900.00" in html  # the total cost: 3 days × (100 + 200)
     assert 'id="economics-immature"' in html  # everyone registered within the last 30 days
     assert 'href="/dashboards/economics?period=7d&amp;window_days=30&amp;format=csv"' in html
