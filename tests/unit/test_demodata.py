@@ -282,9 +282,11 @@ def test_no_investors_give_no_events_and_bad_arguments_are_refused() -> None:
 
 
 def test_two_thousand_investors_are_generated_in_under_two_seconds() -> None:
-    started = time.perf_counter()
+    # CPU time of this process: the generator is pure computation, and the wall clock also counts the other
+    # test workers sharing the cores (3 on 2 in `make test`).
+    started = time.process_time()
     generate_events(seed=11, investors=2000, now=NOW)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_demo_channels_are_the_twelve_planned_ones_with_allowed_kinds() -> None:
