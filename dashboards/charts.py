@@ -155,3 +155,28 @@ def net_roi_figure(channels: Sequence[str], roi: Sequence[float | None], *, labe
     fig.update_layout(xaxis={"type": "category"}, yaxis={"ticksuffix": "%", "tickformat": ",.0f", "zeroline": True},
                       showlegend=False)
     return _layout(fig, 300)
+
+
+def time_to_convert_figure(steps: Sequence[str], medians: Sequence[float | None], p90s: Sequence[float | None], *,
+                           median_label: str, p90_label: str, hours: str) -> go.Figure:
+    """Return the median and p90 time from registration to each step, in hours on a log axis (minutes to weeks)."""
+    fig = go.Figure()
+    for label, values, colour in ((median_label, medians, "#0d6efd"), (p90_label, p90s, "#adb5bd")):
+        fig.add_bar(name=label, x=list(steps), y=[None if v is None else round(v, 2) for v in values],
+                    marker={"color": colour}, hovertemplate="%{x}<br>%{fullData.name}: %{y:,.1f} " + hours
+                    + "<extra></extra>")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
+                      yaxis={"type": "log", "title": {"text": hours}})
+    return _layout(fig, 320)
+
+
+def first_investment_money_figure(groups: Sequence[str], amounts: Sequence[float], annualised: Sequence[float], *,
+                                  amount_label: str, annualised_label: str, yuan: str) -> go.Figure:
+    """Return per group the first investments' amount beside its annualised amount (amount × term / 365), yuan."""
+    fig = go.Figure()
+    hover = "%{x}<br>%{fullData.name}: ¥%{y:,.2f}<extra></extra>"
+    for label, values, colour in ((amount_label, amounts, "#198754"), (annualised_label, annualised, "#20c997")):
+        fig.add_bar(name=label, x=list(groups), y=list(values), marker={"color": colour}, hovertemplate=hover)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
+                      yaxis={"tickformat": ",.0f", "rangemode": "tozero", "title": {"text": yuan}})
+    return _layout(fig, 340)

@@ -14,32 +14,78 @@ from growth.money import fen_to_api
 from growth.timeutil import iso_week_key, local_date
 
 FUNNEL_STEPS = MILESTONES  # the standard funnel walks the milestones in order
+FIRST_INVESTMENT_STEP = FUNNEL_STEPS.index("first_investment")
 OTHERS_KEY = "__others__"
 
 
 @dataclass(frozen=True, slots=True)
 class CohortMember:
-    """One investor of a funnel cohort: milestone times in FUNNEL_STEPS order, and their channel."""
+    """One investor of a funnel cohort: milestone times in FUNNEL_STEPS order, and what it is grouped by."""
 
     milestones: tuple[datetime | None, ...]
     channel_code: str | None
     channel_name: str | None
+    referred: bool = False
+    # The first campaign the investor entered within the window, and on which side (None: no campaign).
+    campaign: CampaignEntry | None = None
+    first_investment_fen: int | None = None  # the first investment's amount and term (the money view)
+    first_investment_term_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignEntry:
+    """A campaign an investor entered: its id and name, and whether they were held out."""
+
+    campaign_id: int
+    name: str
+    holdout: bool
+
+
+GROUP_BY = ("none", "channel", "week", "campaign", "referral")
+NO_CAMPAIGN_KEY = "none"
+HOLDOUT_SUFFIX = "-holdout"
+# Labels are data in the API, like the channels' names: the same in every language (pages translate them).
+REFERRAL_GROUP_LABELS = {"referred": "被邀请", "not_referred": "非邀请"}
+NO_CAMPAIGN_LABEL = "未参加活动"
+HOLDOUT_LABEL = "%s（对照组）"
 
 
 @dataclass
 class FunnelGroup:
-    """Counts per step for one group, and how many of its members are still inside their window."""
+    """Counts per step for one group, how many of its members are still inside their window, and the money and
+    times of those who converted."""
 
     key: str
     label: str
     counts: list[int] = field(default_factory=lambda: [0] * len(FUNNEL_STEPS))
     # Members registered less than window_days before `now`: their later steps may still happen.
     immature: int = 0
+    # Σ of the first investments of the members counted at the first-investment step: amount, amount × term days.
+    first_investment_fen: int = 0
+    first_investment_fen_days: int = 0
+    # Per step, the seconds from registration to reaching it, of every member counted at it (step 0: empty).
+    seconds: list[list[float]] = field(default_factory=lambda: [[] for _ in FUNNEL_STEPS])
 
     @property
     def registered(self) -> int:
         """Return the group's size (its first step)."""
         return self.counts[0]
+
+    @property
+    def first_investment_annualised_fen(self) -> int:
+        """Return Σ first-investment amount × term / 365, rounded half-up to the fen."""
+        return half_up(self.first_investment_fen_days, YEAR_DAYS)
+
+    def add(self, member: CohortMember, reached: int, immature: int, seconds: Sequence[float]) -> None:
+        """Count one member who reached `reached` leading steps, taking `seconds[k]` to reach step k."""
+        for k in range(reached):
+            self.counts[k] += 1
+        for k in range(1, reached):
+            self.seconds[k].append(seconds[k])
+        self.immature += immature
+        if reached > FIRST_INVESTMENT_STEP and member.first_investment_fen is not None:
+            self.first_investment_fen += member.first_investment_fen
+            self.first_investment_fen_days += member.first_investment_fen * (member.first_investment_term_days or 0)
 
 
 @dataclass
@@ -52,45 +98,88 @@ class FunnelResult:
 
 def steps_reached(milestones: Sequence[datetime | None], window: timedelta) -> int:
     """Return how many leading steps happened, each within `window` of registration."""
+    return len(step_seconds(milestones, window))
+
+
+def step_seconds(milestones: Sequence[datetime | None], window: timedelta) -> list[float]:
+    """Return, for each leading step reached within `window` of registration, the seconds it took to reach it.
+
+    A step is reached when it and every step before it have happened, so its time is the latest of theirs.
+    """
     registered = milestones[0]
     if registered is None:
-        return 0
+        return []
     deadline = registered + window
-    reached = 0
+    reached: list[float] = []
+    latest = registered
     for at in milestones:
         if at is None or at > deadline:
             break
-        reached += 1
+        latest = max(latest, at)
+        reached.append((latest - registered).total_seconds())
     return reached
+
+
+def _group_of(member: CohortMember, group_by: str) -> tuple[str, str]:
+    """Return the (key, label) of the group a member falls in."""
+    if group_by == "channel":
+        key = member.channel_code or "organic"
+        return key, member.channel_name or key
+    if group_by == "week":
+        key = iso_week_key(local_date(member.milestones[0]))  # type: ignore[arg-type]
+        return key, key
+    if group_by == "referral":
+        key = "referred" if member.referred else "not_referred"
+        return key, REFERRAL_GROUP_LABELS[key]
+    entry = member.campaign
+    if entry is None:
+        return NO_CAMPAIGN_KEY, NO_CAMPAIGN_LABEL
+    if entry.holdout:
+        return f"{entry.campaign_id}{HOLDOUT_SUFFIX}", HOLDOUT_LABEL % entry.name
+    return str(entry.campaign_id), entry.name
 
 
 def funnel(members: Iterable[CohortMember], *, window_days: int, group_by: str,
            now: datetime | None = None) -> FunnelResult:
-    """Count the funnel overall and per group ("none", "channel" or "week"); `now` marks open windows."""
+    """Count the funnel overall and per group (one of GROUP_BY); `now` marks open windows.
+
+    Groups by campaign put a campaign's held-out members in a group of their own ("<id>-holdout"), and those who
+    entered no campaign within the window under "none".
+    """
     window = timedelta(days=window_days)
     total = FunnelGroup("total", "total")
     groups: dict[str, FunnelGroup] = {}
     for member in members:
-        reached = steps_reached(member.milestones, window)
+        seconds = step_seconds(member.milestones, window)
         registered = member.milestones[0]
         immature = int(now is not None and registered is not None and registered + window > now)
-        for k in range(reached):
-            total.counts[k] += 1
-        total.immature += immature
+        total.add(member, len(seconds), immature, seconds)
         if group_by == "none":
             continue
-        if group_by == "channel":
-            key = member.channel_code or "organic"
-            label = member.channel_name or key
-        else:
-            key = label = iso_week_key(local_date(registered))  # type: ignore[arg-type]
+        key, label = _group_of(member, group_by)
         group = groups.get(key)
         if group is None:
             group = groups[key] = FunnelGroup(key, label)
-        for k in range(reached):
-            group.counts[k] += 1
-        group.immature += immature
+        group.add(member, len(seconds), immature, seconds)
     return FunnelResult(total, [groups[k] for k in sorted(groups)])
+
+
+def median(values: Sequence[float]) -> float | None:
+    """Return the median (the mean of the two middle values of an even count); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Return the nearest-rank percentile (the smallest value with at least `share` of the values at or below it)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-round(share * 1000) * len(ordered) // 1000))  # ceil(share × n) without float error
+    return ordered[rank - 1]
 
 
 def conversion_rates(counts: Sequence[int]) -> list[float | None]:
@@ -108,11 +197,15 @@ def largest_groups(groups: Sequence[FunnelGroup], limit: int) -> tuple[list[Funn
 
 
 def merge_groups(groups: Iterable[FunnelGroup], *, key: str = OTHERS_KEY, label: str = "") -> FunnelGroup:
-    """Return one group whose counts are the sums of the given groups'."""
+    """Return one group whose counts, money and times are the sums of the given groups'."""
     merged = FunnelGroup(key, label)
     for group in groups:
         merged.counts = [a + b for a, b in zip(merged.counts, group.counts, strict=True)]
         merged.immature += group.immature
+        merged.first_investment_fen += group.first_investment_fen
+        merged.first_investment_fen_days += group.first_investment_fen_days
+        for mine, theirs in zip(merged.seconds, group.seconds, strict=True):
+            mine.extend(theirs)
     return merged
 
 

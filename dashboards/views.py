@@ -15,7 +15,12 @@ from flask_babel import lazy_gettext as _l
 
 from dashboards import charts, queries
 from dashboards.metrics import (
+    FIRST_INVESTMENT_STEP,
     FUNNEL_STEPS,
+    GROUP_BY,
+    HOLDOUT_LABEL,
+    HOLDOUT_SUFFIX,
+    NO_CAMPAIGN_KEY,
     ChannelFigures,
     FunnelGroup,
     FunnelResult,
@@ -27,7 +32,9 @@ from dashboards.metrics import (
     funnel,
     immature_since,
     largest_groups,
+    median,
     merge_groups,
+    percentile,
     week_label,
     week_span,
 )
@@ -37,13 +44,13 @@ from growth.db import request_session
 from growth.errors import DomainError, Invalid, Problem
 from growth.exports import csv_response
 from growth.investors.models import MILESTONE_LABELS
+from growth.money import fen_to_api
 from growth.referrals import services as referral_services
 from growth.timeutil import iso_week_key, local_date, utcnow
 
 api = Blueprint("dashboards_api", __name__, url_prefix="/api/v1")
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards")
 
-GROUP_BY = ("none", "channel", "week")
 PLOTLY_JS = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
 # Registrations outside these days are refused with a message (the calendar's ends used to crash).
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
@@ -86,12 +93,13 @@ def _funnel_query(args: dict[str, str]) -> FunnelQuery:
         raise DomainError(_("转化窗口应为 1 到 %(max)d 之间的整数（天）。", max=MAX_WINDOW_DAYS), field="window_days")
     group_by = args.get("group_by") or "none"
     if group_by not in GROUP_BY:
-        raise DomainError(_("分组方式应为 none、channel 或 week。"), field="group_by")
+        raise DomainError(_("分组方式应为 none、channel、week、campaign 或 referral。"), field="group_by")
     return FunnelQuery(start, end, int(raw_window), group_by)
 
 
-def _compute(q: FunnelQuery, now: datetime | None = None) -> FunnelResult:
-    members = queries.funnel_cohort(session=request_session(), start=q.start, end=q.end)
+def _compute(q: FunnelQuery, now: datetime | None = None, *, money: bool = False) -> FunnelResult:
+    members = queries.funnel_cohort(session=request_session(), start=q.start, end=q.end, window_days=q.window_days,
+                                    campaigns=q.group_by == "campaign", money=money)
     return funnel(members, window_days=q.window_days, group_by=q.group_by, now=now)
 
 
@@ -112,6 +120,47 @@ def funnel_api():  # type: ignore[no-untyped-def]
     return jsonify(_as_json(q, _compute(q)))
 
 
+def _step_times(group: FunnelGroup) -> list[dict[str, float | None]]:
+    """Return per step the median and p90 seconds from registration (None where nobody reached it)."""
+    return [{"median_seconds": median(times), "p90_seconds": percentile(times, 0.9)} for times in group.seconds]
+
+
+def _details_json(group: FunnelGroup, clicks: tuple[int, int] | None) -> dict[str, Any]:
+    """Return what the funnel's contract leaves out: money of the first investments, times to convert, clicks."""
+    data: dict[str, Any] = {
+        "key": group.key, "label": group.label, "registered": group.registered,
+        "first_investors": group.counts[FIRST_INVESTMENT_STEP],
+        "first_investment_amount": fen_to_api(group.first_investment_fen),
+        "first_investment_annualised": fen_to_api(group.first_investment_annualised_fen),
+        "time_to_convert": dict(zip(FUNNEL_STEPS[1:], _step_times(group)[1:], strict=True)),
+    }
+    if clicks is not None:
+        data["clicks"], data["click_registrations"] = clicks
+    return data
+
+
+def _clicks(q: FunnelQuery) -> dict[str, tuple[int, int]]:
+    return queries.click_conversion(session=request_session(), start=q.start, end=q.end, window_days=q.window_days)
+
+
+def _details(q: FunnelQuery, result: FunnelResult, clicks: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Return the funnel's details: the total and each group (clicks per channel group, and in all)."""
+    every = (sum(c for c, _r in clicks.values()), sum(r for _c, r in clicks.values()))
+    return {
+        "start": q.start.isoformat(), "end": q.end.isoformat(), "window_days": q.window_days, "group_by": q.group_by,
+        "total": _details_json(result.total, every),
+        "groups": [_details_json(g, clicks.get(g.key, (0, 0)) if q.group_by == "channel" else None)
+                   for g in result.groups],
+    }
+
+
+@api.route("/dashboards/funnel-details")
+@require(Permission.FUNNEL_VIEW)
+def funnel_details_api():  # type: ignore[no-untyped-def]
+    q = _funnel_query(request.args.to_dict())
+    return jsonify(_details(q, _compute(q, money=True), _clicks(q)))
+
+
 @dataclass(frozen=True)
 class GroupRow:
     """One row of the groups table as people see it."""
@@ -121,6 +170,7 @@ class GroupRow:
     rates: list[float | None]
     week: WeekSpan | None = None
     other_count: int = 0  # for the "others" row: how many groups it sums
+    clicks: tuple[int, int] | None = None  # tracking-link clicks and the registrations they became (channels)
 
     @property
     def show_key(self) -> bool:
@@ -128,7 +178,20 @@ class GroupRow:
         return self.week is None and not self.other_count and self.group.key != self.label
 
 
-def _rows(q: FunnelQuery, groups: list[FunnelGroup], today: date) -> list[GroupRow]:
+def _group_label(q: FunnelQuery, group: FunnelGroup) -> str:
+    """Return a group's label in the page's language (the API's labels are data, in Chinese)."""
+    if q.group_by == "referral":
+        return _("被邀请") if group.key == "referred" else _("非邀请")
+    if q.group_by == "campaign":
+        if group.key == NO_CAMPAIGN_KEY:
+            return _("未参加活动")
+        if group.key.endswith(HOLDOUT_SUFFIX):
+            return _("%(name)s（对照组）", name=group.label.removesuffix(HOLDOUT_LABEL % ""))
+    return group.label
+
+
+def _rows(q: FunnelQuery, groups: list[FunnelGroup], today: date,
+          clicks: dict[str, tuple[int, int]]) -> list[GroupRow]:
     if q.group_by == "week":  # in calendar order, newest last, every week of the range
         rows = []
         for g in groups:
@@ -136,7 +199,8 @@ def _rows(q: FunnelQuery, groups: list[FunnelGroup], today: date) -> list[GroupR
             rows.append(GroupRow(g, week_label(span), conversion_rates(g.counts), week=span))
         return rows
     ranked, _rest = largest_groups(groups, len(groups))
-    return [GroupRow(g, g.label, conversion_rates(g.counts)) for g in ranked]
+    return [GroupRow(g, _group_label(q, g), conversion_rates(g.counts),
+                     clicks=clicks.get(g.key, (0, 0)) if q.group_by == "channel" else None) for g in ranked]
 
 
 def _group_chart(q: FunnelQuery, rows: list[GroupRow], labels: list[str], show_all: bool) -> tuple[str | None, int]:
@@ -152,11 +216,35 @@ def _group_chart(q: FunnelQuery, rows: list[GroupRow], labels: list[str], show_a
             people=people, registered_label=labels[0])
         return figure.to_json(), 0
     shown, rest = largest_groups([r.group for r in rows], len(rows) if show_all else CHART_GROUPS)
-    series = [charts.Series(g.label, g.counts) for g in shown]
+    series = [charts.Series(_group_label(q, g), g.counts) for g in shown]
     if rest:
         others = merge_groups(rest)
         series.append(charts.Series(_("其他（%(n)d 个分组）", n=len(rest)), others.counts, other=True))
     return charts.grouped_conversion_figure(labels, series, people=people).to_json(), len(rest)
+
+
+def _step_hours(group: FunnelGroup) -> tuple[list[float | None], list[float | None]]:
+    """Return per step after registration the median and p90 time to reach it, in hours."""
+    times = _step_times(group)[1:]
+
+    def hours(seconds: float | None) -> float | None:
+        return None if seconds is None else seconds / 3600
+
+    return [hours(t["median_seconds"]) for t in times], [hours(t["p90_seconds"]) for t in times]
+
+
+def _funnel_figures(q: FunnelQuery, result: FunnelResult, rows: list[GroupRow], labels: list[str]) -> dict[str, str]:
+    """Return the time-to-convert chart, and with groups the money of their first investments (Plotly JSON)."""
+    medians, p90s = _step_hours(result.total)
+    figures = {"times": charts.time_to_convert_figure(
+        labels[1:], medians, p90s, median_label=_("中位用时"), p90_label=_("P90 用时"), hours=_("小时")).to_json()}
+    if rows:
+        money_rows = [r for r in rows if r.group.first_investment_fen]
+        figures["money"] = charts.first_investment_money_figure(
+            [r.label for r in money_rows], [r.group.first_investment_fen / 100 for r in money_rows],
+            [r.group.first_investment_annualised_fen / 100 for r in money_rows],
+            amount_label=_("首投金额"), annualised_label=_("首投年化金额"), yuan=_("元")).to_json()
+    return figures
 
 
 @bp.route("/funnel")
@@ -169,27 +257,60 @@ def funnel_page():  # type: ignore[no-untyped-def]
     except DomainError as err:
         return render_template("dashboards/funnel.html", q=None, form=args, error=err.message, labels=labels), 400
     now = utcnow()
-    result = _compute(q, now)
+    result = _compute(q, now, money=True)
+    clicks = _clicks(q)
     if args.get("format") == "csv":
-        return _funnel_csv(labels, _as_json(q, result))
+        return _funnel_csv(labels, _as_json(q, result), _details(q, result, clicks))
     show_all = args.get("show") == "all"
-    rows = _rows(q, result.groups, local_date(now))
+    rows = _rows(q, result.groups, local_date(now), clicks)
     grouped, others = _group_chart(q, rows, labels, show_all)
     total = result.total
     form = {"start": q.start.isoformat(), "end": q.end.isoformat(), "window_days": str(q.window_days),
             "group_by": q.group_by}
+    every_click = (sum(c for c, _r in clicks.values()), sum(r for _c, r in clicks.values()))
     return render_template(
         "dashboards/funnel.html", q=q, form=form, error=None, labels=labels, total=total,
         rates=conversion_rates(total.counts), rows=rows, grouped=grouped, others=others, show_all=show_all,
         figure=charts.funnel_figure(labels, total.counts, people=_("人")).to_json(),
+        figures=_funnel_figures(q, result, rows, labels), times=_step_times(total), clicks=every_click,
         immature_since=immature_since(now, q.window_days), chart_groups=CHART_GROUPS,
+        group_title=GROUP_TITLES[q.group_by](),
     )
 
 
-def _funnel_csv(labels: list[str], data: dict) -> Response:
-    rows = [["key", "label", *labels], ["total", "total", *data["total"]["counts"]]]
-    rows += [[g["key"], g["label"], *g["counts"]] for g in data["groups"]]
+GROUP_TITLES = {"none": lambda: "", "channel": lambda: _("按渠道"), "week": lambda: _("按注册周"),
+                "campaign": lambda: _("按首个参加的活动"), "referral": lambda: _("按是否被邀请")}
+TIME_COLUMNS = ("median_seconds", "p90_seconds")
+
+
+def _funnel_csv(labels: list[str], data: dict, details: dict) -> Response:
+    """Return the funnel as CSV: counts per step, then clicks, first-investment money and times to convert."""
+    steps = FUNNEL_STEPS[1:]
+    head: list[object] = ["key", "label", *labels, "clicks", "click_registrations", "first_investment_amount",
+            "first_investment_annualised", *(f"{step}_{col}" for step in steps for col in TIME_COLUMNS)]
+
+    def extra(d: dict) -> list[object]:
+        times = d["time_to_convert"]
+        return [d.get("clicks", ""), d.get("click_registrations", ""), d["first_investment_amount"],
+                d["first_investment_annualised"],
+                *("" if times[s][col] is None else round(times[s][col]) for s in steps for col in TIME_COLUMNS)]
+
+    rows: list[list[object]] = [head, ["total", "total", *data["total"]["counts"], *extra(details["total"])]]
+    rows += [[g["key"], g["label"], *g["counts"], *extra(d)] for g, d in zip(data["groups"], details["groups"],
+                                                                             strict=True)]
     return csv_response(rows, "funnel.csv")
+
+
+@bp.app_template_filter("duration")
+def duration_text(seconds: float | None) -> str:
+    """Format a time to convert for people: "45 分钟", "5.2 小时", "3.4 天"."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return _("%(n)s 分钟", n=f"{seconds / 60:.0f}")
+    if seconds < 48 * 3600:
+        return _("%(n)s 小时", n=f"{seconds / 3600:.1f}")
+    return _("%(n)s 天", n=f"{seconds / 86400:.1f}")
 
 
 @bp.route("/assets/plotly.min.js")

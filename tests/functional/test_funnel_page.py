@@ -25,8 +25,9 @@ def frozen():
         yield
 
 
-def _figures(page: str) -> list[dict]:
-    return [json.loads(html.unescape(m)) for m in re.findall(r'data-figure="([^"]*)"', page)]
+def _figures(page: str) -> dict[str, dict]:
+    """Return the page's Plotly figures by the id of their element."""
+    return {k: json.loads(html.unescape(m)) for k, m in re.findall(r'id="([^"]+)" data-figure="([^"]*)"', page)}
 
 
 def _rows(page: str) -> list[str]:
@@ -59,7 +60,7 @@ def test_the_funnel_shows_twenty_channel_groups_when_there_are_twenty(app, clien
     rows = _rows(text)
     assert sorted(rows) == sorted(sizes)  # every group in the table, none dropped
     assert rows == sorted(sizes, key=lambda k: -sizes[k])  # largest first
-    chart = _figures(text)[1]
+    chart = _figures(text)["funnel-groups-chart"]
     names = [trace["name"] for trace in chart["data"]]
     # The ten largest drawn one by one, the other ten summed into an explicit "others" group.
     assert names[:10] == [f"渠道{i:02d}" for i in range(19, 9, -1)]
@@ -75,7 +76,7 @@ def test_showing_all_groups_draws_every_channel_in_its_own_colour(app, client, l
     text = client.get("/dashboards/funnel?group_by=channel&start=2026-09-01&end=2026-12-03&show=all").get_data(
         as_text=True)
 
-    traces = _figures(text)[1]["data"]
+    traces = _figures(text)["funnel-groups-chart"]["data"]
     assert len(traces) == len(sizes) == 20
     colours = [t["marker"]["color"] for t in traces]
     assert len(set(colours)) == 20, colours
@@ -109,7 +110,7 @@ def test_week_groups_show_their_dates_once_every_week_and_mark_partial_and_immat
     row = re.search(r'<tr data-key="2026-W48">(.*?)</tr>', text, re.S).group(1)
     first_cell = re.sub(r"<[^>]+>", " ", row.split("</td>")[0])
     assert first_cell.split() == ["2026-W48", "·", "11-23–11-29", "窗口未满", "100%"]  # the key once, with dates
-    assert "2026-W48<br>11-23–11-29" in _figures(text)[1]["data"][0]["x"]
+    assert "2026-W48<br>11-23–11-29" in _figures(text)["funnel-groups-chart"]["data"][0]["x"]
     partial = re.findall(r'<tr data-key="([^"]+)">(?:(?!</tr>).)*week-partial', text, re.S)
     assert partial == ["2026-W30", "2026-W49"]  # cut by the range's start, and the running week
     immature = re.findall(r'<tr data-key="([^"]+)">(?:(?!</tr>).)*group-immature', text, re.S)
@@ -154,7 +155,8 @@ def test_chart_numbers_are_full_integers_with_separators(app, client, login, fro
 
     text = client.get("/dashboards/funnel?group_by=week&start=2026-11-01&end=2026-12-03").get_data(as_text=True)
 
-    funnel, weekly = _figures(text)
+    figures = _figures(text)
+    funnel, weekly = figures["funnel-chart"], figures["funnel-groups-chart"]
     assert "%{value:,d}" in funnel["data"][0]["texttemplate"]
     assert funnel["layout"]["xaxis"]["tickformat"] == ",d"
     assert weekly["layout"]["yaxis"]["tickformat"] == ",d"
