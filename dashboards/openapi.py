@@ -104,6 +104,72 @@ def _operation() -> dict[str, Any]:
     }
 
 
+FUNNEL_DETAILS_PATH = "/api/v1/dashboards/funnel-details"
+_SECONDS = {"type": ["number", "null"], "minimum": 0}
+
+
+def _funnel_details_schemas() -> dict[str, Any]:
+    times = {"type": "object", "required": ["median_seconds", "p90_seconds"],
+             "properties": {"median_seconds": {**_SECONDS, "description": "The median (mean of the two middle "
+                                                                          "values of an even count)."},
+                            "p90_seconds": {**_SECONDS, "description": "The nearest-rank 90th percentile."}}}
+    group = {
+        "type": "object",
+        "required": ["key", "label", "registered", "first_investors", "first_investment_amount",
+                     "first_investment_annualised", "time_to_convert"],
+        "properties": {
+            "key": {"type": "string"}, "label": {"type": "string"},
+            "registered": {"type": "integer", "minimum": 0},
+            "first_investors": {"type": "integer", "minimum": 0,
+                                "description": "Members counted at the first-investment step."},
+            "first_investment_amount": _money("Σ their first investments' amounts."),
+            "first_investment_annualised": _money("Σ amount × term_days / 365 of those first investments."),
+            "time_to_convert": {"type": "object", "additionalProperties": times,
+                                "description": "Per step after `registered`: seconds from registration until the "
+                                               "step and every earlier one had happened, over the members counted "
+                                               "at it (null when nobody is)."},
+            "clicks": {"type": "integer", "minimum": 0,
+                       "description": "Tracking-link clicks on the range's days (the total and channel groups)."},
+            "click_registrations": {"type": "integer", "minimum": 0,
+                                    "description": "Of those clicks, how many became a registration within the "
+                                                   "window of the click."},
+        },
+    }
+    return {"FunnelDetailsGroup": group, "FunnelDetails": {
+        "type": "object", "required": ["start", "end", "window_days", "group_by", "total", "groups"],
+        "properties": {"start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"},
+                       "window_days": {"type": "integer"}, "group_by": {"type": "string"},
+                       "total": {"$ref": _REF + "FunnelDetailsGroup"},
+                       "groups": {"type": "array", "items": {"$ref": _REF + "FunnelDetailsGroup"}}}}}
+
+
+def _funnel_details_operation() -> dict[str, Any]:
+    return {
+        "operationId": "getFunnelDetails",
+        "tags": ["dashboards"],
+        "summary": "What the funnel's contract leaves out: money, times to convert, clicks",
+        "description": "The same cohort, window and groups as `GET /api/v1/funnel` (same parameters).",
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            {"name": "start", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+            {"name": "end", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+            {"name": "window_days", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30}},
+            {"name": "group_by", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["none", "channel", "week", "campaign", "referral"],
+                        "default": "none"}},
+        ],
+        "responses": {
+            "200": _json({"$ref": _REF + "FunnelDetails"}, "The total and every group."),
+            "400": _json({"$ref": _REF + "Error"}, "A malformed parameter; `field` names it."),
+            "401": _json({"$ref": _REF + "Error"}, "No or an invalid bearer token."),
+            "403": _json({"$ref": _REF + "Error"}, "The token's role may not view funnels."),
+        },
+    }
+
+
 def contribution() -> Contribution:
     """Return the dashboards' part of the API description."""
-    return Contribution(paths={ECONOMICS_PATH: {"get": _operation()}}, schemas=_schemas())
+    return Contribution(paths={ECONOMICS_PATH: {"get": _operation()},
+                               FUNNEL_DETAILS_PATH: {"get": _funnel_details_operation()}},
+                        schemas={**_schemas(), **_funnel_details_schemas()})

@@ -349,9 +349,13 @@ def _funnel_operation() -> dict[str, Any]:
             {"name": "window_days", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30}},
             {"name": "group_by", "in": "query", "required": False,
-             "schema": {"type": "string", "enum": ["none", "channel", "week"], "default": "none"},
+             "schema": {"type": "string", "enum": ["none", "channel", "week", "campaign", "referral"],
+                        "default": "none"},
              "description": "`channel`: key is the channel code, label its name; `week`: ISO week YYYY-Www "
-                            "(Monday start, Asia/Shanghai)."},
+                            "(Monday start, Asia/Shanghai); `campaign` (beyond the contract): the first campaign "
+                            "the investor entered within the window, key its id (`<id>-holdout` for its held-out "
+                            "members, `none` for nobody's), label its name; `referral` (beyond the contract): "
+                            "`referred` or `not_referred`."},
         ],
         "responses": {
             "200": {"description": "Counts per step, in total and per group.",

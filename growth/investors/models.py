@@ -45,8 +45,9 @@ class Investor(Base):
 
     __tablename__ = "investors"
     __table_args__ = (
-        # Channel economics reads a registration cohort's channel and first investment from the index alone.
-        Index("ix_investors_registered_channel", "registered_at", "channel_id", "first_investment_at"),
+        # A registration cohort's funnel and economics read this index alone (no table rows).
+        Index("ix_investors_funnel", "registered_at", "channel_id", "first_investment_at", "kyc_verified_at",
+              "card_bound_at", "first_deposit_at", "repeat_investment_at", "referrer_id"),
         Index("ix_investors_phone_last4", "phone_last4"),
         Index("ix_investors_name_key", "name_key"),
         Index("ix_investors_email_key", "email_key"),
@@ -80,7 +81,7 @@ class Investor(Base):
 
     # Attribution, from the earliest user.registered.
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("acquisition_channels.id"), index=True)
-    click_id: Mapped[str | None] = mapped_column(String(200))
+    click_id: Mapped[str | None] = mapped_column(String(200), index=True)  # a click's registration (funnel)
     channel_code_given: Mapped[str | None] = mapped_column(String(200))
     referral_code_used: Mapped[str | None] = mapped_column(String(200), index=True)
     referrer_id: Mapped[int | None] = mapped_column(ForeignKey("investors.id"), index=True)
