@@ -61,6 +61,7 @@ STAFF = {
     "agent": Staff("agent@example.com", "agent-pass-123", "李客服", "agent"),
     "admin": Staff("admin@example.com", "admin-pass-123", "张管理", "admin"),
     "approver": Staff("approver@example.com", "approver-pass-1", "赵审批", "approver"),
+    "analyst": Staff("analyst@example.com", "analyst-pass-1", "钱分析", "analyst"),
 }
 
 
