@@ -209,6 +209,59 @@ def merge_groups(groups: Iterable[FunnelGroup], *, key: str = OTHERS_KEY, label:
     return merged
 
 
+# ---------------------------------------------------------------- the daily cohort rollup (dashboards.rollup)
+
+CellKey = tuple[int, date, int, bool]  # window days, registration day, channel id (0: none), referred
+
+
+@dataclass
+class Cell:
+    """One registration day's cohort in one channel, referred or not, through one window (a rollup row)."""
+
+    registrations: int = 0
+    steps: list[int] = field(default_factory=lambda: [0] * (len(FUNNEL_STEPS) - 1))  # reached, after registration
+    funnel_first_fen: int = 0
+    funnel_first_fen_days: int = 0
+    first_investors: int = 0  # economics: first investment within the window, whatever came before
+    first_investment_fen: int = 0
+    amount_term_fen_days: int = 0
+
+
+def cell_immature(day: date, cell: Cell, boundary: date, on_boundary: int) -> int:
+    """Return how many of a cell's members are still inside their window: all after the boundary day, none
+    before it, and on it the count given."""
+    if day > boundary:
+        return cell.registrations
+    return on_boundary if day == boundary else 0
+
+
+def funnel_from_cells(cells: dict[CellKey, Cell], *, group_by: str, channels: dict[int, tuple[str, str]],
+                      boundary: date, on_boundary: dict[tuple[int, bool], int]) -> FunnelResult:
+    """Return the funnel (without times to convert) from rollup cells; `channels` maps ids to (code, name)."""
+    total = FunnelGroup("total", "total")
+    groups: dict[str, FunnelGroup] = {}
+    for (_window, day, channel_id, referred), cell in cells.items():
+        if group_by == "channel":
+            key, label = channels.get(channel_id, ("organic", "organic"))
+        elif group_by == "week":
+            key = label = iso_week_key(day)
+        elif group_by == "referral":
+            key = "referred" if referred else "not_referred"
+            label = REFERRAL_GROUP_LABELS[key]
+        else:
+            key = label = ""
+        immature = cell_immature(day, cell, boundary, on_boundary.get((channel_id, referred), 0))
+        targets = [total] if group_by == "none" else [total, groups.setdefault(key, FunnelGroup(key, label))]
+        for group in targets:
+            group.counts[0] += cell.registrations
+            for k, n in enumerate(cell.steps, start=1):
+                group.counts[k] += n
+            group.immature += immature
+            group.first_investment_fen += cell.funnel_first_fen
+            group.first_investment_fen_days += cell.funnel_first_fen_days
+    return FunnelResult(total, [groups[k] for k in sorted(groups)])
+
+
 @dataclass(frozen=True, slots=True)
 class WeekSpan:
     """An ISO week as shown to people: its days, and which of them the selected range covers."""

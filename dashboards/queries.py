@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -10,7 +10,15 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign, CampaignMember
-from dashboards.metrics import CampaignEntry, ChannelFigures, CohortMember
+from dashboards import rollup
+from dashboards.metrics import (
+    CampaignEntry,
+    ChannelFigures,
+    CohortMember,
+    FunnelResult,
+    cell_immature,
+    funnel_from_cells,
+)
 from growth.acquisition.models import AcquisitionChannel, ChannelCost, Click
 from growth.acquisition.projection import ORGANIC_CHANNEL
 from growth.db import within_days_after
@@ -64,6 +72,26 @@ def funnel_cohort(*, session: Session, start: date, end: date, window_days: int 
                            None if amount is None else int(amount), None if term is None else int(term))
 
 
+def funnel_from_rollup(*, session: Session, start: date, end: date, window_days: int, group_by: str,
+                       now: datetime | None) -> FunnelResult | None:
+    """Return the funnel's counts and money from the daily rollup; None when it cannot answer (see rollup.cells).
+
+    Without `now`, nobody is counted as inside their window (the API does not report it).
+    """
+    if group_by == "campaign":
+        return None
+    found = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days)
+    if found is None:
+        return None
+    boundary, on_boundary = (date.max, {}) if now is None else rollup.open_windows(session, start, end, window_days,
+                                                                                 now)
+    ids = sorted({key[2] for key in found if key[2]})
+    channels = {cid: (code, name) for cid, code, name in session.execute(
+        select(AcquisitionChannel.id, AcquisitionChannel.code, AcquisitionChannel.name)
+        .where(AcquisitionChannel.id.in_(ids)))} if ids else {}
+    return funnel_from_cells(found, group_by=group_by, channels=channels, boundary=boundary, on_boundary=on_boundary)
+
+
 def click_conversion(*, session: Session, start: date, end: date, window_days: int) -> dict[str, tuple[int, int]]:
     """Return per channel code the tracking-link clicks on the Shanghai days [start, end] and how many of them
     became a registration (the investor's click_id) within the window of the click."""
@@ -107,13 +135,41 @@ def channel_economics(*, session: Session, start: date, end: date, window_days: 
                       now: datetime) -> list[ChannelFigures]:
     """Return the raw figures of channel economics (spec §7) per channel, in fen and counts, unrounded.
 
-    Six aggregate queries whatever the size: the cohort (registered on a Shanghai day in [start, end]) per
-    channel with its first investors, its investments and its rewards within the window (each a join on an
-    index by investor), daily costs and tracking-link clicks in the range, and the channels' names. Every
+    A fixed number of aggregate queries whatever the size: the cohort (registered on a Shanghai day in [start,
+    end]) per channel with its first investors and its investments within the window — from the daily rollup
+    when it can answer (dashboards.rollup), else from the cohort's index —, its rewards within the window (a join
+    on an index by investor), daily costs and tracking-link clicks in the range, and the channels' names. Every
     channel with a cost, a click or a registration gets a row; investors without a channel count as organic.
     """
     lo, hi = _day_bounds(start, end)
     in_cohort = (Investor.registered_at >= lo, Investor.registered_at < hi)
+    figures: dict[int | None, ChannelFigures] = {}
+
+    def row(channel_id: int | None) -> ChannelFigures:
+        found = figures.get(channel_id)
+        if found is None:
+            found = figures[channel_id] = ChannelFigures(code="", label="")
+        return found
+
+    cells = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days)
+    if cells is not None:
+        boundary, on_boundary = rollup.open_windows(session, start, end, window_days, now)
+        for (_window, day, channel_id, referred), cell in cells.items():
+            f = row(channel_id or None)
+            f.registrations += cell.registrations
+            f.first_investors += cell.first_investors
+            f.first_investment_fen += cell.first_investment_fen
+            f.amount_term_fen_days += cell.amount_term_fen_days
+            f.immature += cell_immature(day, cell, boundary, on_boundary.get((channel_id, referred), 0))
+    else:
+        _live_cohort(session, in_cohort, window_days, now, row)
+    _add_incentives_costs_clicks(session, in_cohort, start, end, window_days, lo, hi, row)
+    return _named(session, figures)
+
+
+def _live_cohort(session: Session, in_cohort: tuple[Any, ...], window_days: int, now: datetime,
+                 row: Callable[[int | None], ChannelFigures]) -> None:
+    """Add the cohort's registrations, first investors and investments per channel, read from the cohort itself."""
     first_within = within_days_after(Investor.first_investment_at, Investor.registered_at, window_days)
     cohort = session.execute(
         select(Investor.channel_id, func.count(),
@@ -129,6 +185,18 @@ def channel_economics(*, session: Session, start: date, end: date, window_days: 
         .where(*in_cohort, within_days_after(Investment.started_at, Investor.registered_at, window_days))
         .group_by(Investor.channel_id)
     ).all()
+    for cid, n, firsts, first_fen, immature in cohort:
+        f = row(cid)
+        f.registrations, f.first_investors = int(n), int(firsts or 0)
+        f.first_investment_fen, f.immature = int(first_fen or 0), int(immature or 0)
+    for cid, fen_days in invested:
+        row(cid).amount_term_fen_days = int(fen_days or 0)
+
+
+def _add_incentives_costs_clicks(session: Session, in_cohort: tuple[Any, ...], start: date, end: date,
+                                 window_days: int, lo: datetime, hi: datetime,
+                                 row: Callable[[int | None], ChannelFigures]) -> None:
+    """Add the rewards granted to the cohort within the window, and the range's costs and clicks, per channel."""
     incentives = session.execute(
         select(Investor.channel_id, func.sum(Reward.cost_fen))
         .join(Reward, Reward.investor_id == Investor.id)
@@ -143,26 +211,16 @@ def channel_economics(*, session: Session, start: date, end: date, window_days: 
         select(Click.channel_id, func.count()).where(Click.at >= lo, Click.at < hi).group_by(Click.channel_id)
     ).all()
 
-    figures: dict[int | None, ChannelFigures] = {}
-
-    def row(channel_id: int | None) -> ChannelFigures:
-        found = figures.get(channel_id)
-        if found is None:
-            found = figures[channel_id] = ChannelFigures(code="", label="")
-        return found
-
-    for cid, n, firsts, first_fen, immature in cohort:
-        f = row(cid)
-        f.registrations, f.first_investors = int(n), int(firsts or 0)
-        f.first_investment_fen, f.immature = int(first_fen or 0), int(immature or 0)
-    for cid, fen_days in invested:
-        row(cid).amount_term_fen_days = int(fen_days or 0)
     for cid, fen in incentives:
         row(cid).incentive_fen = int(fen or 0)
     for cid, fen in costs:
         row(cid).cost_fen = int(fen or 0)
     for cid, n in clicks:
         row(cid).clicks = int(n)
+
+
+def _named(session: Session, figures: dict[int | None, ChannelFigures]) -> list[ChannelFigures]:
+    """Give each channel's figures its code and name, merging rows that share a code, sorted by code."""
     ids = [cid for cid in figures if cid is not None]
     names = {cid: (code, name) for cid, code, name in session.execute(
         select(AcquisitionChannel.id, AcquisitionChannel.code, AcquisitionChannel.name)

@@ -97,10 +97,25 @@ def _funnel_query(args: dict[str, str]) -> FunnelQuery:
     return FunnelQuery(start, end, int(raw_window), group_by)
 
 
-def _compute(q: FunnelQuery, now: datetime | None = None, *, money: bool = False) -> FunnelResult:
-    members = queries.funnel_cohort(session=request_session(), start=q.start, end=q.end, window_days=q.window_days,
-                                    campaigns=q.group_by == "campaign", money=money)
-    return funnel(members, window_days=q.window_days, group_by=q.group_by, now=now)
+def _compute(q: FunnelQuery, now: datetime | None = None, *, money: bool = False,
+             times: bool = False) -> FunnelResult:
+    """Return the funnel: from the daily rollup when it can answer, else from the cohort; `times` adds the times
+    to convert (always a pass over the cohort's milestones), `money` the first investments' money."""
+    session = request_session()
+    result = None if times and q.group_by == "campaign" else queries.funnel_from_rollup(
+        session=session, start=q.start, end=q.end, window_days=q.window_days, group_by=q.group_by, now=now)
+    if result is not None and not times:
+        return result
+    live = funnel(queries.funnel_cohort(session=session, start=q.start, end=q.end, window_days=q.window_days,
+                                        campaigns=q.group_by == "campaign", money=money and result is None),
+                  window_days=q.window_days, group_by=q.group_by, now=now)
+    if result is None:
+        return live
+    seconds = {g.key: g.seconds for g in live.groups}
+    result.total.seconds = live.total.seconds
+    for group in result.groups:
+        group.seconds = seconds.get(group.key, group.seconds)
+    return result
 
 
 def _as_json(q: FunnelQuery, result: FunnelResult) -> dict[str, Any]:
@@ -158,7 +173,7 @@ def _details(q: FunnelQuery, result: FunnelResult, clicks: dict[str, tuple[int, 
 @require(Permission.FUNNEL_VIEW)
 def funnel_details_api():  # type: ignore[no-untyped-def]
     q = _funnel_query(request.args.to_dict())
-    return jsonify(_details(q, _compute(q, money=True), _clicks(q)))
+    return jsonify(_details(q, _compute(q, money=True, times=True), _clicks(q)))
 
 
 @dataclass(frozen=True)
@@ -257,7 +272,7 @@ def funnel_page():  # type: ignore[no-untyped-def]
     except DomainError as err:
         return render_template("dashboards/funnel.html", q=None, form=args, error=err.message, labels=labels), 400
     now = utcnow()
-    result = _compute(q, now, money=True)
+    result = _compute(q, now, money=True, times=True)
     clicks = _clicks(q)
     if args.get("format") == "csv":
         return _funnel_csv(labels, _as_json(q, result), _details(q, result, clicks))

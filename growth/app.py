@@ -254,6 +254,7 @@ def _register_assets(app: Flask) -> None:
 def _register_projections(app: Flask) -> None:
     """Register the event processor's projections, in the order it runs them (see docs/architecture.md)."""
     from channels.projection import ConsentProjection
+    from dashboards.rollup import CohortDaysProjection
     from growth import signals
     from growth.acquisition.projection import AttributionProjection
     from growth.investors.projection import InvestorsProjection
@@ -272,6 +273,8 @@ def _register_projections(app: Flask) -> None:
     # The configured program settings (a bad GROWTH_REFERRAL_* stops the start here, with its message).
     app.extensions[REFERRAL_DEFAULTS] = referral_defaults = default_settings(app.config)
     projections.register(ReferralRecordsProjection.configured(defaults=referral_defaults))
+    # Last: marks the registration days whose cohort the batch changed, for the dashboards' daily rollup.
+    projections.register(CohortDaysProjection)
     app.extensions[EXTENSION] = projections
 
 
@@ -300,6 +303,7 @@ def _register_background_work(app: Flask) -> None:
     from campaigns import fulfilment, runner, scheduler
     from campaigns.consumer import run_triggers
     from channels.delivery import run_delivery
+    from dashboards import jobs as dashboard_jobs
     from growth.background import register_worker
     from growth.crm import jobs as crm_jobs
     from growth.crm.services import default_settings as crm_default_settings
@@ -325,7 +329,8 @@ def _register_background_work(app: Flask) -> None:
             ("reward-payments", reward_jobs.task_pay, app.config["REWARD_PAYMENT_JOB_SECONDS"]),
             ("reward-expiry-reminders", reward_jobs.task_remind, app.config["REWARD_REMINDER_JOB_SECONDS"]),
             ("referral-confirmations", referral_jobs.task_confirm, app.config["REFERRAL_JOB_SECONDS"]),
-            ("crm-follow-up", crm_jobs.task_follow_up, app.config["CRM_JOB_SECONDS"])):
+            ("crm-follow-up", crm_jobs.task_follow_up, app.config["CRM_JOB_SECONDS"]),
+            ("dashboards-rollup", dashboard_jobs.task_refresh, app.config["DASHBOARD_ROLLUP_JOB_SECONDS"])):
         scheduler.register_task(job_id, task)
         scheduler.register_system_job(job_id, float(seconds), job_id)
 

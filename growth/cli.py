@@ -319,6 +319,26 @@ def demo(investors: int, seed: int) -> None:
         click.echo(f"  {member.role:9} {member.email:32} {member.password}")
 
 
+# --- dashboards -----------------------------------------------------------------------------------
+@cli.group()
+def dashboards() -> None:
+    """Work with what the dashboards maintain."""
+
+
+@dashboards.command("rebuild")
+@with_appcontext
+def dashboards_rebuild() -> None:
+    """Rebuild the daily cohort rollup from investors and investments (after a restore; the worker keeps it fresh)."""
+    from dashboards import rollup
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _session_scope(app) as session:
+        total = rollup.registration_day_count(session)
+    with click.progressbar(length=total, label="rebuilding registration days", show_pos=True) as bar:
+        done = rollup.rebuild(session_scope=lambda: _session_scope(app), progress=bar.update)
+    click.echo(f"rebuilt {done:,} registration days")
+
+
 # --- events ---------------------------------------------------------------------------------------
 @cli.group()
 def events() -> None:

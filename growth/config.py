@@ -125,6 +125,7 @@ class Config:
     CRM_DUE_HOURS = 24
     CRM_OPEN_TASK_CAP = 50
     CRM_EXPORT_MAX_ROWS = 10_000  # rows a worklist CSV holds at most (the download says when it was cut)
+    DASHBOARD_ROLLUP_JOB_SECONDS = 10.0  # how often the dashboards' daily cohort rollup takes the marked days
     CRM_JOB_SECONDS = 300.0  # how often the scheduler runs the follow-up rules and assigns the pool
 
     @classmethod

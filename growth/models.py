@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "growth.crm.models",
     "channels.models",
     "campaigns.models",
+    "dashboards.models",
 )
 
 
