@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from growth.investors.models import Investment, Investor
@@ -154,7 +154,8 @@ class KpiReport:
 
 def _daily(session: Session, column: InstrumentedAttribute[Any], measure: Any, period: KpiPeriod,
            days: list[date]) -> dict[int, int]:
-    """Return {index in days: measure} over both periods' ranges, in one grouped query on `column`'s index."""
+    """Return {index in days: Σ measure} over both periods' ranges (a measure per row: 1 counts), in one grouped
+    query reading `column`'s index."""
     # Day i begins at starts[i]; a row's day is the first i whose next day starts after it. The bucket is a
     # CASE of instants, so the Shanghai calendar comes from zoneinfo, not from each database's time functions.
     starts = [local_day_bounds(d)[0] for d in days[1:]]  # both periods: always two days or more
@@ -177,8 +178,8 @@ def kpi_report(*, session: Session, period: KpiPeriod) -> KpiReport:
     """
     days = period.previous_day_list() + period.day_list()
     figures = {
-        "registrations": _daily(session, Investor.registered_at, func.count(), period, days),
-        "first_investors": _daily(session, Investor.first_investment_at, func.count(), period, days),
+        "registrations": _daily(session, Investor.registered_at, literal(1), period, days),
+        "first_investors": _daily(session, Investor.first_investment_at, literal(1), period, days),
         "volume": _daily(session, Investment.started_at, func.coalesce(Investment.amount_fen, 0), period, days),
         "incentive_spend": _daily(session, Reward.granted_at, Reward.cost_fen, period, days),
     }
