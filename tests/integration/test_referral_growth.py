@@ -120,7 +120,7 @@ def _arrange(app: Any, seed: int) -> World:
         s.flush()
         for ref in world.refs:
             if ref.confirmed is not None:
-                for side in (ref.referrer, ref.referee):  # both sides rewarded for the same referral
+                for _side in (ref.referrer, ref.referee):  # both sides rewarded for the same referral
                     if rng.random() < 0.7:
                         world.rewards.append((f"referral:{ref.referee}", when(), rng.choice([0, rng.randint(1, 9999)])))
         world.rewards += [("referral:", when(), 500), ("referral:abc", when(), 700), ("campaign:1", when(), 900)]
