@@ -180,3 +180,28 @@ def first_investment_money_figure(groups: Sequence[str], amounts: Sequence[float
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
                       yaxis={"tickformat": ",.0f", "rangemode": "tozero", "title": {"text": yuan}})
     return _layout(fig, 340)
+def kpi_trend_figure(days: Sequence[str], current: Sequence[float], previous_days: Sequence[str],
+                     previous: Sequence[float], *, name: str, previous_name: str, money: bool, height: int = 220,
+                     compact: bool = False) -> go.Figure:
+    """Return one KPI per day (a line) over the previous period's same-numbered days (dotted, grey, hovering
+    with their own dates).
+
+    `compact` draws a sparkline for the home strip: no axes, no legend, no margins.
+    """
+    value = "¥%{y:,.2f}" if money else "%{y:,d}"
+    fig = go.Figure()
+    fig.add_scatter(x=list(days), y=list(previous), name=previous_name, mode="lines",
+                    line={"color": "#adb5bd", "dash": "dot", "width": 1.5},
+                    hovertemplate="%{customdata}: " + value + "<extra>" + previous_name + "</extra>",
+                    customdata=list(previous_days))
+    fig.add_scatter(x=list(days), y=list(current), name=name, mode="lines+markers",
+                    line={"color": "#0d6efd", "width": 2}, marker={"size": 4},
+                    hovertemplate="%{x}: " + value + "<extra>" + name + "</extra>")
+    if compact:
+        fig.update_layout(showlegend=False, xaxis={"visible": False, "type": "category"},
+                          yaxis={"visible": False, "rangemode": "tozero"})
+        fig.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=height, font=FONT, separators=".,")
+        return fig
+    fig.update_layout(legend={"orientation": "h", "y": -0.25}, xaxis={"type": "category"},
+                      yaxis={"tickformat": ",.0f" if money else ",d", "rangemode": "tozero"})
+    return _layout(fig, height)

@@ -168,8 +168,128 @@ def _funnel_details_operation() -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- home KPIs and referral growth (issue 12)
+
+KPIS_PATH = "/api/v1/dashboards/kpis"
+REFERRALS_PATH = "/api/v1/dashboards/referrals"
+_SIGNED_MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$"}
+_KPI_VALUE = {"oneOf": [{"type": "integer"}, _SIGNED_MONEY],
+              "description": "A count (registrations, first_investors) or yuan (volume, incentive_spend)."}
+
+
+def _kpi_schemas() -> dict[str, Any]:
+    day = {"type": "object", "required": ["day", "registrations", "first_investors", "volume", "incentive_spend"],
+           "properties": {"day": {"type": "string", "format": "date", "description": "An Asia/Shanghai day."},
+                          "registrations": {"type": "integer", "minimum": 0},
+                          "first_investors": {"type": "integer", "minimum": 0},
+                          "volume": _MONEY, "incentive_spend": _MONEY}}
+    kpi = {"type": "object", "required": ["key", "value", "previous", "delta", "change"],
+           "properties": {
+               "key": {"type": "string", "enum": ["registrations", "first_investors", "volume", "incentive_spend"]},
+               "value": _KPI_VALUE, "previous": _KPI_VALUE, "delta": _KPI_VALUE,
+               "change": {**_RATIO, "description": "delta / previous, 4 decimals half-up; null when previous is 0."}}}
+    report = {"type": "object", "required": ["period", "start", "end", "as_of", "previous_start", "previous_end",
+                                             "previous_as_of", "kpis", "days", "previous_days"],
+              "properties": {
+                  "period": {"type": "string", "enum": ["today", "7d", "30d", "this_month"]},
+                  "start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"},
+                  "as_of": {"type": "string", "format": "date-time",
+                            "description": "The current period runs from start's midnight (Asia/Shanghai) to here."},
+                  "previous_start": {"type": "string", "format": "date"},
+                  "previous_end": {"type": "string", "format": "date"},
+                  "previous_as_of": {"type": "string", "format": "date-time",
+                                     "description": "The previous period is as long, ending here."},
+                  "kpis": {"type": "array", "items": {"$ref": _REF + "Kpi"}},
+                  "days": {"type": "array", "items": {"$ref": _REF + "KpiDay"}},
+                  "previous_days": {"type": "array", "items": {"$ref": _REF + "KpiDay"}}}}
+    referrer = {"type": "object", "required": ["investor_id", "user_id", "name", "phone", "invites", "registrations",
+                                               "qualified", "confirmed", "rewards_cost"],
+                "properties": {
+                    "investor_id": {"type": "integer"}, "user_id": {"type": "string"},
+                    "name": {"type": "string", "description": "Masked (张**)."},
+                    "phone": {"type": "string", "description": "Masked (+86 138****8000)."},
+                    "invites": {"type": "integer", "minimum": 0}, "registrations": {"type": "integer", "minimum": 0},
+                    "qualified": {"type": "integer", "minimum": 0}, "confirmed": {"type": "integer", "minimum": 0},
+                    "rewards_cost": _money("Σ the current cost of the rewards granted in the range for this referrer's "
+                                           "referrals (cause referral:<referee id>), either side.")}}
+    week = {"type": "object", "properties": {
+        "week": {"type": "string"}, "week_start": {"type": "string", "format": "date"},
+        "invites": {"type": "integer"}, "registrations": {"type": "integer"}, "qualified": {"type": "integer"},
+        "confirmed": {"type": "integer"}, "rewarded": {"type": ["integer", "null"]}, "cohort": {"type": "integer"},
+        "referred_by_cohort": {"type": "integer"},
+        "k_factor": {"type": ["string", "null"], "pattern": r"^[0-9]+\.[0-9]{4}$"}}}
+    fraud = {"type": "object", "required": ["referrals", "flagged", "in_review", "blocked", "rejected", "rejected_by",
+                                            "reasons"],
+             "properties": {
+                 "referrals": {"type": "integer", "description": "Referrals whose referee registered in the range."},
+                 "flagged": {"type": "integer", "description": "… carrying any fraud reason."},
+                 "in_review": {"type": "integer", "description": "… held for a staff decision now."},
+                 "blocked": {"type": "integer", "description": "… rejected at once by a BLOCK reason."},
+                 "rejected": {"type": "integer", "description": "… rejected for any reason."},
+                 "rejected_by": {"type": "object", "additionalProperties": {"type": "integer"}},
+                 "reasons": {"type": "array", "items": {"type": "object", "required": ["code", "kind", "referrals"],
+                                                        "properties": {
+                                                            "code": {"type": "string"},
+                                                            "kind": {"type": "string",
+                                                                     "enum": ["block", "flag", "other"]},
+                                                            "referrals": {"type": "integer"}}}}}}
+    growth = {"type": "object", "required": ["start", "end", "weeks", "top_referrers", "fraud"],
+              "properties": {"start": {"type": "string", "format": "date"},
+                             "end": {"type": "string", "format": "date"},
+                             "weeks": {"type": "array", "items": {"$ref": _REF + "ReferralWeek"}},
+                             "top_referrers": {"type": "array", "items": {"$ref": _REF + "TopReferrer"}},
+                             "fraud": {"$ref": _REF + "ReferralFraud"}}}
+    return {"KpiDay": day, "Kpi": kpi, "KpiReport": report, "TopReferrer": referrer, "ReferralWeek": week,
+            "ReferralFraud": fraud, "ReferralGrowth": growth}
+
+
+def _errors(forbidden: str) -> dict[str, Any]:
+    return {"401": _json({"$ref": _REF + "Error"}, "No or an invalid bearer token."),
+            "403": _json({"$ref": _REF + "Error"}, forbidden),
+            "422": _json({"$ref": _REF + "ApiError"}, "A bad parameter: every problem under `errors`, its `path` "
+                                                       "the parameter.")}
+
+
+def _kpis_operation() -> dict[str, Any]:
+    return {
+        "operationId": "getHomeKpis", "tags": ["dashboards"],
+        "summary": "Home KPIs: registrations, first investors, volume invested, incentive spend vs the previous period",
+        "description": (
+            "Registrations (Asia/Shanghai day of `registered`), first investors (of their first investment), volume "
+            "(Σ amounts of investments started), incentive spend (Σ the current ledger cost of rewards granted) for "
+            "the period from its first day's midnight to now, against the period of the same length just before "
+            "it, with both periods' daily figures. Who: analysts, marketers, approvers, admins (`kpis.view`)."),
+        "security": [{"bearerAuth": []}],
+        "parameters": [{"name": "period", "in": "query", "required": False,
+                        "schema": {"type": "string", "enum": ["today", "7d", "30d", "this_month"], "default": "7d"}}],
+        "responses": {"200": _json({"$ref": _REF + "KpiReport"}, "The KPIs and their days."),
+                      **_errors("The token's role may not view the KPIs (agents).")},
+    }
+
+
+def _referrals_operation() -> dict[str, Any]:
+    day = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+    return {
+        "operationId": "getReferralGrowth", "tags": ["dashboards"],
+        "summary": "Referral growth: weekly figures and K-factor, top referrers, fraud flags",
+        "description": (
+            "Weeks: ISO weeks (Asia/Shanghai) covering [start, end]. Top referrers (20, by referred registrations): "
+            "each figure counted in the range by when it happened; names and phones masked. Fraud: referrals whose "
+            "referee registered in the range, by reason and outcome. Who: every staff role (`referrals.view`)."),
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            {"name": "start", "in": "query", "required": False, "schema": day,
+             "description": "First day; default 11 weeks before today (twelve weeks up to today)."},
+            {"name": "end", "in": "query", "required": False, "schema": day, "description": "Last day; default today."},
+        ],
+        "responses": {"200": _json({"$ref": _REF + "ReferralGrowth"}, "The referral program's growth."),
+                      **_errors("The token's role may not view the referral program.")},
+    }
+
+
 def contribution() -> Contribution:
     """Return the dashboards' part of the API description."""
-    return Contribution(paths={ECONOMICS_PATH: {"get": _operation()},
+    return Contribution(paths={ECONOMICS_PATH: {"get": _operation()}, KPIS_PATH: {"get": _kpis_operation()},
+                               REFERRALS_PATH: {"get": _referrals_operation()},
                                FUNNEL_DETAILS_PATH: {"get": _funnel_details_operation()}},
-                        schemas={**_schemas(), **_funnel_details_schemas()})
+                        schemas={**_schemas(), **_kpi_schemas(), **_funnel_details_schemas()})

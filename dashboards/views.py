@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import plotly
-from flask import Blueprint, Response, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, jsonify, render_template, request, send_file, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
 
-from dashboards import charts, queries
+from dashboards import charts, kpis, queries, referral_growth
 from dashboards.metrics import (
     FIRST_INVESTMENT_STEP,
     FUNNEL_STEPS,
@@ -39,13 +42,15 @@ from dashboards.metrics import (
     week_span,
 )
 from growth.acquisition import rules as acquisition_rules
-from growth.auth.permissions import Permission, public, require
+from growth.auth.permissions import Permission, public, require, role_has
 from growth.db import request_session
 from growth.errors import DomainError, Invalid, Problem
 from growth.exports import csv_response
 from growth.investors.models import MILESTONE_LABELS
+from growth.investors.rules import REVEALED_KEY, format_phone, mask_name, mask_phone, reveal_holds
 from growth.money import fen_to_api
 from growth.referrals import services as referral_services
+from growth.referrals.models import FLAG_REASONS, REASON_LABELS, REJECTION_LABELS, STATUS_LABELS
 from growth.timeutil import iso_week_key, local_date, utcnow
 
 api = Blueprint("dashboards_api", __name__, url_prefix="/api/v1")
@@ -360,8 +365,11 @@ def referral_stats():  # type: ignore[no-untyped-def]
     except DomainError as err:
         return render_template("dashboards/referrals.html", rows=None, form=args, error=err.message), 400
     weeks = referral_services.program_stats(session=request_session(), start=start, end=end)
+    top, flags = _referral_growth(start, end)
     labels = [_("邀请访问"), _("邀请注册"), _("首投达标"), _("确认")]
     if args.get("format") == "csv":
+        if args.get("table") in ("referrers", "flags"):
+            return _referral_tables_csv(args["table"], start, end, top, flags)
         rows: list[list[object]] = [["week", "week_start", "invites", "registrations", "qualified", "confirmed",
                                      "rewarded", "cohort", "referred_by_cohort", "k_factor"]]
         rows += [[iso_week_key(w.week_start), w.week_start.isoformat(), w.invites, w.registrations, w.qualified,
@@ -377,7 +385,10 @@ def referral_stats():  # type: ignore[no-untyped-def]
               "cohort": sum(w.cohort for w in weeks), "referred": sum(w.referred_by_cohort for w in weeks)}
     return render_template("dashboards/referrals.html", rows=weeks, totals=totals, figure=figure.to_json(),
                            form={"start": start.isoformat(), "end": end.isoformat()}, error=None,
-                           week_key=iso_week_key)
+                           week_key=iso_week_key, top=[(r, *_referrer_shown(r)) for r in top], flags=flags,
+                           reason_rows=referral_growth.reason_rows(flags), reason_labels=REASON_LABELS,
+                           flag_reasons=FLAG_REASONS, rejection_labels=REJECTION_LABELS,
+                           may_open_investors=role_has(current_user.role, Permission.INVESTORS_VIEW))
 
 
 # ---------------------------------------------------------------- channel economics (campaigns-api.md §7)
@@ -513,3 +524,164 @@ def economics_page():  # type: ignore[no-untyped-def]
         total_data=economics_json(total), figures=figures, csv_args=dict(period.url_args(), window_days=window,
                                                                          format="csv"),
         immature_since=immature_since(now, q.window_days), **context)
+
+
+# ---------------------------------------------------------------- home KPIs (issue 12)
+
+def _kpi_period_or_problem(raw: str | None, now: datetime) -> tuple[kpis.KpiPeriod, Problem | None]:
+    """Return the period the URL names, or the default and the problem with what it named."""
+    try:
+        return kpis.kpi_period(raw, now=now), None
+    except kpis.KpiError:
+        problem = Problem("period", "invalid_value", _l("统计期间应为 today、7d、30d 或 this_month。"))
+        return kpis.kpi_period(None, now=now), problem
+
+
+def _kpi_links(period: kpis.KpiPeriod) -> dict[str, tuple[Permission, str, dict[str, str]]]:
+    """Return, per KPI, the dashboard behind it: (permission, endpoint, arguments selecting the same days)."""
+    days = {"start": period.start.isoformat(), "end": period.end.isoformat()}
+    custom = {"period": "custom", **days}
+    return {
+        "registrations": (Permission.FUNNEL_VIEW, "dashboards.funnel_page", days),
+        "first_investors": (Permission.FUNNEL_VIEW, "dashboards.funnel_page", days),
+        "volume": (Permission.ECONOMICS_VIEW, "dashboards.economics_page", custom),
+        "incentive_spend": (Permission.REWARDS_VIEW, "rewards.index", {}),
+    }
+
+
+def _kpi_figures(report: kpis.KpiReport, *, compact: bool) -> dict[str, str]:
+    """Return each KPI's daily trend against the previous period as Plotly JSON (none for a one-day period)."""
+    if report.period.days < 2:
+        return {}
+    ticks = [d.day.strftime("%m-%d") for d in report.days]
+    before = [d.day.strftime("%m-%d") for d in report.previous_days]
+    out = {}
+    for key in kpis.KPI_KEYS:
+        money = key in kpis.MONEY_KPIS
+        scale = 100 if money else 1
+        figure = charts.kpi_trend_figure(
+            ticks, [d.value(key) / scale for d in report.days], before,
+            [d.value(key) / scale for d in report.previous_days], name=_("本期"), previous_name=_("上期"),
+            money=money, height=48 if compact else 220, compact=compact)
+        out[key] = figure.to_json()
+    return out
+
+
+def _kpi_context(report: kpis.KpiReport, *, compact: bool, endpoint: str) -> dict[str, Any]:
+    return {"report": report, "labels": kpis.KPI_LABELS, "periods": kpis.KPI_PERIODS,
+            "links": _kpi_links(report.period), "figures": _kpi_figures(report, compact=compact),
+            "period_endpoint": endpoint, "change_text": kpis.change_text}
+
+
+def kpi_panel(args: Mapping[str, str]) -> Markup:
+    """Render the home page's KPI strip (registered as a home panel by the composition root)."""
+    now = utcnow()
+    period, problem = _kpi_period_or_problem(args.get("period"), now)
+    report = kpis.kpi_report(session=request_session(), period=period)
+    # A rendered, autoescaped template: safe to place as it is.
+    return Markup(render_template(  # noqa: S704
+        "dashboards/_kpi_panel.html", error=problem and str(problem.message),
+        **_kpi_context(report, compact=True, endpoint="home.index")))
+
+
+@bp.route("/kpis")
+@require(Permission.KPIS_VIEW)
+def kpis_page():  # type: ignore[no-untyped-def]
+    args = request.args.to_dict()
+    period, problem = _kpi_period_or_problem(args.get("period"), utcnow())
+    if problem:
+        return render_template("dashboards/kpis.html", report=None, error=str(problem.message),
+                               periods=kpis.KPI_PERIODS), 400
+    report = kpis.kpi_report(session=request_session(), period=period)
+    if args.get("format") == "csv":
+        return csv_response(kpis.report_csv_rows(report),
+                            f"kpis-{period.key}-{period.start.isoformat()}-{period.end.isoformat()}.csv")
+    return render_template("dashboards/kpis.html", error=None,
+                           **_kpi_context(report, compact=False, endpoint="dashboards.kpis_page"))
+
+
+@api.route("/dashboards/kpis")
+@require(Permission.KPIS_VIEW)
+def kpis_api():  # type: ignore[no-untyped-def]
+    period, problem = _kpi_period_or_problem(request.args.get("period"), utcnow())
+    if problem:
+        raise Invalid([problem])
+    return jsonify(kpis.report_json(kpis.kpi_report(session=request_session(), period=period)))
+
+
+# ---------------------------------------------------------------- referral growth (issue 12)
+
+def _referral_growth(start: date, end: date) -> tuple[list[referral_growth.TopReferrer], referral_growth.FlagSummary]:
+    s = request_session()
+    return (referral_growth.top_referrers(session=s, start=start, end=end),
+            referral_growth.fraud_flags(session=s, start=start, end=end))
+
+
+def _referrer_shown(r: referral_growth.TopReferrer) -> tuple[str, str]:
+    """Return a top referrer's name and phone: in full only for a role with personal data and an audited reveal of
+    this investor (the investor page's), else masked."""
+    full = (role_has(current_user.role, Permission.INVESTORS_PII)
+            and reveal_holds(session.get(REVEALED_KEY), r.investor_id, utcnow().timestamp()))
+    if full:
+        return r.name or "", format_phone(r.phone)
+    return mask_name(r.name), mask_phone(r.phone)
+
+
+REFERRER_CSV_COLUMNS = ("rank", "user_id", "name", "phone", "invites", "registrations", "qualified", "confirmed",
+                        "rewards_cost")
+
+
+def _referral_tables_csv(table: str, start: date, end: date, top: list[referral_growth.TopReferrer],
+                         flags: referral_growth.FlagSummary) -> Response:
+    """Return the top referrers (always masked: an export is not a reveal) or the fraud reasons as CSV."""
+    rows: list[list[object]]
+    if table == "referrers":
+        rows = [list(REFERRER_CSV_COLUMNS)]
+        rows += [[n, d["user_id"], d["name"], d["phone"], d["invites"], d["registrations"], d["qualified"],
+                  d["confirmed"], d["rewards_cost"]]
+                 for n, d in enumerate((referral_growth.referrer_json(r) for r in top), 1)]
+    else:
+        rows = [["code", "kind", "label", "referrals"]]
+        rows += [[code, kind, str(REASON_LABELS.get(code, code)), n]
+                 for code, kind, n in referral_growth.reason_rows(flags)]
+        rows += [[name, "outcome", label, n] for name, label, n in _flag_outcomes(flags)]
+    return csv_response(rows, f"referral-{table}-{start.isoformat()}-{end.isoformat()}.csv")
+
+
+def _flag_outcomes(flags: referral_growth.FlagSummary) -> list[tuple[str, str, int]]:
+    """Return the outcome counts beside the reasons: (key, label, count)."""
+    return [("referrals", _("邀请注册"), flags.referrals), ("flagged", _("命中风控规则"), flags.flagged),
+            ("in_review", str(STATUS_LABELS["in_review"]), flags.in_review), ("blocked", _("拦截"), flags.blocked),
+            ("rejected", str(STATUS_LABELS["rejected"]), flags.rejected)]
+
+
+def referral_api_range(args: Mapping[str, str]) -> tuple[date, date]:
+    """Read start and end (default: the last twelve weeks); raise Invalid listing every problem."""
+    problems: list[Problem] = []
+    today = local_date(utcnow())
+    start = _api_day(dict(args), "start", today - timedelta(weeks=REFERRAL_WEEKS - 1), problems)
+    end = _api_day(dict(args), "end", today, problems)
+    if not problems and start > end:
+        problems.append(Problem("start", "start_after_end", _l("开始日期不能晚于结束日期。")))
+    if not problems and (end - start).days > 366 * 2:
+        problems.append(Problem("start", "out_of_range", _l("时间段最长两年。")))
+    if problems:
+        raise Invalid(problems)
+    return start, end
+
+
+@api.route("/dashboards/referrals")
+@require(Permission.REFERRALS_VIEW)
+def referrals_api():  # type: ignore[no-untyped-def]
+    start, end = referral_api_range(request.args.to_dict())
+    weeks = referral_services.program_stats(session=request_session(), start=start, end=end)
+    top, flags = _referral_growth(start, end)
+    return jsonify({
+        "start": start.isoformat(), "end": end.isoformat(),
+        "weeks": [{"week": iso_week_key(w.week_start), "week_start": w.week_start.isoformat(), "invites": w.invites,
+                   "registrations": w.registrations, "qualified": w.qualified, "confirmed": w.confirmed,
+                   "rewarded": w.rewarded, "cohort": w.cohort, "referred_by_cohort": w.referred_by_cohort,
+                   "k_factor": None if w.k_factor is None else f"{w.k_factor:.4f}"} for w in weeks],
+        "top_referrers": [referral_growth.referrer_json(r) for r in top],
+        "fraud": referral_growth.flags_json(flags),
+    })

@@ -202,9 +202,11 @@ def _register_blueprints(app: Flask) -> None:
     from dashboards.openapi import contribution as dashboards_openapi
     from dashboards.views import api as dashboards_api
     from dashboards.views import bp as dashboards_bp
+    from dashboards.views import kpi_panel
     from growth.acquisition.views import api as acquisition_api
     from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
+    from growth.auth.permissions import Permission
     from growth.auth.views import bp as auth_bp
     from growth.crm.timeline import register_source
     from growth.crm.views import bp as crm_bp
@@ -212,6 +214,7 @@ def _register_blueprints(app: Flask) -> None:
     from growth.events.openapi import register_contribution
     from growth.events.views import api as events_api
     from growth.events.views import bp as events_bp
+    from growth.home.panels import HomePanel, register_panel
     from growth.home.views import bp as home_bp
     from growth.investors.views import bp as investors_bp
     from growth.referrals.views import api as referrals_api
@@ -236,6 +239,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_api)
     register_contribution(app, dashboards_openapi)  # nor dashboards (channel economics)
     app.register_blueprint(dashboards_bp)
+    # The home page shows the dashboards' KPI strip to those who may read it (home may not import dashboards).
+    register_panel(app, HomePanel("kpis", Permission.KPIS_VIEW, kpi_panel, order=10))
     csrf.exempt(events_api)  # signed by the platform; no browser session involved
     app.register_blueprint(channels_callbacks)
     csrf.exempt(channels_callbacks)  # provider callbacks and one-click unsubscribe: no session, signed or tokened

@@ -91,12 +91,16 @@ class Permission(StrEnum):
     CRM_MANAGE = "crm.manage"
     # Channel economics (spec §7: "staff", so every role): aggregate figures per acquisition channel, no one's data.
     ECONOMICS_VIEW = "economics.view"
+    # The home page's KPI strip and its page (registrations, first investors, volume, incentive spend against the
+    # previous period): the people who steer the business — analysts/founders, marketers, approvers, admins; not
+    # agents, whose home is their worklist.
+    KPIS_VIEW = "kpis.view"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MARKETER: frozenset({
-        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.HOME, Permission.ECONOMICS_VIEW, Permission.KPIS_VIEW,
         Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.ACQUISITION_MANAGE,
         Permission.ACQUISITION_COSTS_MANAGE, Permission.INVESTORS_VIEW, Permission.INVESTORS_TAG,
         Permission.FUNNEL_VIEW,
@@ -105,7 +109,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CAMPAIGNS_PREVIEW, Permission.REFERRALS_VIEW,
     }),
     Role.APPROVER: frozenset({
-        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.HOME, Permission.ECONOMICS_VIEW, Permission.KPIS_VIEW,
         Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.FUNNEL_VIEW,
         Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW, Permission.CAMPAIGNS_VIEW, Permission.CAMPAIGNS_APPROVE,
         Permission.CAMPAIGNS_CONTROL, Permission.CAMPAIGNS_PREVIEW, Permission.KILL_SWITCH, Permission.REFERRALS_VIEW,
@@ -119,7 +123,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.CRM_WORK,
     }),
     Role.ANALYST: frozenset({
-        Permission.HOME, Permission.ECONOMICS_VIEW,
+        Permission.HOME, Permission.ECONOMICS_VIEW, Permission.KPIS_VIEW,
         Permission.TOKENS_OWN, Permission.ACQUISITION_VIEW, Permission.INVESTORS_VIEW,
         Permission.FUNNEL_VIEW, Permission.EVENTS_VIEW, Permission.MESSAGES_VIEW, Permission.REWARDS_VIEW,
         Permission.CAMPAIGNS_VIEW, Permission.REFERRALS_VIEW,

@@ -48,6 +48,7 @@ class Investor(Base):
         # A registration cohort's funnel and economics read this index alone (no table rows).
         Index("ix_investors_funnel", "registered_at", "channel_id", "first_investment_at", "kyc_verified_at",
               "card_bound_at", "first_deposit_at", "repeat_investment_at", "referrer_id"),
+        Index("ix_investors_first_investment", "first_investment_at"),  # the home KPIs' first investors per day
         Index("ix_investors_phone_last4", "phone_last4"),
         Index("ix_investors_name_key", "name_key"),
         Index("ix_investors_email_key", "email_key"),
@@ -109,7 +110,8 @@ class Investment(Base):
     __tablename__ = "investments"
     # An investor's investments by start, with what channel economics sums (amount × term) in the index itself.
     __table_args__ = (Index("ix_investments_investor_started", "investor_id", "started_at", "amount_fen", "term_days",
-                            "investment_id"),)
+                            "investment_id"),
+                      Index("ix_investments_started_amount", "started_at", "amount_fen"))  # volume per day (KPIs)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     investment_id: Mapped[str] = mapped_column(String(200), unique=True)

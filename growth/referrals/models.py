@@ -66,7 +66,8 @@ class Referral(Base):
     """One referee's referral: derived from the log, the staff reviews and the confirmation feed (a projection)."""
 
     __tablename__ = "referrals"
-    __table_args__ = (Index("ix_referrals_status_hold", "status", "hold_ends_at"),)
+    __table_args__ = (Index("ix_referrals_status_hold", "status", "hold_ends_at"),
+                      Index("ix_referrals_qualified_referrer", "qualified_at", "referrer_id"))
 
     referee_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), primary_key=True, autoincrement=False)
     referrer_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
@@ -120,6 +121,7 @@ class ReferralConfirmation(Base):
     """The `referral_confirmed` trigger feed: append-only, one row per referral at most, read with a cursor."""
 
     __tablename__ = "referral_confirmations"
+    __table_args__ = (Index("ix_referral_confirmations_at_referrer", "confirmed_at", "referrer_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     referee_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), unique=True)

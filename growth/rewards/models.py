@@ -121,6 +121,7 @@ class Reward(Base):
         Index("ix_rewards_investor_status", "investor_id", "status"),
         # Channel economics: an investor's rewards by grant time, with their cost, from the index alone.
         Index("ix_rewards_investor_granted", "investor_id", "granted_at", "cost_fen"),
+        Index("ix_rewards_granted_cost", "granted_at", "cost_fen"),  # incentive spend per day (home KPIs)
         Index("ix_rewards_status_expires_at", "status", "expires_at"),
     )
 

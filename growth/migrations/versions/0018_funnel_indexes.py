@@ -1,7 +1,7 @@
 """Funnel: one covering index for a registration cohort's milestones, channel and referrer; clicks' registrations
 
 Revision ID: 0018_funnel_indexes
-Revises: 0015_channel_economics
+Revises: 0017_kpi_indexes
 Create Date: 2026-12-04 12:00:00.000000
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0018_funnel_indexes'
-down_revision = '0015_channel_economics'
+down_revision = '0017_kpi_indexes'
 branch_labels = None
 depends_on = None
 
