@@ -68,10 +68,15 @@ def test_an_analyst_opens_every_dashboard_and_each_draws_its_charts_offline(
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     days = f"start={(today - timedelta(days=80)).isoformat()}&end={today.isoformat()}"
     paths = _dashboards(page)
-    assert {"/dashboards/funnel", "/dashboards/economics", "/dashboards/referrals"} <= set(paths)
+    assert {"/dashboards/funnel", "/dashboards/economics", "/dashboards/referrals", "/dashboards/kpis"} <= set(paths)
     for path in paths:
         _charts_render(page, f"{path}?{days}")
     for group_by in ("channel", "week", "campaign", "referral"):
         _charts_render(page, f"/dashboards/funnel?{days}&group_by={group_by}")
         expect(page.locator("#funnel-groups tbody tr").first).to_be_visible()
     expect(page.locator("#funnel-money")).to_contain_text("¥")
+    page.goto("/")  # the home page's KPI strip draws its trends too
+    home_charts = page.locator(".plotly-chart")
+    assert home_charts.count()
+    for k in range(home_charts.count()):
+        expect(home_charts.nth(k).locator(".main-svg").first).to_be_visible()
