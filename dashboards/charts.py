@@ -157,16 +157,22 @@ def net_roi_figure(channels: Sequence[str], roi: Sequence[float | None], *, labe
     return _layout(fig, 300)
 
 
+TIME_TICK_HOURS = (0.1, 1, 6, 24, 72, 168, 720, 2160)  # 6 minutes … 90 days, on a log axis
+
+
 def time_to_convert_figure(steps: Sequence[str], medians: Sequence[float | None], p90s: Sequence[float | None], *,
-                           median_label: str, p90_label: str, hours: str) -> go.Figure:
-    """Return the median and p90 time from registration to each step, in hours on a log axis (minutes to weeks)."""
+                           median_label: str, p90_label: str, ticks: Sequence[str],
+                           texts: tuple[Sequence[str], Sequence[str]]) -> go.Figure:
+    """Return the median and p90 time from registration to each step on a log axis of hours (minutes to months);
+    `ticks` label TIME_TICK_HOURS and `texts` are the bars' times as people read them ("5 分钟", "3.4 天")."""
     fig = go.Figure()
-    for label, values, colour in ((median_label, medians, "#0d6efd"), (p90_label, p90s, "#adb5bd")):
-        fig.add_bar(name=label, x=list(steps), y=[None if v is None else round(v, 2) for v in values],
-                    marker={"color": colour}, hovertemplate="%{x}<br>%{fullData.name}: %{y:,.1f} " + hours
-                    + "<extra></extra>")
+    for label, values, text, colour in ((median_label, medians, texts[0], "#0d6efd"),
+                                        (p90_label, p90s, texts[1], "#adb5bd")):
+        fig.add_bar(name=label, x=list(steps), y=[None if v is None else max(v, 0.05) for v in values],
+                    customdata=list(text), marker={"color": colour},
+                    hovertemplate="%{x}<br>%{fullData.name}: %{customdata}<extra></extra>")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
-                      yaxis={"type": "log", "title": {"text": hours}})
+                      yaxis={"type": "log", "tickvals": list(TIME_TICK_HOURS), "ticktext": list(ticks)})
     return _layout(fig, 320)
 
 

@@ -189,13 +189,12 @@ class GroupRow:
     label: str
     rates: list[float | None]
     week: WeekSpan | None = None
-    other_count: int = 0  # for the "others" row: how many groups it sums
     clicks: tuple[int, int] | None = None  # tracking-link clicks and the registrations they became (channels)
 
     @property
     def show_key(self) -> bool:
         """Return whether the key adds anything beside the label (a channel code unlike its name)."""
-        return self.week is None and not self.other_count and self.group.key != self.label
+        return self.clicks is not None and self.group.key != self.label
 
 
 def _group_label(q: FunnelQuery, group: FunnelGroup) -> str:
@@ -256,8 +255,12 @@ def _step_hours(group: FunnelGroup) -> tuple[list[float | None], list[float | No
 def _funnel_figures(q: FunnelQuery, result: FunnelResult, rows: list[GroupRow], labels: list[str]) -> dict[str, str]:
     """Return the time-to-convert chart, and with groups the money of their first investments (Plotly JSON)."""
     medians, p90s = _step_hours(result.total)
+    times = _step_times(result.total)[1:]
     figures = {"times": charts.time_to_convert_figure(
-        labels[1:], medians, p90s, median_label=_("中位用时"), p90_label=_("P90 用时"), hours=_("小时")).to_json()}
+        labels[1:], medians, p90s, median_label=_("中位用时"), p90_label=_("P90 用时"),
+        ticks=[duration_text(h * 3600) for h in charts.TIME_TICK_HOURS],
+        texts=([duration_text(t["median_seconds"]) for t in times], [duration_text(t["p90_seconds"]) for t in times]),
+    ).to_json()}
     if rows:
         money_rows = [r for r in rows if r.group.first_investment_fen]
         figures["money"] = charts.first_investment_money_figure(
@@ -329,8 +332,13 @@ def duration_text(seconds: float | None) -> str:
     if seconds < 3600:
         return _("%(n)s 分钟", n=f"{seconds / 60:.0f}")
     if seconds < 48 * 3600:
-        return _("%(n)s 小时", n=f"{seconds / 3600:.1f}")
-    return _("%(n)s 天", n=f"{seconds / 86400:.1f}")
+        return _("%(n)s 小时", n=_short(seconds / 3600))
+    return _("%(n)s 天", n=_short(seconds / 86400))
+
+
+def _short(value: float) -> str:
+    """Format a time for people: one decimal below 10 ("1.5", "6"), whole numbers above ("43", "1,234")."""
+    return f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:,.0f}"
 
 
 @bp.route("/assets/plotly.min.js")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from flask import Flask
@@ -108,6 +108,12 @@ def _attach_clicks(session: Session, events: list[dict], links: dict[str, Tracki
             referrer="", session=session, now=at)
         if click is not None:
             data["click_id"] = click.click_id
+        # Most visitors through a link never register: a few more clicks around each one that did.
+        for _ in range(rng.randint(2, 8)):
+            acquisition.record_click(
+                link.code, ip=f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                user_agent="Mozilla/5.0 (Linux; Android 14) Chrome/120.0 Mobile", referrer="", session=session,
+                now=min(at + timedelta(hours=rng.uniform(-72, 72)), datetime.now(UTC) - timedelta(minutes=1)))
 
 
 SIGNUP_CONSENT = {"sms": 0.65, "email": 0.3, "wechat": 0.5}  # who ticks the marketing box at sign-up, per channel
