@@ -170,7 +170,7 @@ class LiftPoint:
     high: float
 
 
-def lift_forest_figure(points: Sequence[LiftPoint], *, axis_label: str, hover: str) -> go.Figure:
+def lift_forest_figure(points: Sequence[LiftPoint], *, label: str, hover: str) -> go.Figure:
     """Return a forest plot: each campaign's conversion lift (percentage points) with its 95 % interval as an
     error bar, a line at zero; green where the interval lies above zero, red below, grey across it.
 
@@ -185,22 +185,23 @@ def lift_forest_figure(points: Sequence[LiftPoint], *, axis_label: str, hover: s
                  "array": [round(100 * (p.high - p.value), 2) for p in points],
                  "arrayminus": [round(100 * (p.value - p.low), 2) for p in points]},
         customdata=[[round(100 * p.low, 2), round(100 * p.high, 2)] for p in points],
-        hovertemplate="%{y}<br>%{x:+.2f} pp<br>" + hover + " %{customdata[0]:+.2f} ~ %{customdata[1]:+.2f} pp"
-                      "<extra></extra>",
+        hovertemplate="%{y}<br>" + label + ": %{x:+.2f} pp<br>" + hover
+                      + " %{customdata[0]:+.2f} ~ %{customdata[1]:+.2f} pp<extra></extra>",
     ))
     fig.add_vline(x=0, line={"color": "#212529", "width": 1, "dash": "dot"})
-    fig.update_layout(showlegend=False, xaxis={"ticksuffix": " pp", "zeroline": False, "title": {"text": axis_label}},
+    # The card's heading names the axis: a title under it would be cut on a phone.
+    fig.update_layout(showlegend=False, xaxis={"ticksuffix": " pp", "zeroline": False},
                       yaxis={"type": "category", "autorange": "reversed", "automargin": True})
     return _layout(fig, 120 + 32 * max(len(points), 1))
 
 
-def per_yuan_figure(labels: Sequence[str], values: Sequence[float | None], *, axis_label: str) -> go.Figure:
+def per_yuan_figure(labels: Sequence[str], values: Sequence[float | None], *, label: str) -> go.Figure:
     """Return each campaign's incremental annualised investment per yuan of incentive cost as horizontal bars:
     green above zero, red below; a campaign without a holdout or a cost has no bar."""
     shown = [round(v, 2) if v is not None else None for v in values]
     colours = ["#198754" if (v or 0) >= 0 else "#dc3545" for v in shown]
     fig = go.Figure(go.Bar(x=shown, y=list(labels), orientation="h", marker={"color": colours},
-                           hovertemplate="%{y}<br>" + axis_label + ": ¥%{x:,.2f}<extra></extra>"))
-    fig.update_layout(showlegend=False, xaxis={"tickformat": ",.0f", "zeroline": True, "title": {"text": axis_label}},
+                           hovertemplate="%{y}<br>" + label + ": ¥%{x:,.2f}<extra></extra>"))
+    fig.update_layout(showlegend=False, xaxis={"tickformat": ",.0f", "tickprefix": "¥", "zeroline": True},
                       yaxis={"type": "category", "autorange": "reversed", "automargin": True})
     return _layout(fig, 120 + 32 * max(len(labels), 1))

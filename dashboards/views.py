@@ -384,20 +384,24 @@ def economics_page():  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------- campaign results across campaigns (活动效果)
 
 
+CHART_NAME_CHARS = 12  # a campaign's name in a chart's axis, so the plot keeps its width on a phone
+
+
 def _campaign_label(row: campaign_results.CampaignResult) -> str:
-    return f"#{row.id} {row.name}"
+    name = row.name if len(row.name) <= CHART_NAME_CHARS else row.name[:CHART_NAME_CHARS - 1] + "…"
+    return f"#{row.id} {name}"
 
 
 def _campaign_figures(rows: list[campaign_results.CampaignResult]) -> dict[str, str | None]:
     """Return the page's charts as Plotly JSON: the lifts as a forest plot and the incremental amount per yuan."""
     points = [charts.LiftPoint(_campaign_label(r), r.lift.value, r.lift.low, r.lift.high)
               for r in rows if r.lift is not None]
-    forest = charts.lift_forest_figure(points, axis_label=_("转化提升（百分点）"),
+    forest = charts.lift_forest_figure(points, label=_("转化提升"),
                                        hover=_("95% 置信区间")) if points else None
     costed = [r for r in rows if r.per_yuan is not None]
     per_yuan = charts.per_yuan_figure([_campaign_label(r) for r in costed],
                                       [float(r.per_yuan) for r in costed if r.per_yuan is not None],
-                                      axis_label=_("每元激励成本的增量年化投资额（元）")) if costed else None
+                                      label=_("每元激励成本的增量年化投资额")) if costed else None
     return {"forest": forest.to_json() if forest else None, "per_yuan": per_yuan.to_json() if per_yuan else None}
 
 

@@ -96,7 +96,8 @@ def test_pages_of_campaigns_link_to_each_other(client, login, world):
 
 
 REFUSED = ({"type": "lottery"}, {"status": "done"}, {"sort": "phone"}, {"order": "up"}, {"page": "0"},
-           {"per_page": "1000"}, {"period": "fortnight"}, {"period": "custom", "start": "2026-12-02", "end": "2026-12-01"},
+           {"per_page": "1000"}, {"period": "fortnight"},
+           {"period": "custom", "start": "2026-12-02", "end": "2026-12-01"},
            {"start": "2026-02-30", "end": "2026-03-01"})
 
 

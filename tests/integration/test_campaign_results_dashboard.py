@@ -112,7 +112,8 @@ class World:
     ids: list[int] = field(default_factory=list)  # investor ids by person
 
 
-CAMPAIGNS = [Camp("新手礼包十月", "new_user", "active", 0.3), Camp("首投促进", "first_investment_nudge", "active", 0.25),
+CAMPAIGNS = [Camp("新手礼包十月", "new_user", "active", 0.3),
+             Camp("首投促进", "first_investment_nudge", "active", 0.25),
              Camp("加息周", "rate_boost", "finished", 0.0), Camp("邀请有礼", "referral", "active", 0.2),
              Camp("沉睡唤醒（定时）", "reactivation", "finished", 0.3), Camp("九月旧活动", "cashback", "finished", 0.2),
              Camp("暂停的返现", "cashback", "paused", 0.5)]
@@ -142,7 +143,7 @@ def generate(seed: int, campaigns: list[Camp], people: int = 90, prefix: str = "
             world.entries.append(_entry(rng, ci, p, f"{prefix}fire:{ci}-{k}", at, sides[p]))
     for e in world.entries:
         treated = not e.holdout
-        for n in range(rng.choice([0, 1, 1, 2]) if treated else 0):
+        for _n in range(rng.choice([0, 1, 1, 2]) if treated else 0):
             channel = rng.choice(["sms", "sms", "email", "wechat", "webhook"])
             world.messages.append(Msg(e.campaign, e.person, e.cause, channel, rng.choice(MESSAGE_STATUSES)))
         receivers = [e.person]
@@ -261,7 +262,8 @@ def expected(world: World, start: date, end: date, type: str | None = None,
             "rewards": {"granted": len(gifts), "redeemed": sum(g.status == "redeemed" for g in gifts),
                         "cost": money(cost)},
             "sides": {"treated": t, "holdout": h},
-            "rates": {"treated": interval(t["investors"], t["people"]), "holdout": interval(h["investors"], h["people"])},
+            "rates": {"treated": interval(t["investors"], t["people"]),
+                      "holdout": interval(h["investors"], h["people"])},
             "lift": lift,
             "incremental_annualised": None if incremental is None else money(incremental),
             "per_yuan": None if incremental is None or not cost else incremental / cost,
