@@ -397,7 +397,7 @@ def _campaign_figures(rows: list[campaign_results.CampaignResult]) -> dict[str, 
     points = [charts.LiftPoint(_campaign_label(r), r.lift.value, r.lift.low, r.lift.high)
               for r in rows if r.lift is not None]
     forest = charts.lift_forest_figure(points, label=_("转化提升"),
-                                       hover=_("95% 置信区间")) if points else None
+                                       hover=_("%(level)s 置信区间", level="95%")) if points else None
     costed = [r for r in rows if r.per_yuan is not None]
     per_yuan = charts.per_yuan_figure([_campaign_label(r) for r in costed],
                                       [float(r.per_yuan) for r in costed if r.per_yuan is not None],
