@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from fractions import Fraction
 from math import sqrt
 from typing import Any
 
@@ -212,6 +213,32 @@ def incremental_invested(treated: Side, holdout: Side) -> int | None:
 
 def per_yuan_of_cost(incremental_fen: int | None, cost_fen: int) -> float | None:
     """Return the incremental amount invested per yuan the rewards cost; None when either is unknown or zero."""
+    if incremental_fen is None or cost_fen <= 0:
+        return None
+    return incremental_fen / cost_fen
+
+
+YEAR_DAYS = 365  # annualised = amount × term_days / 365, as channel economics (campaigns-api.md §7) counts it
+
+
+def annualised(amount_term_fen_days: int) -> Fraction:
+    """Return Σ amount × term_days / 365 in fen, exact, from the sum of amount × term_days."""
+    return Fraction(amount_term_fen_days, YEAR_DAYS)
+
+
+def incremental_annualised(treated_fen_days: int, treated_people: int, holdout_fen_days: int,
+                           holdout_people: int) -> Fraction | None:
+    """Return, in fen and exact, the treated side's annualised investment beyond what it would have been at the
+    holdout's annualised amount per person (treated − holdout × treated people / holdout people); None without
+    people on both sides."""
+    if treated_people <= 0 or holdout_people <= 0:
+        return None
+    return annualised(treated_fen_days) - annualised(holdout_fen_days) * Fraction(treated_people, holdout_people)
+
+
+def per_yuan_exact(incremental_fen: Fraction | None, cost_fen: int) -> Fraction | None:
+    """Return an incremental amount per yuan (= per fen, both in fen) of cost, exact; None when either is unknown
+    or the cost is zero."""
     if incremental_fen is None or cost_fen <= 0:
         return None
     return incremental_fen / cost_fen

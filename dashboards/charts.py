@@ -211,3 +211,51 @@ def kpi_trend_figure(days: Sequence[str], current: Sequence[float], previous_day
     fig.update_layout(legend={"orientation": "h", "y": -0.25}, xaxis={"type": "category"},
                       yaxis={"tickformat": ",.0f" if money else ",d", "rangemode": "tozero"})
     return _layout(fig, height)
+# ---------------------------------------------------------------- campaign results across campaigns
+
+
+@dataclass(frozen=True, slots=True)
+class LiftPoint:
+    """One campaign's lift in a forest plot: its label and the lift with its 95 % interval (fractions)."""
+
+    label: str
+    value: float
+    low: float
+    high: float
+
+
+def lift_forest_figure(points: Sequence[LiftPoint], *, label: str, hover: str) -> go.Figure:
+    """Return a forest plot: each campaign's conversion lift (percentage points) with its 95 % interval as an
+    error bar, a line at zero; green where the interval lies above zero, red below, grey across it.
+
+    `hover` labels the interval in the tooltip (already translated).
+    """
+    labels = [p.label for p in points]
+    values = [round(100 * p.value, 2) for p in points]
+    colours = ["#198754" if p.low > 0 else "#dc3545" if p.high < 0 else "#6c757d" for p in points]
+    fig = go.Figure(go.Scatter(
+        x=values, y=labels, mode="markers", marker={"color": colours, "size": 10, "symbol": "square"},
+        error_x={"type": "data", "symmetric": False, "color": "#495057", "thickness": 1.5,
+                 "array": [round(100 * (p.high - p.value), 2) for p in points],
+                 "arrayminus": [round(100 * (p.value - p.low), 2) for p in points]},
+        customdata=[[round(100 * p.low, 2), round(100 * p.high, 2)] for p in points],
+        hovertemplate="%{y}<br>" + label + ": %{x:+.2f} pp<br>" + hover
+                      + " %{customdata[0]:+.2f} ~ %{customdata[1]:+.2f} pp<extra></extra>",
+    ))
+    fig.add_vline(x=0, line={"color": "#212529", "width": 1, "dash": "dot"})
+    # The card's heading names the axis: a title under it would be cut on a phone.
+    fig.update_layout(showlegend=False, xaxis={"ticksuffix": " pp", "zeroline": False},
+                      yaxis={"type": "category", "autorange": "reversed", "automargin": True})
+    return _layout(fig, 120 + 32 * max(len(points), 1))
+
+
+def per_yuan_figure(labels: Sequence[str], values: Sequence[float | None], *, label: str) -> go.Figure:
+    """Return each campaign's incremental annualised investment per yuan of incentive cost as horizontal bars:
+    green above zero, red below; a campaign without a holdout or a cost has no bar."""
+    shown = [round(v, 2) if v is not None else None for v in values]
+    colours = ["#198754" if (v or 0) >= 0 else "#dc3545" for v in shown]
+    fig = go.Figure(go.Bar(x=shown, y=list(labels), orientation="h", marker={"color": colours},
+                           hovertemplate="%{y}<br>" + label + ": ¥%{x:,.2f}<extra></extra>"))
+    fig.update_layout(showlegend=False, xaxis={"tickformat": ",.0f", "tickprefix": "¥", "zeroline": True},
+                      yaxis={"type": "category", "autorange": "reversed", "automargin": True})
+    return _layout(fig, 120 + 32 * max(len(labels), 1))

@@ -16,7 +16,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
 
-from dashboards import charts, kpis, queries, referral_growth
+from campaigns.definition import CAMPAIGN_TYPE_LABELS
+from campaigns.models import STATUS_LABELS as CAMPAIGN_STATUS_LABELS
+from dashboards import campaign_results, charts, kpis, queries, referral_growth
 from dashboards.metrics import (
     FIRST_INVESTMENT_STEP,
     FUNNEL_STEPS,
@@ -693,3 +695,80 @@ def referrals_api():  # type: ignore[no-untyped-def]
         "top_referrers": [referral_growth.referrer_json(r) for r in top],
         "fraud": referral_growth.flags_json(flags),
     })
+# ---------------------------------------------------------------- campaign results across campaigns (活动效果)
+
+
+CHART_NAME_CHARS = 12  # a campaign's name in a chart's axis, so the plot keeps its width on a phone
+
+
+def _campaign_label(row: campaign_results.CampaignResult) -> str:
+    name = row.name if len(row.name) <= CHART_NAME_CHARS else row.name[:CHART_NAME_CHARS - 1] + "…"
+    return f"#{row.id} {name}"
+
+
+def _campaign_figures(rows: list[campaign_results.CampaignResult]) -> dict[str, str | None]:
+    """Return the page's charts as Plotly JSON: the lifts as a forest plot and the incremental amount per yuan."""
+    points = [charts.LiftPoint(_campaign_label(r), r.lift.value, r.lift.low, r.lift.high)
+              for r in rows if r.lift is not None]
+    forest = charts.lift_forest_figure(points, label=_("转化提升"),
+                                       hover=_("%(level)s 置信区间", level="95%")) if points else None
+    costed = [r for r in rows if r.per_yuan is not None]
+    per_yuan = charts.per_yuan_figure([_campaign_label(r) for r in costed],
+                                      [float(r.per_yuan) for r in costed if r.per_yuan is not None],
+                                      label=_("每元激励成本的增量年化投资额")) if costed else None
+    return {"forest": forest.to_json() if forest else None, "per_yuan": per_yuan.to_json() if per_yuan else None}
+
+
+def _campaign_rows(q: campaign_results.CampaignQuery) -> list[campaign_results.CampaignResult]:
+    rows = campaign_results.campaign_results(session=request_session(), start=q.period.start, end=q.period.end,
+                                             type=q.type, status=q.status)
+    return campaign_results.ordered(rows, q.sort, q.order)
+
+
+@api.route("/dashboards/campaigns")
+@require(Permission.CAMPAIGNS_VIEW)
+def campaigns_api():  # type: ignore[no-untyped-def]
+    q = campaign_results.parse_query(request.args.to_dict(), today=local_date(utcnow()))
+    rows = _campaign_rows(q)
+    return jsonify({
+        "start": q.period.start.isoformat(), "end": q.period.end.isoformat(), "type": q.type, "status": q.status,
+        "sort": q.sort, "order": q.order, "page": q.page, "per_page": q.per_page, "total": len(rows),
+        "campaigns": [campaign_results.result_json(r) for r in campaign_results.page_of(rows, q.page, q.per_page)],
+        "totals": campaign_results.totals_json(campaign_results.totals(rows)),
+    })
+
+
+@bp.route("/campaigns")
+@require(Permission.CAMPAIGNS_VIEW)
+def campaigns_page():  # type: ignore[no-untyped-def]
+    args = request.args.to_dict()
+    today = local_date(utcnow())
+    context: dict[str, Any] = {"periods": acquisition_rules.PERIODS, "round_fen": campaign_results.round_fen,
+                               "types": CAMPAIGN_TYPE_LABELS,
+                               "statuses": CAMPAIGN_STATUS_LABELS, "sorts": _campaign_sorts(), "form": args}
+    try:
+        q = campaign_results.parse_query(args, today=today)
+    except Invalid as err:
+        try:
+            period = acquisition_rules.resolve_period(args.get("period"), args.get("start"), args.get("end"),
+                                                      today=today)
+        except acquisition_rules.RuleError:
+            period = acquisition_rules.default_period(today)
+        return render_template("dashboards/campaigns.html", q=None, period=period,
+                               errors=[str(p.message) for p in err.problems], **context), 400
+    rows = _campaign_rows(q)
+    if args.get("format") == "csv":
+        table: list[list[object]] = [list(campaign_results.CSV_COLUMNS)]
+        table += [campaign_results.csv_row(r) for r in rows]
+        return csv_response(table, f"campaign-results-{q.period.start.isoformat()}-{q.period.end.isoformat()}.csv")
+    shown = campaign_results.page_of(rows, q.page, q.per_page)
+    return render_template(
+        "dashboards/campaigns.html", q=q, period=q.period, errors=[], rows=shown, total=len(rows),
+        totals=campaign_results.totals(rows), figures=_campaign_figures(shown) if shown else None,
+        **context)
+
+
+def _campaign_sorts() -> dict[str, str]:
+    return {"members": _("成员数"), "lift": _("转化提升"), "per_yuan": _("每元激励增量年化"),
+            "incremental": _("增量年化投资额"), "cost": _("激励成本"), "treated_rate": _("实验组转化率"),
+            "entered": _("最近入组时间"), "name": _("活动名称")}
