@@ -45,6 +45,7 @@ def _nav() -> list[tuple[Any, str, Any, Any, str | None]]:
         (P.REFERRALS_VIEW, "dashboards.referral_stats", _l("邀请统计"), _l("邀请、注册、达标与 K 因子"), "marketing"),
         (P.ECONOMICS_VIEW, "dashboards.economics_page", _l("渠道经济"), _l("渠道成本、CAC 与扣除激励后的 ROI"),
          "marketing"),
+        (P.FUNNEL_VIEW, "dashboards.cohorts_page", _l("留存分群"), _l("按注册月的复投留存与到期复投"), "marketing"),
         (P.KILL_SWITCH, "campaigns.kill_switch_page", _l("营销一键暂停"), _l("出问题时暂停所有营销活动与消息"),
          "marketing"),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌"), "system"),
