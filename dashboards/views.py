@@ -485,6 +485,13 @@ REINVESTMENT_CSV_COLUMNS = ("month", "matured", "principal", "investors", "reinv
                             "reinvested_amount", "rate_by_count", "rate_by_amount", "incomplete")
 
 
+def _csv_value(value: object) -> object:
+    """Return a value as the CSV writes it: booleans as JSON spells them, None as an empty cell."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
 def _cohort_csv(q: CohortQuery, table: cohorts.Retention, again: cohorts.Reinvestment, which: str) -> Response:
     span = f"{cohorts.month_key(q.first)}-{cohorts.month_key(q.last)}"
     rows: list[list[object]]
@@ -493,7 +500,7 @@ def _cohort_csv(q: CohortQuery, table: cohorts.Retention, again: cohorts.Reinves
         for m in [*again.months, again.total]:
             data = cohorts.maturity_json(m)
             data["month"] = data["month"] or "total"
-            rows.append(["" if data[c] is None else data[c] for c in REINVESTMENT_CSV_COLUMNS])
+            rows.append([_csv_value(data[c]) for c in REINVESTMENT_CSV_COLUMNS])
         return csv_response(rows, f"reinvestment-{span}-{q.days}d.csv")
     rows = [list(RETENTION_CSV_COLUMNS)]
     for c in cohorts.retention_json(table):
