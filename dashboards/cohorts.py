@@ -241,9 +241,12 @@ def _local_month_postgresql(element: local_month, compiler: Any, **kw: Any) -> s
 
 
 def channels(*, session: Session) -> list[tuple[str, str]]:
-    """Return every acquisition channel as (code, name), by code, for the filter."""
-    return [(code, name) for code, name in session.execute(
+    """Return every acquisition channel as (code, name), by code, for the filter; organic is always one."""
+    found = [(code, name) for code, name in session.execute(
         select(AcquisitionChannel.code, AcquisitionChannel.name).order_by(AcquisitionChannel.code))]
+    if all(code != ORGANIC_CHANNEL[0] for code, _name in found):  # investors without a channel are organic
+        found = sorted([*found, ORGANIC_CHANNEL[:2]])
+    return found
 
 
 def _channel_condition(code: str | None) -> ColumnElement[bool] | None:
