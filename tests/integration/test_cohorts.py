@@ -245,7 +245,8 @@ def _shaped(month: str | None, r: dict[str, Any], people: int, again_people: int
         end = local(y + m // 12, m % 12 + 1, 1)
         open_ = end + timedelta(days=days) > now
     return {"month": month, "matured": r["matured"], "principal": yuan(r["principal"]), "investors": people,
-            "reinvested_investors": again_people, "reinvestments": r["again"], "reinvested_amount": yuan(r["again_fen"]),
+            "reinvested_investors": again_people, "reinvestments": r["again"],
+            "reinvested_amount": yuan(r["again_fen"]),
             "rate_by_count": rate(again_people, people), "rate_by_amount": rate(r["again_fen"], r["principal"]),
             "incomplete": open_}
 
@@ -341,7 +342,8 @@ def test_the_csvs_hold_the_same_numbers_as_the_api(client, world, login):
     response = client.get("/dashboards/cohorts", query_string={**params, "format": "csv"})
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
-    flat = [{"cohort": c["month"], "registrations": str(c["registrations"]), "first_investors": str(c["first_investors"]),
+    flat = [{"cohort": c["month"], "registrations": str(c["registrations"]),
+             "first_investors": str(c["first_investors"]),
              "base": str(c["base"]), "offset": str(cell["offset"]), "month": cell["month"],
              "investors": str(cell["investors"]), "rate": cell["rate"] or "",
              "incomplete": "true" if cell["incomplete"] else "false"}
