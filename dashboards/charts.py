@@ -199,6 +199,6 @@ def reinvestment_figure(months: Sequence[str], principal: Sequence[float], reinv
                         line={"color": colour}, hovertemplate="%{x}<br>" + label + ": %{y:.1f}%<extra></extra>")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
                       yaxis={"tickformat": ",.0f", "rangemode": "tozero", "title": {"text": yuan}},
-                      yaxis2={"overlaying": "y", "side": "right", "ticksuffix": "%", "rangemode": "tozero",
-                              "showgrid": False})
+                      yaxis2={"overlaying": "y", "side": "right", "ticksuffix": "%", "tickformat": ".0f",
+                              "rangemode": "tozero", "showgrid": False})
     return _layout(fig, 380)
