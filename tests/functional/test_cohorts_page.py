@@ -33,7 +33,7 @@ def frozen():
 
 
 def _figures(page: str) -> dict[str, dict]:
-    return {k: json.loads(html.unescape(v)) for k, v in re.findall(r'id="([a-z-]+)" data-figure="([^"]*)"', page)}
+    return {k: json.loads(html.unescape(v)) for k, v in re.findall(r'id="([a-z-]+)"[^>]*? data-figure="([^"]*)"', page)}
 
 
 def _book(app, people: int = 3) -> None:  # type: ignore[no-untyped-def]
