@@ -259,3 +259,48 @@ def per_yuan_figure(labels: Sequence[str], values: Sequence[float | None], *, la
     fig.update_layout(showlegend=False, xaxis={"tickformat": ",.0f", "tickprefix": "¥", "zeroline": True},
                       yaxis={"type": "category", "autorange": "reversed", "automargin": True})
     return _layout(fig, 120 + 32 * max(len(labels), 1))
+
+def retention_heatmap_figure(cohorts: Sequence[str], columns: Sequence[str], rates: Sequence[Sequence[float | None]],
+                             counts: Sequence[Sequence[int | None]], open_cells: Sequence[Sequence[bool]], *,
+                             people: str, incomplete_label: str, rate_label: str) -> go.Figure:
+    """Return retention (percent) as a heatmap: a row per cohort, oldest on top, a column per month since registering.
+
+    Cells not yet reachable are gaps; the current month's cells carry an asterisk and say so on hover.
+    """
+    text = [["" if r is None else f"{r:.1f}%" + ("*" if o else "") for r, o in zip(row, opens, strict=True)]
+            for row, opens in zip(rates, open_cells, strict=True)]
+    notes = [[f" ({incomplete_label})" if o else "" for o in opens] for opens in open_cells]
+    custom = [[[0 if n is None else n, note] for n, note in zip(row, note_row, strict=True)]
+              for row, note_row in zip(counts, notes, strict=True)]
+    fig = go.Figure(go.Heatmap(
+        x=list(columns), y=list(cohorts), z=[list(r) for r in rates], text=text, texttemplate="%{text}",
+        customdata=custom, colorscale="Blues", zmin=0, hoverongaps=False, xgap=1, ygap=1,
+        colorbar={"ticksuffix": "%", "thickness": 12, "title": {"text": rate_label}},
+        hovertemplate="%{y} · %{x}<br>" + rate_label + ": %{z:.1f}%%{customdata[1]}<br>%{customdata[0]:,d} " + people
+                      + "<extra></extra>",
+    ))
+    fig.update_layout(yaxis={"autorange": "reversed", "type": "category"},
+                      xaxis={"type": "category", "side": "top"})
+    return _layout(fig, max(260, 60 + 28 * len(cohorts)))
+
+
+def reinvestment_figure(months: Sequence[str], principal: Sequence[float], reinvested: Sequence[float],
+                        rate_by_count: Sequence[float | None], rate_by_amount: Sequence[float | None], *,
+                        principal_label: str, reinvested_label: str, count_label: str, amount_label: str,
+                        yuan: str) -> go.Figure:
+    """Return per maturity month the principal matured beside the amount re-invested (bars, yuan) and both
+    re-investment rates (lines, percent, right axis)."""
+    fig = go.Figure()
+    hover = "%{x}<br>%{fullData.name}: ¥%{y:,.2f}<extra></extra>"
+    fig.add_bar(name=principal_label, x=list(months), y=list(principal), marker={"color": "#ced4da"},
+                hovertemplate=hover)
+    fig.add_bar(name=reinvested_label, x=list(months), y=list(reinvested), marker={"color": "#198754"},
+                hovertemplate=hover)
+    for label, values, colour in ((count_label, rate_by_count, "#0d6efd"), (amount_label, rate_by_amount, "#fd7e14")):
+        fig.add_scatter(name=label, x=list(months), y=list(values), yaxis="y2", mode="lines+markers",
+                        line={"color": colour}, hovertemplate="%{x}<br>" + label + ": %{y:.1f}%<extra></extra>")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2}, xaxis={"type": "category"},
+                      yaxis={"tickformat": ",.0f", "rangemode": "tozero", "title": {"text": yuan}},
+                      yaxis2={"overlaying": "y", "side": "right", "ticksuffix": "%", "tickformat": ".0f",
+                              "rangemode": "tozero", "showgrid": False})
+    return _layout(fig, 380)

@@ -1,5 +1,6 @@
-"""The OpenAPI description of `GET /api/v1/acquisition/economics` (campaigns-api.md §7), registered by the
-composition root (the kernel's description may not import `dashboards`)."""
+"""The OpenAPI description of `GET /api/v1/acquisition/economics` (campaigns-api.md §7) and
+`GET /api/v1/dashboards/cohorts`, registered by the composition root (the kernel's description may not import
+`dashboards`)."""
 
 from __future__ import annotations
 
@@ -172,6 +173,119 @@ def _funnel_details_operation() -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- cohorts
+
+COHORTS_PATH = "/api/v1/dashboards/cohorts"
+_MONTH = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}$"}
+
+
+def _cohort_schemas() -> dict[str, Any]:
+    cell = {
+        "type": ["object", "null"],
+        "description": "null: the month has not come yet.",
+        "required": ["offset", "month", "investors", "rate", "incomplete"],
+        "properties": {
+            "offset": {"type": "integer", "minimum": 0, "description": "Months since the registration month (M0)."},
+            "month": {**_MONTH, "description": "The calendar month (Asia/Shanghai)."},
+            "investors": {"type": "integer", "minimum": 0,
+                          "description": "Cohort members with an investment started in that month (one dated "
+                                         "before its investor's registration counts in M0)."},
+            "rate": {**_RATIO, "description": "investors / base, 4 decimals; null when the base is 0."},
+            "incomplete": {"type": "boolean", "description": "The current month: more may still invest."},
+        },
+    }
+    cohort = {
+        "type": "object",
+        "required": ["month", "registrations", "first_investors", "base", "cells"],
+        "properties": {
+            "month": {**_MONTH, "description": "The registration month (Asia/Shanghai)."},
+            "registrations": {"type": "integer", "minimum": 0},
+            "first_investors": {"type": "integer", "minimum": 0,
+                                "description": "Cohort members who have invested at least once (ever)."},
+            "base": {"type": "integer", "minimum": 0,
+                     "description": "first_investors (base=investors) or registrations (base=registrations)."},
+            "cells": {"type": "array", "items": {"$ref": _REF + "CohortCell"},
+                      "description": "M0 … up to the current month of the range's first cohort."},
+        },
+    }
+    month = {
+        "type": "object",
+        "required": ["month", "matured", "principal", "investors", "reinvested_investors", "reinvestments",
+                     "reinvested_amount", "rate_by_count", "rate_by_amount", "incomplete"],
+        "properties": {
+            "month": {**_MONTH, "type": ["string", "null"], "description": "Maturity month; null for the total."},
+            "matured": {"type": "integer", "minimum": 0,
+                        "description": "Investments whose `investment.matured` time lies in the month."},
+            "principal": _money("Σ their principal returned."),
+            "investors": {"type": "integer", "minimum": 0, "description": "Distinct investors among them (the total "
+                                                                          "sums the months)."},
+            "reinvested_investors": {"type": "integer", "minimum": 0,
+                                     "description": "Those with a re-investment attributed to the month."},
+            "reinvestments": {"type": "integer", "minimum": 0,
+                              "description": "New investments started within `days` × 24 h after a maturity, each "
+                                             "attributed to its investor's latest maturity at or before its start."},
+            "reinvested_amount": _money("Σ those new investments' amounts."),
+            "rate_by_count": {**_RATIO, "description": "reinvested_investors / investors."},
+            "rate_by_amount": {**_RATIO, "description": "reinvested_amount / principal."},
+            "incomplete": {"type": "boolean", "description": "Some of the month's windows are still open."},
+        },
+    }
+    report = {
+        "type": "object",
+        "required": ["from", "to", "base", "current_month", "columns", "cohorts", "reinvestment"],
+        "properties": {
+            "from": _MONTH, "to": _MONTH, "channel": {"type": ["string", "null"]},
+            "base": {"type": "string", "enum": ["investors", "registrations"]},
+            "current_month": _MONTH,
+            "columns": {"type": "integer", "minimum": 1, "description": "Cells per cohort."},
+            "cohorts": {"type": "array", "items": {"$ref": _REF + "Cohort"}, "description": "Oldest first."},
+            "reinvestment": {"type": "object", "required": ["days", "months", "total"], "properties": {
+                "days": {"type": "integer", "minimum": 1},
+                "months": {"type": "array", "items": {"$ref": _REF + "MaturityMonth"}},
+                "total": {"$ref": _REF + "MaturityMonth"},
+            }},
+        },
+    }
+    return {"CohortCell": cell, "Cohort": cohort, "MaturityMonth": month, "CohortReport": report}
+
+
+def _cohorts_operation() -> dict[str, Any]:
+    return {
+        "operationId": "getCohorts",
+        "tags": ["dashboards"],
+        "summary": "Repeat-investment retention by registration month, and re-investment at maturity",
+        "description": (
+            "Cohorts are the investors registered (Asia/Shanghai) in each month of [from, to]. A cell counts the "
+            "cohort's investors with an investment started in the month `offset` months after registering, as a "
+            "share of the cohort's first investors (`base=investors`) or registrations (`base=registrations`). "
+            "Re-investment uses the same months as maturity months. "
+            "Who: staff whose role may view funnels (analysts, marketers, approvers, admins)."
+        ),
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            {"name": "from", "in": "query", "required": False, "schema": _MONTH,
+             "description": "First registration month; default 11 months before the current one."},
+            {"name": "to", "in": "query", "required": False, "schema": _MONTH,
+             "description": "Last registration month; default (and at the latest) the current month; at most 60 "
+                            "months after `from`."},
+            {"name": "channel", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "An acquisition channel's code (`organic` includes investors without one)."},
+            {"name": "base", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["investors", "registrations"], "default": "investors"}},
+            {"name": "days", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 365, "default": 7},
+             "description": "The re-investment window after a maturity, in days of 24 h."},
+        ],
+        "responses": {
+            "200": _json({"$ref": _REF + "CohortReport"}, "The retention table and re-investment by month."),
+            "401": _json({"$ref": _REF + "Error"}, "No or an invalid bearer token."),
+            "403": _json({"$ref": _REF + "Error"}, "The token's role may not view funnels."),
+            "422": _json({"$ref": _REF + "ApiError"}, "A bad parameter: every problem under `errors`, its `path` "
+                                                       "the parameter."),
+        },
+    }
+
+
 # ---------------------------------------------------------------- home KPIs and referral growth (issue 12)
 
 KPIS_PATH = "/api/v1/dashboards/kpis"
@@ -289,15 +403,6 @@ def _referrals_operation() -> dict[str, Any]:
         "responses": {"200": _json({"$ref": _REF + "ReferralGrowth"}, "The referral program's growth."),
                       **_errors("The token's role may not view the referral program.")},
     }
-
-
-def contribution() -> Contribution:
-    """Return the dashboards' part of the API description."""
-    return Contribution(paths={ECONOMICS_PATH: {"get": _operation()}, KPIS_PATH: {"get": _kpis_operation()},
-                               REFERRALS_PATH: {"get": _referrals_operation()},
-                               FUNNEL_DETAILS_PATH: {"get": _funnel_details_operation()},
-                               CAMPAIGNS_PATH: {"get": _campaigns_operation()}},
-                        schemas={**_schemas(), **_kpi_schemas(), **_funnel_details_schemas(), **_campaigns_schemas()})
 
 
 # ---------------------------------------------------------------- campaign results across campaigns
@@ -422,3 +527,14 @@ def _campaigns_operation() -> dict[str, Any]:
                                                        "the parameter."),
         },
     }
+
+
+def contribution() -> Contribution:
+    """Return the dashboards' part of the API description."""
+    return Contribution(
+        paths={ECONOMICS_PATH: {"get": _operation()}, KPIS_PATH: {"get": _kpis_operation()},
+               REFERRALS_PATH: {"get": _referrals_operation()},
+               FUNNEL_DETAILS_PATH: {"get": _funnel_details_operation()},
+               CAMPAIGNS_PATH: {"get": _campaigns_operation()}, COHORTS_PATH: {"get": _cohorts_operation()}},
+        schemas={**_schemas(), **_kpi_schemas(), **_funnel_details_schemas(), **_campaigns_schemas(),
+                 **_cohort_schemas()})

@@ -1,4 +1,4 @@
-"""Dashboard pages and the JSON API (funnel)."""
+"""Dashboard pages and the JSON API (funnel, referrals, channel economics, cohorts)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from campaigns.definition import CAMPAIGN_TYPE_LABELS
 from campaigns.models import STATUS_LABELS as CAMPAIGN_STATUS_LABELS
-from dashboards import campaign_results, charts, kpis, queries, referral_growth
+from dashboards import campaign_results, charts, cohorts, kpis, queries, referral_growth
 from dashboards.metrics import (
     FIRST_INVESTMENT_STEP,
     FUNNEL_STEPS,
@@ -772,3 +772,181 @@ def _campaign_sorts() -> dict[str, str]:
     return {"members": _("成员数"), "lift": _("转化提升"), "per_yuan": _("每元激励增量年化"),
             "incremental": _("增量年化投资额"), "cost": _("激励成本"), "treated_rate": _("实验组转化率"),
             "entered": _("最近入组时间"), "name": _("活动名称")}
+# ---------------------------------------------------------------- cohorts (issue 12): retention and re-investment
+
+_ISO_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+
+
+@dataclass(frozen=True)
+class CohortQuery:
+    """Validated cohort parameters: registration (and maturity) months first..last, channel, base, window."""
+
+    first: int
+    last: int
+    channel: str | None
+    base: str
+    days: int
+
+    def url_args(self) -> dict[str, str]:
+        """Return the parameters as they appear in the URL."""
+        args = {"from": cohorts.month_key(self.first), "to": cohorts.month_key(self.last), "base": self.base,
+                "days": str(self.days)}
+        if self.channel:
+            args["channel"] = self.channel
+        return args
+
+
+def _month(args: dict[str, str], name: str, default: int, problems: list[Problem]) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _ISO_MONTH.fullmatch(raw) or not 1 <= int(raw[5:]) <= 12:
+        problems.append(Problem(name, "invalid_month", _l("月份应为 YYYY-MM 格式，例如 2026-03。")))
+        return default
+    month = int(raw[:4]) * 12 + int(raw[5:]) - 1
+    if not cohorts.month_index(FIRST_DAY) <= month <= cohorts.month_index(LAST_DAY):
+        problems.append(Problem(name, "out_of_range", _l("月份应在 %(first)s 至 %(last)s 之间。",
+                                                         first=FIRST_DAY.isoformat()[:7],
+                                                         last=LAST_DAY.isoformat()[:7])))
+        return default
+    return month
+
+
+def cohort_query(args: dict[str, str], *, current: int, channel_codes: set[str] | None = None) -> CohortQuery:
+    """Read from/to (default: the last 12 months), channel, base and days; raise Invalid listing every problem."""
+    problems: list[Problem] = []
+    default_first, default_last = cohorts.month_range_default(current)
+    first = _month(args, "from", default_first, problems)
+    last = _month(args, "to", default_last, problems)
+    if not problems:
+        if first > last:
+            problems.append(Problem("from", "start_after_end", _l("开始月份不能晚于结束月份。")))
+        elif last > current:
+            problems.append(Problem("to", "future_month", _l("结束月份不能晚于本月。")))
+        elif last - first + 1 > cohorts.MAX_MONTHS:
+            problems.append(Problem("from", "range_too_long", _l("月份范围最长 %(n)d 个月。", n=cohorts.MAX_MONTHS)))
+    channel = args.get("channel") or None
+    if channel is not None and channel_codes is not None and channel not in channel_codes:
+        problems.append(Problem("channel", "unknown_channel", _l("没有这个渠道。")))
+    base = args.get("base") or cohorts.BASES[0]
+    if base not in cohorts.BASES:
+        problems.append(Problem("base", "invalid_value",
+                                _l("基数应为 investors（首投人数）或 registrations（注册人数）。")))
+        base = cohorts.BASES[0]
+    raw_days = args.get("days") or str(cohorts.DEFAULT_DAYS)
+    days = cohorts.DEFAULT_DAYS
+    if not (raw_days.isascii() and raw_days.isdigit()) or not 1 <= int(raw_days) <= cohorts.MAX_DAYS:
+        problems.append(Problem("days", "invalid_value",
+                                _l("复投窗口应为 1 到 %(max)d 之间的整数（天）。", max=cohorts.MAX_DAYS)))
+    else:
+        days = int(raw_days)
+    if problems:
+        raise Invalid(problems)
+    return CohortQuery(first, last, channel, base, days)
+
+
+def _cohort_figures(q: CohortQuery, now: datetime) -> tuple[cohorts.Retention, cohorts.Reinvestment]:
+    session = request_session()
+    current = cohorts.month_index(local_date(now))
+    sizes, cells = cohorts.retention_counts(session=session, first=q.first, last=q.last, channel=q.channel, now=now)
+    matured, again = cohorts.reinvestment_counts(session=session, first=q.first, last=q.last, days=q.days,
+                                                 channel=q.channel)
+    return (cohorts.retention(sizes, cells, first=q.first, last=q.last, current=current, base=q.base),
+            cohorts.reinvestment(matured, again, first=q.first, last=q.last, days=q.days, now=now))
+
+
+@api.route("/dashboards/cohorts")
+@require(Permission.FUNNEL_VIEW)
+def cohorts_api():  # type: ignore[no-untyped-def]
+    now = utcnow()
+    args = request.args.to_dict()
+    codes = {code for code, _name in cohorts.channels(session=request_session())} if args.get("channel") else None
+    q = cohort_query(args, current=cohorts.month_index(local_date(now)), channel_codes=codes)
+    table, again = _cohort_figures(q, now)
+    return jsonify({
+        "from": cohorts.month_key(q.first), "to": cohorts.month_key(q.last), "channel": q.channel, "base": q.base,
+        "current_month": cohorts.month_key(table.current), "columns": table.width,
+        "cohorts": cohorts.retention_json(table),
+        "reinvestment": {"days": q.days, "months": [cohorts.maturity_json(m) for m in again.months],
+                         "total": cohorts.maturity_json(again.total)},
+    })
+
+
+RETENTION_CSV_COLUMNS = ("cohort", "registrations", "first_investors", "base", "offset", "month", "investors", "rate",
+                         "incomplete")
+REINVESTMENT_CSV_COLUMNS = ("month", "matured", "principal", "investors", "reinvested_investors", "reinvestments",
+                            "reinvested_amount", "rate_by_count", "rate_by_amount", "incomplete")
+
+
+def _csv_value(value: object) -> object:
+    """Return a value as the CSV writes it: booleans as JSON spells them, None as an empty cell."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def _cohort_csv(q: CohortQuery, table: cohorts.Retention, again: cohorts.Reinvestment, which: str) -> Response:
+    span = f"{cohorts.month_key(q.first)}-{cohorts.month_key(q.last)}"
+    rows: list[list[object]]
+    if which == "reinvestment":
+        rows = [list(REINVESTMENT_CSV_COLUMNS)]
+        for m in [*again.months, again.total]:
+            data = cohorts.maturity_json(m)
+            data["month"] = data["month"] or "total"
+            rows.append([_csv_value(data[c]) for c in REINVESTMENT_CSV_COLUMNS])
+        return csv_response(rows, f"reinvestment-{span}-{q.days}d.csv")
+    rows = [list(RETENTION_CSV_COLUMNS)]
+    for c in cohorts.retention_json(table):
+        for cell in c["cells"]:
+            if cell is not None:
+                rows.append([c["month"], c["registrations"], c["first_investors"], c["base"], cell["offset"],
+                             cell["month"], cell["investors"], "" if cell["rate"] is None else cell["rate"],
+                             "true" if cell["incomplete"] else "false"])
+    return csv_response(rows, f"cohorts-{span}-{q.base}.csv")
+
+
+def _cohort_charts(table: cohorts.Retention, again: cohorts.Reinvestment) -> dict[str, str | None]:
+    """Return the page's charts as Plotly JSON: the retention heatmap and re-investment by maturity month."""
+    heat = None
+    if not table.empty:
+        heat = charts.retention_heatmap_figure(
+            [cohorts.month_key(c.month) for c in table.cohorts], list(cohorts.column_labels(table.width)),
+            [[None if cell is None or cell.rate is None else round(float(cell.rate) * 100, 1) for cell in c.cells]
+             for c in table.cohorts],
+            [[None if cell is None else cell.investors for cell in c.cells] for c in table.cohorts],
+            [[cell is not None and cell.incomplete for cell in c.cells] for c in table.cohorts],
+            people=_("人"), incomplete_label=_("本月未结束"), rate_label=_("占比"))
+    maturity = None
+    if not again.empty:
+        maturity = charts.reinvestment_figure(
+            [cohorts.month_key(m.month) for m in again.months], [m.principal_fen / 100 for m in again.months],
+            [m.reinvested_fen / 100 for m in again.months],
+            [None if m.rate_by_count is None else round(float(m.rate_by_count) * 100, 1) for m in again.months],
+            [None if m.rate_by_amount is None else round(float(m.rate_by_amount) * 100, 1) for m in again.months],
+            principal_label=_("到期本金"), reinvested_label=_("复投金额"), count_label=_("复投率（按人数）"),
+            amount_label=_("复投率（按金额）"), yuan=_("元"))
+    return {"heatmap": heat.to_json() if heat else None, "maturity": maturity.to_json() if maturity else None}
+
+
+@bp.route("/cohorts")
+@require(Permission.FUNNEL_VIEW)
+def cohorts_page():  # type: ignore[no-untyped-def]
+    args = request.args.to_dict()
+    now = utcnow()
+    current = cohorts.month_index(local_date(now))
+    channel_list = cohorts.channels(session=request_session())
+    context: dict[str, Any] = {"channels": channel_list, "bases": cohorts.BASES, "form": args,
+                               "current": cohorts.month_key(current), "max_days": cohorts.MAX_DAYS}
+    try:
+        q = cohort_query(args, current=current, channel_codes={code for code, _name in channel_list})
+    except Invalid as err:
+        return render_template("dashboards/cohorts.html", q=None, errors=[str(p.message) for p in err.problems],
+                               **context), 400
+    table, again = _cohort_figures(q, now)
+    if args.get("format") == "csv":
+        return _cohort_csv(q, table, again, args.get("table") or "retention")
+    context["form"] = q.url_args()
+    return render_template(
+        "dashboards/cohorts.html", q=q, errors=[], table=table, again=again, figures=_cohort_charts(table, again),
+        month_key=cohorts.month_key, labels=cohorts.column_labels(table.width), percent=cohorts.percent_text,
+        channel_name=dict(channel_list).get(q.channel or "", q.channel), **context)

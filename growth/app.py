@@ -47,6 +47,7 @@ def _nav() -> list[tuple[Any, str, Any, Any, str | None]]:
          "marketing"),
         (P.CAMPAIGNS_VIEW, "dashboards.campaigns_page", _l("活动效果"), _l("各活动对照组提升与每元激励的增量年化投资"),
          "marketing"),
+        (P.FUNNEL_VIEW, "dashboards.cohorts_page", _l("留存分群"), _l("按注册月的复投留存与到期复投"), "marketing"),
         (P.KILL_SWITCH, "campaigns.kill_switch_page", _l("营销一键暂停"), _l("出问题时暂停所有营销活动与消息"),
          "marketing"),
         (P.USERS_MANAGE, "auth.users", _l("员工账号"), _l("账号、角色与令牌"), "system"),

@@ -111,7 +111,9 @@ class Investment(Base):
     # An investor's investments by start, with what channel economics sums (amount × term) in the index itself.
     __table_args__ = (Index("ix_investments_investor_started", "investor_id", "started_at", "amount_fen", "term_days",
                             "investment_id"),
-                      Index("ix_investments_started_amount", "started_at", "amount_fen"))  # volume per day (KPIs)
+                      Index("ix_investments_started_amount", "started_at", "amount_fen"),  # volume per day (KPIs)
+                      # Re-investment at maturity reads a range of maturities, with their investor and principal.
+                      Index("ix_investments_matured", "matured_at", "investor_id", "matured_principal_fen"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     investment_id: Mapped[str] = mapped_column(String(200), unique=True)

@@ -77,7 +77,7 @@ def test_the_main_pages_fit_a_390px_phone_without_console_errors(
     investor, channel_href = investors[0], channels[0]
 
     paths = ["/", "/dashboards/funnel", "/dashboards/funnel?group_by=channel", "/dashboards/funnel?group_by=week",
-             "/dashboards/economics?period=90d",
+             "/dashboards/economics?period=90d", "/dashboards/cohorts",
              "/acquisition/channels", channel_href, "/investors", investor, "/events/", "/admin/audit/", "/admin/users",
              "/account/tokens", "/api/docs", "/messages", "/messages/health", "/messages/settings",
              "/messages/templates", "/messages/templates/new", "/crm?scope=all", "/crm/settings",
@@ -114,6 +114,27 @@ def test_the_channel_economics_page_draws_its_charts_and_sorts_its_table_on_a_ph
     registrations.get_by_role("button").click()
     expect(registrations).to_have_attribute("aria-sort", "ascending")
     _no_page_overflow(page, "/dashboards/economics")
+    assert page_log.unexpected_errors() == []
+
+
+def test_the_cohorts_page_draws_its_heatmap_and_table_on_a_phone_and_a_desktop(
+    page: Page, page_log: PageLog, staff: dict[str, Staff], sign_in: Callable[[Staff], None], sample: None,
+) -> None:
+    sign_in(staff["marketer"])  # the e2e server has no analyst account; marketers may view funnels too
+    page.set_viewport_size(PHONE)
+    page.goto("/dashboards/cohorts")
+    for _ in range(30):  # the processor runs in the background of `growth serve`
+        if page.locator("#retention-table").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.locator("#retention-chart .main-svg").first).to_be_visible()
+    expect(page.locator("#retention-table tbody tr").first).to_be_visible()
+    _no_page_overflow(page, "/dashboards/cohorts")  # the heatmap scrolls inside its card, not the page
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/dashboards/cohorts?base=registrations&days=30")
+    expect(page.locator("#retention-chart .main-svg").first).to_be_visible()
+    assert page_log.foreign_requests() == []
     assert page_log.unexpected_errors() == []
 
 

@@ -2,7 +2,7 @@
 and the referrals qualified and confirmed in a range
 
 Revision ID: 0017_kpi_indexes
-Revises: 0015_channel_economics
+Revises: 0016_cohort_indexes
 Create Date: 2026-12-08 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0017_kpi_indexes'
-down_revision = '0015_channel_economics'
+down_revision = '0016_cohort_indexes'
 branch_labels = None
 depends_on = None
 
