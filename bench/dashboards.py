@@ -174,7 +174,7 @@ def generate_investor(rng: random.Random, i: int, codes: list[str], now: datetim
     if deposit and not first:
         move("deposit", deposit, rng.randrange(100, 5_000) * 10_000)
     at = first
-    for k in range(rng.randrange(1, 12) if first else 0):
+    for k in range(rng.randrange(1, 17) if first else 0):
         if k:
             at = at + timedelta(days=rng.randrange(1, 60), seconds=rng.randrange(86400))  # type: ignore[operator]
             if at > now:
@@ -407,7 +407,7 @@ def funnel_sql(d: Dialect, group_by: str) -> str:
              "campaign": "'total'"}[group_by]
     reached = [f"m{k} IS NOT NULL AND {d.within(f'm{k}', 'm0')}" for k in range(1, 6)]
     counts = ", ".join(f"SUM(CASE WHEN {' AND '.join(reached[:k])} THEN 1 ELSE 0 END)" for k in range(1, 6))
-    return f"WITH {_cohort_sql(d)}\nSELECT {group} AS k, COUNT(*), {counts} FROM cohort GROUP BY {group}"
+    return f"WITH {_cohort_sql(d)}\nSELECT {group} AS k, COUNT(*), {counts} FROM cohort GROUP BY 1"
 
 
 def economics_sql(d: Dialect) -> str:
