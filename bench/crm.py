@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bulk import Table, load_pg, load_sqlite  # noqa: E402
-from harness import BenchError, wait_for_quiet  # noqa: E402
+from harness import BenchError, add_common_options, wait_for_quiet  # noqa: E402
 
 SIZE = 1_000_000
 REQUESTS = 200
@@ -378,13 +378,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=SIZE, help="investors in the book (default 1,000,000)")
     parser.add_argument("--requests", type=int, default=REQUESTS, help="timed requests per kind (default 200)")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT))
-    parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--wait-load", type=float, default=0.0, help="wait for a 1-minute load below this first")
-    parser.add_argument("--max-wait", type=float, default=600.0)
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    add_common_options(parser, pg_default=PG_DEFAULT, max_wait=600.0)
     args = parser.parse_args(argv)
     if args.child:
         task = json.loads(args.child)

@@ -51,7 +51,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from bulk import Table, load  # noqa: E402
 from crm import GIVEN, PG_DEFAULT, SURNAMES, fresh, referral_codes  # noqa: E402
 from economics import CHANNELS, CLICK_COLUMNS, REWARD_COLUMNS, channel_tables, reward_row  # noqa: E402
-from harness import BenchError, sqlite_text, wait_for_quiet  # noqa: E402
+from harness import BenchError, add_common_options, sqlite_text, wait_for_quiet  # noqa: E402
 
 SIZE = 1_000_000
 RUNS = 7
@@ -734,15 +734,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, default=SIZE, help="investors (≈10 events each; default 1,000,000)")
     parser.add_argument("--runs", type=int, default=RUNS, help="timed requests per case after one warm-up (7)")
     parser.add_argument("--naive-runs", type=int, default=1, help="runs of each naive statement (1)")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT))
-    parser.add_argument("--json", type=Path, help="write every figure here")
-    parser.add_argument("--wait-load", type=float, default=0.0, help="before timing, wait for a 1-minute load below")
-    parser.add_argument("--max-wait", type=float, default=1200.0)
     parser.add_argument("--check-processor", action="store_true",
                         help="also run the real processor over the events and compare the derived tables")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    add_common_options(parser, pg_default=PG_DEFAULT, max_wait=1200.0)
     args = parser.parse_args(argv)
     instance = tempfile.mkdtemp(prefix="growth-bench-dashboards-")
     for key in [k for k in os.environ if k.startswith("GROWTH_")]:
