@@ -376,8 +376,10 @@ created AS (  -- each investment as its earliest investment.created event says
            ROW_NUMBER() OVER (PARTITION BY {d.data('investment_id')} ORDER BY occurred_at, seq) AS k
     FROM platform_events WHERE type = 'investment.created') c WHERE k = 1
 ),
-ranked AS (
-  SELECT user_id, at, fen, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at, iid) AS k FROM created
+firsts AS (  -- per user: the first investment's amount and the second one's start (the repeat milestone)
+  SELECT user_id, MAX(CASE WHEN k = 1 THEN fen END) AS fen, MAX(CASE WHEN k = 2 THEN at END) AS at FROM (
+    SELECT user_id, at, fen, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at, iid) AS k FROM created) r
+  WHERE k <= 2 GROUP BY user_id
 ),
 registration AS (  -- the earliest registration's data
   SELECT e.user_id, {d.data('click_id')} AS click_id, {d.data('channel_code')} AS code,
@@ -386,13 +388,12 @@ registration AS (  -- the earliest registration's data
   WHERE e.type = 'user.registered'
 ),
 cohort AS (
-  SELECT m.user_id, m.m0, m.m1, m.m2, m.m3, m.m4, r2.at AS m5, r1.fen AS first_fen,
+  SELECT m.user_id, m.m0, m.m1, m.m2, m.m3, m.m4, f.at AS m5, f.fen AS first_fen,
          CASE WHEN referrer.id IS NOT NULL THEN 'referred' ELSE 'not referred' END AS referred,
          COALESCE(clicked.code, CASE WHEN reg.code <> '' THEN reg.code END,
                   CASE WHEN referrer.id IS NOT NULL THEN 'referral' END, 'organic') AS channel
   FROM m
-  LEFT JOIN ranked r1 ON r1.user_id = m.user_id AND r1.k = 1
-  LEFT JOIN ranked r2 ON r2.user_id = m.user_id AND r2.k = 2
+  LEFT JOIN firsts f ON f.user_id = m.user_id
   LEFT JOIN registration reg ON reg.user_id = m.user_id
   LEFT JOIN clicks ON clicks.click_id = reg.click_id
   LEFT JOIN acquisition_channels clicked ON clicked.id = clicks.channel_id
