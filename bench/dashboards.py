@@ -381,23 +381,18 @@ firsts AS (  -- per user: the first investment's amount and the second one's sta
     SELECT user_id, at, fen, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at, iid) AS k FROM created) r
   WHERE k <= 2 GROUP BY user_id
 ),
-registration AS (  -- the earliest registration's data
-  SELECT e.user_id, {d.data('click_id')} AS click_id, {d.data('channel_code')} AS code,
-         {d.data('referral_code')} AS rcode
-  FROM platform_events e JOIN m ON m.user_id = e.user_id AND e.occurred_at = m.m0
-  WHERE e.type = 'user.registered'
-),
 cohort AS (
   SELECT m.user_id, m.m0, m.m1, m.m2, m.m3, m.m4, f.at AS m5, f.fen AS first_fen,
          CASE WHEN referrer.id IS NOT NULL THEN 'referred' ELSE 'not referred' END AS referred,
-         COALESCE(clicked.code, CASE WHEN reg.code <> '' THEN reg.code END,
+         COALESCE(clicked.code, CASE WHEN {d.data('channel_code')} <> '' THEN {d.data('channel_code')} END,
                   CASE WHEN referrer.id IS NOT NULL THEN 'referral' END, 'organic') AS channel
   FROM m
   LEFT JOIN firsts f ON f.user_id = m.user_id
-  LEFT JOIN registration reg ON reg.user_id = m.user_id
-  LEFT JOIN clicks ON clicks.click_id = reg.click_id
+  -- the earliest registration's data, looked up by user for the cohort's members only
+  LEFT JOIN platform_events reg ON reg.user_id = m.user_id AND reg.type = 'user.registered' AND reg.occurred_at = m.m0
+  LEFT JOIN clicks ON clicks.click_id = {d.data('click_id')}
   LEFT JOIN acquisition_channels clicked ON clicked.id = clicks.channel_id
-  LEFT JOIN investors referrer ON referrer.referral_code = reg.rcode  -- who the code names: no event says
+  LEFT JOIN investors referrer ON referrer.referral_code = {d.data('referral_code')}  -- who the code names
   WHERE m.m0 >= :lo AND m.m0 < :hi
 )"""
 
