@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import BenchError, sqlite_text, wait_for_quiet  # noqa: E402
+from bulk import Table, load_pg, load_sqlite  # noqa: E402
+from harness import BenchError, add_common_options, wait_for_quiet  # noqa: E402
 
 SIZE = 1_000_000
 REQUESTS = 200
@@ -84,7 +85,6 @@ MOVEMENT_COLUMNS = ("kind", "external_id", "investor_id", "amount_fen", "occurre
 TASK_COLUMNS = ("id", "investor_id", "reason", "status", "assignee_id", "assigned_at", "due_at", "created_at",
                 "closed_at", "closed_by", "source_key", "cause_key")
 CALL_COLUMNS = ("task_id", "investor_id", "agent_id", "outcome", "note", "created_at")
-CHUNK = 20_000
 
 
 # --- the book ----------------------------------------------------------------------------------------
@@ -207,44 +207,12 @@ def child_seed(n: int, seed: int, kind: str, url: str) -> dict[str, Any]:
             "load_seconds": time.perf_counter() - generated}
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return sqlite_text(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+def _sqlite_load(url: str, tables: list[Table]) -> None:
+    load_sqlite(url, [tables])
 
 
-def _sqlite_load(url: str, tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]) -> None:
-    conn = sqlite3.connect(make_url(url).database, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        for name, columns, rows in tables:
-            insert = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-            for start in range(0, len(rows), CHUNK):
-                conn.executemany(insert, [tuple(map(_sqlite_value, r)) for r in rows[start:start + CHUNK]])
-        conn.execute("COMMIT")
-        conn.execute("ANALYZE")
-    finally:
-        conn.close()
-
-
-def _pg_load(url: str, tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]) -> None:
-    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain) as conn:
-        with conn.cursor() as cur:
-            for name, columns, rows in tables:
-                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                    sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns)))
-                with cur.copy(statement) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                if "id" in columns:  # ids were given: move the sequence past them
-                    cur.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), (SELECT max(id) FROM {}))")
-                                .format(sql.Literal(name), sql.Identifier(name)))
-        conn.commit()
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+def _pg_load(url: str, tables: list[Table]) -> None:
+    load_pg(url, [tables])
 
 
 # --- measuring (a child process: the app and the test client) -----------------------------------------
@@ -410,13 +378,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=SIZE, help="investors in the book (default 1,000,000)")
     parser.add_argument("--requests", type=int, default=REQUESTS, help="timed requests per kind (default 200)")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT))
-    parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--wait-load", type=float, default=0.0, help="wait for a 1-minute load below this first")
-    parser.add_argument("--max-wait", type=float, default=600.0)
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    add_common_options(parser, pg_default=PG_DEFAULT, max_wait=600.0)
     args = parser.parse_args(argv)
     if args.child:
         task = json.loads(args.child)

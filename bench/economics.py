@@ -20,13 +20,12 @@ import random
 import statistics
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # the root first: bench/dashboards.py must not hide the package
 
 from crm import (  # noqa: E402
     INVESTMENT_COLUMNS,
@@ -46,20 +45,21 @@ STATUSES = {"cash": ("paid",), "voucher": ("granted", "redeemed", "expired"), "r
             "experience_funds": ("granted", "paid", "revoked"), "cashback": ("granted", "paid", "clawed_back")}
 
 
-def seed(url: str, kind: str, n: int, rng_seed: int) -> dict[str, int]:
-    """Load the book; return the row counts."""
-    rng = random.Random(rng_seed)
-    now = NOW
+CHANNEL_COLUMNS = ("id", "code", "name", "kind", "owner", "notes", "active", "auto_created", "created_at")
+LINK_COLUMNS = ("id", "channel_id", "code", "name", "landing_url", "utm_source", "utm_medium", "utm_campaign",
+                "utm_content", "utm_term", "active", "created_by", "created_at")
+CLICK_COLUMNS = ("click_id", "link_id", "channel_id", "at", "ip", "user_agent", "referrer")
+COST_COLUMNS = ("channel_id", "day", "amount_fen", "note", "entered_by", "updated_at")
+BUDGET_COLUMNS = ("id", "owner_type", "owner_key", "name", "used_grants", "used_amount_fen", "created_at")
+REWARD_COLUMNS = ("id", "key", "investor_id", "kind", "status", "budget_id", "budget_fen", "cost_fen", "granted_at",
+                  "granted_by", "cause")
+
+
+def channel_tables(rng: random.Random, now: datetime) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """Return the 20 paid channels (ch_01 …), a tracking link each, two years of daily costs and one budget."""
     channels = [(i, f"ch_{i:02d}", f"渠道{i:02d}", "sem", "", "", True, False, now) for i in range(1, CHANNELS + 1)]
     links = [(i, i, f"link{i:02d}", f"链接{i}", "https://www.example.com/", "", "", "", "", "", True, "bench", now)
              for i in range(1, CHANNELS + 1)]
-    investors = [(*row, rng.randrange(1, CHANNELS + 1)) for row in investor_rows(n, rng_seed)]
-    investments = list(investment_rows(investors, rng_seed))
-    clicks = []
-    for inv in investors:
-        for k in range(2):
-            at = inv[9] - timedelta(minutes=rng.randrange(1, 600))
-            clicks.append((f"c{inv[0]}_{k}", inv[23], inv[23], at, "", "", ""))
     costs = []
     first_day = (now - timedelta(days=2 * 365)).date()
     for cid in range(1, CHANNELS + 1):
@@ -67,30 +67,44 @@ def seed(url: str, kind: str, n: int, rng_seed: int) -> dict[str, int]:
         while day <= now.date():
             costs.append((cid, day, rng.randrange(0, 2_000_000), "", "bench", now))
             day += timedelta(days=1)
-    budget = [(1, "manual", "manual", "bench", 0, 0, now)]
-    rewards = []
+    return [("acquisition_channels", CHANNEL_COLUMNS, channels), ("tracking_links", LINK_COLUMNS, links),
+            ("channel_costs", COST_COLUMNS, costs),
+            ("reward_budgets", BUDGET_COLUMNS, [(1, "manual", "manual", "bench", 0, 0, now)])]
+
+
+def reward_row(rng: random.Random, reward_id: int, investor_id: int, registered: datetime) -> tuple[Any, ...]:
+    """Return a reward of a random kind and status granted within 60 days of registering (REWARD_COLUMNS)."""
+    kind_ = rng.choice(KINDS)
+    status = rng.choice(STATUSES[kind_])
+    cost = 0 if status in ("expired", "revoked", "clawed_back") or (
+        kind_ in ("voucher",) and status == "granted") else rng.randrange(100, 20_000)
+    granted = registered + timedelta(hours=rng.randrange(0, 60 * 24))
+    return (reward_id, f"bench-{investor_id}", investor_id, kind_, status, 1, 0, cost, granted, "bench", "bench")
+
+
+def seed(url: str, kind: str, n: int, rng_seed: int) -> dict[str, int]:
+    """Load the book; return the row counts."""
+    rng = random.Random(rng_seed)
+    now = NOW
+    investors = [(*row, rng.randrange(1, CHANNELS + 1)) for row in investor_rows(n, rng_seed)]
+    investments = list(investment_rows(investors, rng_seed))
+    clicks = []
+    for inv in investors:
+        for k in range(2):
+            at = inv[9] - timedelta(minutes=rng.randrange(1, 600))
+            clicks.append((f"c{inv[0]}_{k}", inv[23], inv[23], at, "", "", ""))
+    fixed = channel_tables(rng, now)
+    rewards: list[tuple[Any, ...]] = []
     for inv in investors:
         if rng.random() < 0.3:
-            kind_ = rng.choice(KINDS)
-            status = rng.choice(STATUSES[kind_])
-            cost = 0 if status in ("expired", "revoked", "clawed_back") or (
-                kind_ in ("voucher",) and status == "granted") else rng.randrange(100, 20_000)
-            granted = inv[9] + timedelta(hours=rng.randrange(0, 60 * 24))
-            rewards.append((len(rewards) + 1, f"bench-{inv[0]}", inv[0], kind_, status, 1, 0, cost, granted, "bench",
-                            "bench"))
+            rewards.append(reward_row(rng, len(rewards) + 1, inv[0], inv[9]))
     tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = [
-        ("acquisition_channels", ("id", "code", "name", "kind", "owner", "notes", "active", "auto_created",
-                                  "created_at"), channels),
-        ("tracking_links", ("id", "channel_id", "code", "name", "landing_url", "utm_source", "utm_medium",
-                            "utm_campaign", "utm_content", "utm_term", "active", "created_by", "created_at"), links),
+        *fixed[:2],
         ("investors", (*INVESTOR_COLUMNS, "channel_id"), investors),
         ("investments", INVESTMENT_COLUMNS, investments),
-        ("clicks", ("click_id", "link_id", "channel_id", "at", "ip", "user_agent", "referrer"), clicks),
-        ("channel_costs", ("channel_id", "day", "amount_fen", "note", "entered_by", "updated_at"), costs),
-        ("reward_budgets", ("id", "owner_type", "owner_key", "name", "used_grants", "used_amount_fen", "created_at"),
-         budget),
-        ("rewards", ("id", "key", "investor_id", "kind", "status", "budget_id", "budget_fen", "cost_fen",
-                     "granted_at", "granted_by", "cause"), rewards),
+        ("clicks", CLICK_COLUMNS, clicks),
+        *fixed[2:],
+        ("rewards", REWARD_COLUMNS, rewards),
     ]
     (_sqlite_load if kind == "sqlite" else _pg_load)(url, tables)
     return {name: len(rows) for name, _c, rows in tables}

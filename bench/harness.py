@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import statistics
@@ -78,3 +79,14 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, _rss_kb())
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, pg_default: str, max_wait: float) -> None:
+    """Add the options every database benchmark takes: seed, databases, JSON output, load wait, target check."""
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", pg_default))
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--wait-load", type=float, default=0.0, help="wait for a 1-minute load below this first")
+    parser.add_argument("--max-wait", type=float, default=max_wait)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
