@@ -383,7 +383,7 @@ firsts AS (  -- per user: the first investment's amount and the second one's sta
 ),
 cohort AS (
   SELECT m.user_id, m.m0, m.m1, m.m2, m.m3, m.m4, f.at AS m5, f.fen AS first_fen,
-         CASE WHEN referrer.id IS NOT NULL THEN 'referred' ELSE 'not referred' END AS referred,
+         CASE WHEN referrer.id IS NOT NULL THEN 'referred' ELSE 'not_referred' END AS referred,
          COALESCE(clicked.code, CASE WHEN {d.data('channel_code')} <> '' THEN {d.data('channel_code')} END,
                   CASE WHEN referrer.id IS NOT NULL THEN 'referral' END, 'organic') AS channel
   FROM m
@@ -461,10 +461,11 @@ class Case:
     naive_ms: list[float] = field(default_factory=list)
     note: str = ""
     mismatches: list[str] = field(default_factory=list)
+    mode: str = "rollup"
 
     def summary(self) -> dict[str, Any]:
         """Return the case's figures as reported."""
-        out: dict[str, Any] = {"label": self.label, "api": self.api, "note": self.note,
+        out: dict[str, Any] = {"label": self.label, "api": self.api, "note": self.note, "mode": self.mode,
                                "mismatches": self.mismatches, "n": len(self.times_ms)}
         if self.times_ms:
             out.update(p50=statistics.median(self.times_ms), max=max(self.times_ms))
@@ -509,12 +510,9 @@ def compare_funnel(case: Case, body: dict[str, Any], rows: list[tuple[Any, ...]]
     if body["total"]["counts"] != total:
         problems.append(f"total {body['total']['counts']} ≠ naive {total}")
     groups = {g["key"]: g["counts"] for g in body["groups"]}
-    if case.group_by in ("channel", "week") and groups != naive:
+    if case.group_by in ("channel", "week", "referral") and groups != naive:
         keys = sorted(set(groups) | set(naive))
         problems += [f"{k}: API {groups.get(k)} ≠ naive {naive.get(k)}" for k in keys if groups.get(k) != naive.get(k)]
-    elif case.group_by == "referral" and sorted(groups.values()) != sorted(naive.values()):
-        # The API's keys for this grouping are the lead's; the partition (referred or not) must be the same.
-        problems.append(f"groups {sorted(groups.values())} ≠ naive referred / not {sorted(naive.values())}")
     return problems
 
 
@@ -549,8 +547,11 @@ def compare_economics(body: dict[str, Any], rows: list[tuple[Any, ...]]) -> list
     return problems
 
 
-def measure(kind: str, url: str, runs: int, naive_runs: int, today: date) -> list[Case]:
-    """Time every case through the test client and the naive statement beside it; check they agree."""
+def measure(kind: str, url: str, runs: int, naive_runs: int, today: date, mode: str,
+            naive_cache: dict[str, tuple[list[tuple[Any, ...]], list[float]]]) -> list[Case]:
+    """Time every case through the test client and the naive statement beside it; check they agree. `mode` says
+    whether the daily cohort rollup is built ("rollup") or not ("live": the cohort read on each request); the
+    funnel's naive answers are kept in `naive_cache` for the other mode (the data do not change in between)."""
     from sqlalchemy import create_engine
 
     from growth.app import create_app
@@ -559,7 +560,7 @@ def measure(kind: str, url: str, runs: int, naive_runs: int, today: date) -> lis
 
     app = create_app({"DATABASE_URL": url, "BACKGROUND_WORK": False, "SECRET_KEY": os.urandom(16).hex()})
     with get_db(app).session_scope(write=True) as session:
-        user = create_user("analyst@bench.test", role="analyst", password="bench horse battery staple",
+        user = create_user(f"analyst-{mode}@bench.test", role="analyst", password="bench horse battery staple",
                            session=session, by="bench")
         token = create_token(user, "bench", session=session)[1]
     headers = {"Authorization": f"Bearer {token}"}
@@ -590,14 +591,21 @@ def measure(kind: str, url: str, runs: int, naive_runs: int, today: date) -> lis
             window = timedelta(days=WINDOW_DAYS)
             extra = {} if case.group_by else {"open_before": d.param(before - window),
                                               "open_after": d.param(after - window)}
-            for _ in range(naive_runs):
-                rows, ms = _naive(engine, d, case, extra)
-                case.naive_ms.append(ms)
+            if case.group_by and case.label in naive_cache:  # the funnel's naive answer does not move with time
+                rows, case.naive_ms = naive_cache[case.label]
+            else:
+                for _ in range(naive_runs):
+                    rows, ms = _naive(engine, d, case, extra)
+                    case.naive_ms.append(ms)
+                naive_cache[case.label] = (rows, case.naive_ms)
             case.mismatches = (compare_funnel(case, body, rows) if case.group_by else compare_economics(body, rows))
             if case.group_by == "campaign":
-                case.note = "naive checks the total only: the campaign grouping's rule is the lead's"
+                # No event carries campaign entries (they are ours): tests/integration/test_funnel_details.py
+                # checks this grouping's groups against a plain count.
+                case.note = "naive checks the total only: campaign entries are not in the event log"
             s = case.summary()
-            print(f"{kind:10s} {case.label:34s} p50 {s['p50']:8.1f} ms  max {s['max']:8.1f} ms  naive "
+            case.mode = mode
+            print(f"{kind:10s} {mode:6s} {case.label:34s} p50 {s['p50']:8.1f} ms  max {s['max']:8.1f} ms  naive "
                   f"{s['naive_p50']:9.1f} ms  {'MISMATCH' if case.mismatches else 'equal'}", file=sys.stderr,
                   flush=True)
             for problem in case.mismatches[:20]:
@@ -699,27 +707,51 @@ def run_one(kind: str, args: argparse.Namespace, now: datetime) -> dict[str, Any
         if args.wait_load:
             wait_for_quiet(args.wait_load, args.max_wait)
         load_measure = [round(x, 2) for x in os.getloadavg()]
-        measured = measure(kind, url, args.runs, args.naive_runs, local_date(now))
+        # First without the daily cohort rollup (every request reads the cohort), then with it, built as
+        # `growth dashboards rebuild` builds it.
+        naive: dict[str, tuple[list[tuple[Any, ...]], list[float]]] = {}
+        live = measure(kind, url, args.runs, args.naive_runs, local_date(now), "live", naive) if args.live else []
+        rollup_seconds = build_rollup(url)
+        print(f"{kind}: daily cohort rollup built in {rollup_seconds:.0f} s", file=sys.stderr, flush=True)
+        measured = measure(kind, url, args.runs, args.naive_runs, local_date(now), "rollup", naive)
         return {"db": kind, "investors": args.size, "counts": counts, "seed_seconds": seconds,
-                "processor": processor, "cases": [c.summary() for c in measured],
+                "rollup_seconds": rollup_seconds,
+                "processor": processor, "cases": [c.summary() for c in [*live, *measured]],
                 "load": {"before_seed": load_before, "before_measure": load_measure,
                          "after": [round(x, 2) for x in os.getloadavg()]}}
 
 
+def build_rollup(url: str) -> float:
+    """Build the daily cohort rollup from the loaded book (as `growth dashboards rebuild`); return the seconds."""
+    from dashboards import rollup
+    from growth.app import create_app
+    from growth.db import get_db
+
+    app = create_app({"DATABASE_URL": url, "BACKGROUND_WORK": False, "SECRET_KEY": os.urandom(16).hex()})
+    started = time.perf_counter()
+    try:
+        rollup.rebuild(session_scope=lambda: get_db(app).session_scope(write=True))
+    finally:
+        get_db(app).dispose()
+    return time.perf_counter() - started
+
+
 def report(results: list[dict[str, Any]]) -> str:
     """Format the results as the Markdown table bench/README.md keeps."""
-    lines = ["| db | investors | events | request | p50 | max | naive event scan | target p50 | met | naive = API |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | :---: | :---: |"]
+    lines = ["| db | investors | events | path | request | p50 | max | naive event scan | target p50 | met | "
+             "naive = API |",
+             "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | :---: | :---: |"]
     for r in results:
         for c in r["cases"]:
             target = TARGETS_MS[c["api"]]
             if "p50" not in c:
-                lines.append(f"| {r['db']} | {r['investors']:,} | {r['counts']['platform_events']:,} | {c['label']} "
-                             f"| | | | ≤ {target:.0f} ms | | {c['note']} |")
+                lines.append(f"| {r['db']} | {r['investors']:,} | {r['counts']['platform_events']:,} | {c['mode']} "
+                             f"| {c['label']} | | | | ≤ {target:.0f} ms | | {c['note']} |")
                 continue
             met = "yes" if c["p50"] <= target else "**no**"
             same = "**NO**" if c["mismatches"] else ("total only" if "total only" in c["note"] else "yes")
-            lines.append(f"| {r['db']} | {r['investors']:,} | {r['counts']['platform_events']:,} | {c['label']} "
+            lines.append(f"| {r['db']} | {r['investors']:,} | {r['counts']['platform_events']:,} | {c['mode']} "
+                         f"| {c['label']} "
                          f"| {c['p50']:.1f} ms | {c['max']:.1f} ms | {c['naive_p50']:,.0f} ms | ≤ {target:.0f} ms "
                          f"| {met} | {same} |")
     return "\n".join(lines)
@@ -731,6 +763,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, default=SIZE, help="investors (≈10 events each; default 1,000,000)")
     parser.add_argument("--runs", type=int, default=RUNS, help="timed requests per case after one warm-up (7)")
     parser.add_argument("--naive-runs", type=int, default=1, help="runs of each naive statement (1)")
+    parser.add_argument("--no-live", dest="live", action="store_false",
+                        help="skip the requests timed before the daily cohort rollup is built")
     parser.add_argument("--check-processor", action="store_true",
                         help="also run the real processor over the events and compare the derived tables")
     add_common_options(parser, pg_default=PG_DEFAULT, max_wait=1200.0)
@@ -747,6 +781,9 @@ def main(argv: list[str]) -> int:
     finally:
         shutil.rmtree(instance, ignore_errors=True)
     print(report(results))
+    for r in results:
+        print(f"\n{r['db']}: loaded in {r['seed_seconds']:,.0f} s; daily cohort rollup built in "
+              f"{r['rollup_seconds']:,.1f} s")
     print(f"\n{platform.python_version()} · sqlite {sqlite3.sqlite_version} · {os.cpu_count()} CPUs · "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
@@ -757,7 +794,8 @@ def main(argv: list[str]) -> int:
     if wrong:
         print(f"\n!!! THE NAIVE SCAN OR THE PROCESSOR DISAGREES: {', '.join(wrong)}", file=sys.stderr)
         return 1
-    missed = [c for r in results for c in r["cases"] if "p50" in c and c["p50"] > TARGETS_MS[c["api"]]]
+    missed = [c for r in results for c in r["cases"]
+              if c["mode"] == "rollup" and "p50" in c and c["p50"] > TARGETS_MS[c["api"]]]
     return 1 if args.check and missed else 0
 
 
