@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from math import ceil
 from typing import Any
 
 from growth.investors.models import MILESTONES
@@ -402,7 +403,37 @@ def _money(fen: int | None) -> str | None:
     return None if fen is None else fen_to_api(fen)
 
 
-def economics_json(row: ChannelFigures) -> dict[str, Any]:
+def parse_fee_rate(text: str | None) -> Fraction | None:
+    """Read the platform's annual service-fee rate ("0.0250" = 2.5 % a year); None when not set.
+
+    Raise ValueError with what is expected: a decimal above 0 and below 1.
+    """
+    if text is None or not str(text).strip():
+        return None
+    try:
+        rate = Fraction(Decimal(str(text).strip()))
+    except (ArithmeticError, ValueError):
+        rate = Fraction(-1)
+    if not 0 < rate < 1:
+        raise ValueError(f"ECONOMICS_SERVICE_FEE_RATE must be an annual rate between 0 and 1, like 0.0250 (2.5 %), "
+                         f"not {text!r}")
+    return rate
+
+
+def payback_days(row: ChannelFigures, *, fee_rate: Fraction | None, window_days: int) -> int | None:
+    """Return how many days of the cohort's service fees, earned at its first window's pace, repay what it cost.
+
+    The investments started in the window earn the platform fee_rate × Σ amount × term ÷ 365 (the annualised
+    amount) over their terms; at that pace per `window_days`, the spend (acquisition cost and incentives) is repaid
+    after spend ÷ that × window_days days, rounded up. None without a fee rate, a spend or an investment.
+    """
+    if fee_rate is None or not row.spend_fen or not row.amount_term_fen_days:
+        return None
+    fees_per_window = fee_rate * Fraction(row.amount_term_fen_days, YEAR_DAYS)
+    return ceil(window_days * row.spend_fen / fees_per_window)
+
+
+def economics_json(row: ChannelFigures, *, fee_rate: Fraction | None = None, window_days: int = 30) -> dict[str, Any]:
     """Return one row as the API answers it (spec §7 fields, then this project's extras)."""
     return {
         "code": row.code, "label": row.label, "cost": fen_to_api(row.cost_fen), "clicks": row.clicks,
@@ -412,4 +443,5 @@ def economics_json(row: ChannelFigures) -> dict[str, Any]:
         "cac": _money(row.cac_fen), "cost_per_registration": _money(row.cost_per_registration_fen),
         "annualised_per_yuan": ratio_text(row.annualised_per_yuan), "net_roi": ratio_text(row.net_roi),
         "registrations_window_open": row.immature,
+        "payback_days": payback_days(row, fee_rate=fee_rate, window_days=window_days),
     }

@@ -54,6 +54,12 @@ def _schemas() -> dict[str, Any]:
             "net_roi": {**_RATIO, "description": "(annualised_amount − cost − incentive_cost) / (cost + "
                                                  "incentive_cost), 4 decimals; null when both are 0 (beyond the "
                                                  "contract)."},
+            "payback_days": {"type": ["integer", "null"], "minimum": 1,
+                             "description": "⌈window_days × (cost + incentive_cost) ÷ (service-fee rate × "
+                                            "annualised_amount)⌉: days of the platform's service fees, at the "
+                                            "cohort's first-window pace, that repay what it cost; null unless "
+                                            "GROWTH_ECONOMICS_SERVICE_FEE_RATE is set, or without a spend or an "
+                                            "investment (beyond the contract)."},
             "registrations_window_open": {"type": "integer", "minimum": 0,
                                           "description": "Cohort members registered less than window_days ago: "
                                                          "their figures may still grow (beyond the contract)."},

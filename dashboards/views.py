@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import plotly
-from flask import Blueprint, Response, jsonify, render_template, request, send_file, session
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file, session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -469,19 +469,26 @@ def economics_api():  # type: ignore[no-untyped-def]
     q = economics_query(request.args.to_dict())
     rows, total = _economics(q, utcnow())
     return jsonify({"start": q.start.isoformat(), "end": q.end.isoformat(), "window_days": q.window_days,
-                    "channels": [economics_json(r) for r in rows], "total": economics_json(total)})
+                    "channels": [_economics_json(q, r) for r in rows], "total": _economics_json(q, total)})
 
 
 ECONOMICS_CSV_COLUMNS = ("code", "label", "cost", "clicks", "registrations", "first_investors",
                          "first_investment_amount", "annualised_amount", "incentive_cost", "cac",
-                         "cost_per_registration", "annualised_per_yuan", "net_roi")
+                         "cost_per_registration", "annualised_per_yuan", "net_roi", "payback_days")
+FEE_RATE = "dashboards.fee_rate"  # app.extensions: the configured annual service-fee rate (None: not set)
+
+
+def _economics_json(q: EconomicsQuery, row: ChannelFigures) -> dict[str, Any]:
+    return economics_json(row, fee_rate=current_app.extensions[FEE_RATE], window_days=q.window_days)
 
 
 def _economics_csv(q: EconomicsQuery, rows: list[ChannelFigures], total: ChannelFigures) -> Response:
-    table: list[list[object]] = [list(ECONOMICS_CSV_COLUMNS)]
+    # Payback only with a configured service-fee rate: without one the column would be empty throughout.
+    columns = [c for c in ECONOMICS_CSV_COLUMNS if c != "payback_days" or current_app.extensions[FEE_RATE]]
+    table: list[list[object]] = [list(columns)]
     for row in [*rows, total]:
-        data = economics_json(row)
-        table.append(["" if data[c] is None else data[c] for c in ECONOMICS_CSV_COLUMNS])
+        data = _economics_json(q, row)
+        table.append(["" if data[c] is None else data[c] for c in columns])
     return csv_response(table, f"channel-economics-{q.start.isoformat()}-{q.end.isoformat()}-{q.window_days}d.csv")
 
 
@@ -520,7 +527,7 @@ def economics_page():  # type: ignore[no-untyped-def]
     window = _window_days(args.get("window_days"), problems)
     form = {"window_days": args.get("window_days") or str(DEFAULT_WINDOW_DAYS)}
     context = {"period": period, "periods": acquisition_rules.PERIODS, "form": form,
-               "errors": [str(p.message) for p in problems]}
+               "errors": [str(p.message) for p in problems], "fee_rate": current_app.extensions[FEE_RATE]}
     if problems:
         return render_template("dashboards/economics.html", q=None, **context), 400
     q = EconomicsQuery(period.start, period.end, window)
@@ -530,9 +537,9 @@ def economics_page():  # type: ignore[no-untyped-def]
         return _economics_csv(q, rows, total)
     figures = _economics_figures(rows) if rows else None
     return render_template(
-        "dashboards/economics.html", q=q, rows=rows, total=total, data=[economics_json(r) for r in rows],
-        total_data=economics_json(total), figures=figures, csv_args=dict(period.url_args(), window_days=window,
-                                                                         format="csv"),
+        "dashboards/economics.html", q=q, rows=rows, total=total, data=[_economics_json(q, r) for r in rows],
+        total_data=_economics_json(q, total), figures=figures,
+        csv_args=dict(period.url_args(), window_days=window, format="csv"),
         immature_since=immature_since(now, q.window_days), **context)
 
 

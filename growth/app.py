@@ -202,10 +202,11 @@ def _register_blueprints(app: Flask) -> None:
     from channels.callback_views import bp as channels_callbacks
     from channels.views import api as channels_api
     from channels.views import bp as channels_bp
+    from dashboards.metrics import parse_fee_rate
     from dashboards.openapi import contribution as dashboards_openapi
+    from dashboards.views import FEE_RATE, kpi_panel
     from dashboards.views import api as dashboards_api
     from dashboards.views import bp as dashboards_bp
-    from dashboards.views import kpi_panel
     from growth.acquisition.views import api as acquisition_api
     from growth.acquisition.views import bp as acquisition_bp
     from growth.audit.views import bp as audit_bp
@@ -242,6 +243,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_api)
     register_contribution(app, dashboards_openapi)  # nor dashboards (channel economics)
     app.register_blueprint(dashboards_bp)
+    # The platform's service-fee rate for channel payback (a bad GROWTH_ECONOMICS_SERVICE_FEE_RATE stops the start).
+    app.extensions[FEE_RATE] = parse_fee_rate(app.config["ECONOMICS_SERVICE_FEE_RATE"])
     # The home page shows the dashboards' KPI strip to those who may read it (home may not import dashboards).
     register_panel(app, HomePanel("kpis", Permission.KPIS_VIEW, kpi_panel, order=10))
     csrf.exempt(events_api)  # signed by the platform; no browser session involved

@@ -125,6 +125,9 @@ class Config:
     CRM_DUE_HOURS = 24
     CRM_OPEN_TASK_CAP = 50
     CRM_EXPORT_MAX_ROWS = 10_000  # rows a worklist CSV holds at most (the download says when it was cut)
+    # The platform's annual service fee on investments ("0.0250" = 2.5 % a year): channel economics shows the payback
+    # days with it. Empty: not shown (the platform's revenue is in no event).
+    ECONOMICS_SERVICE_FEE_RATE = ""
     DASHBOARD_ROLLUP_JOB_SECONDS = 10.0  # how often the dashboards' daily cohort rollup takes the marked days
     CRM_JOB_SECONDS = 300.0  # how often the scheduler runs the follow-up rules and assigns the pool
 
@@ -143,7 +146,7 @@ class Config:
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
-        for key in [k for k in values if k.startswith(("REFERRAL_", "CRM_"))]:  # validated when the app is built
+        for key in [k for k in values if k.startswith(("REFERRAL_", "CRM_", "ECONOMICS_"))]:  # validated at build
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = os.environ[PREFIX + key].strip()
         # The message channels' GROWTH_* variables (channels/settings.py reads them, overrides win).

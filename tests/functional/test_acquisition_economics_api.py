@@ -155,7 +155,7 @@ def test_a_day_of_costs_alone_gives_a_row_with_null_unit_costs(client, tokens):
         "code": "wdzj", "label": "网贷之家", "cost": "100.00", "clicks": 0, "registrations": 0, "first_investors": 0,
         "first_investment_amount": "0.00", "annualised_amount": "0.00", "incentive_cost": "0.00", "cac": None,
         "cost_per_registration": None, "annualised_per_yuan": "0.0000", "net_roi": "-1.0000",
-        "registrations_window_open": 0}]
+        "registrations_window_open": 0, "payback_days": None}]  # no service-fee rate configured
     assert answer["total"] == {**answer["channels"][0], "code": "total", "label": "合计"}
 
 

@@ -38,3 +38,35 @@ def test_net_roi_counts_incentives_as_spend_and_may_be_negative():
 def test_ratios_are_shown_half_up_away_from_zero_at_four_places():
     assert ratio_text(Fraction(1, 20000)) == "0.0001" and ratio_text(Fraction(-1, 20000)) == "-0.0001"
     assert ratio_text(Fraction(1, 3)) == "0.3333" and ratio_text(None) is None
+
+
+def test_payback_days_repay_the_spend_from_the_service_fees_at_the_first_windows_pace():
+    from dashboards.metrics import parse_fee_rate, payback_days
+
+    rate = parse_fee_rate("0.0250")
+    assert rate == Fraction(1, 40)
+    # ¥1,000 cost + ¥200 incentives; ¥365,000 invested for 365 days in a 30-day window: ¥365,000 annualised, whose
+    # fees are ¥9,125 a window, so ¥1,200 is repaid after 30 × 1,200 ÷ 9,125 = 3.95 → 4 days.
+    row = ChannelFigures("c", "C", cost_fen=100_000, incentive_fen=20_000, amount_term_fen_days=36_500_000 * 365)
+    assert payback_days(row, fee_rate=rate, window_days=30) == 4
+    assert economics_json(row, fee_rate=rate, window_days=30)["payback_days"] == 4
+    # Exactly on a whole day stays that day; a fen more needs one more.
+    exact = ChannelFigures("c", "C", cost_fen=912_500, amount_term_fen_days=36_500_000 * 365)
+    assert payback_days(exact, fee_rate=rate, window_days=30) == 30
+    more = ChannelFigures("c", "C", cost_fen=912_501, amount_term_fen_days=36_500_000 * 365)
+    assert payback_days(more, fee_rate=rate, window_days=30) == 31
+    # Nothing to repay, nothing invested, or no rate configured: no figure.
+    assert payback_days(ChannelFigures("c", "C", amount_term_fen_days=1), fee_rate=rate, window_days=30) is None
+    assert payback_days(ChannelFigures("c", "C", cost_fen=1), fee_rate=rate, window_days=30) is None
+    assert economics_json(row)["payback_days"] is None
+
+
+def test_a_service_fee_rate_must_be_a_decimal_between_zero_and_one():
+    import pytest
+
+    from dashboards.metrics import parse_fee_rate
+
+    assert parse_fee_rate("") is None and parse_fee_rate(None) is None and parse_fee_rate("  ") is None
+    for bad in ("2.5%", "0", "1", "-0.01", "abc", "NaN", "Infinity"):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            parse_fee_rate(bad)
