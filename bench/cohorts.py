@@ -14,7 +14,6 @@ them a naive computation that reads the range's investors and investments into P
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -25,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # the root first: bench/dashboards.py must not hide the package
 
 from crm import (  # noqa: E402
     INVESTMENT_COLUMNS,
@@ -39,6 +37,7 @@ from crm import (  # noqa: E402
     investment_rows,
     investor_rows,
 )
+from harness import run_seed_and_measure  # noqa: E402
 
 CHANNELS = 20
 
@@ -126,23 +125,9 @@ def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--pg-url", default=PG_DEFAULT)
-    args = parser.parse_args(argv)
-    kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
-    for kind in kinds:
-        with fresh(kind, args.pg_url) as url:
-            t0 = time.perf_counter()
-            counts = seed(url, kind, args.size, args.seed)
-            print(f"{kind}: seeded {counts} in {time.perf_counter() - t0:.0f} s", flush=True)
-            for label, figures in measure(url, args.runs).items():
-                print(f"{kind:10s} {label:22s} p50 {figures['p50']:8.1f} ms   max {figures['max']:8.1f} ms",
-                      flush=True)
-    return 0
+    """Seed a fresh database per kind and time the queries."""
+    return run_seed_and_measure(argv, doc=__doc__ or "", pg_default=PG_DEFAULT, runs=5, width=22, seed=seed,
+                                measure=measure, fresh=fresh)
 
 
 if __name__ == "__main__":

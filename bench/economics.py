@@ -15,7 +15,6 @@ rows (investors, investments, rewards, clicks) into Python and sums them there. 
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -38,6 +37,7 @@ from crm import (  # noqa: E402
     investment_rows,
     investor_rows,
 )
+from harness import run_seed_and_measure  # noqa: E402
 
 CHANNELS = 20
 KINDS = ("cash", "voucher", "rate_boost", "experience_funds", "cashback")
@@ -180,22 +180,9 @@ def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--pg-url", default=PG_DEFAULT)
-    args = parser.parse_args(argv)
-    kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
-    for kind in kinds:
-        with fresh(kind, args.pg_url) as url:
-            t0 = time.perf_counter()
-            counts = seed(url, kind, args.size, args.seed)
-            print(f"{kind}: seeded {counts} in {time.perf_counter() - t0:.0f} s", flush=True)
-            for label, figures in measure(url, args.runs).items():
-                print(f"{kind:10s} {label:18s} p50 {figures['p50']:8.1f} ms   max {figures['max']:8.1f} ms", flush=True)
-    return 0
+    """Seed a fresh database per kind and time the queries."""
+    return run_seed_and_measure(argv, doc=__doc__ or "", pg_default=PG_DEFAULT, runs=7, width=18, seed=seed,
+                                measure=measure, fresh=fresh)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 RSS_SAMPLE_SECONDS = 0.005
@@ -90,3 +92,26 @@ def add_common_options(parser: argparse.ArgumentParser, *, pg_default: str, max_
     parser.add_argument("--wait-load", type=float, default=0.0, help="wait for a 1-minute load below this first")
     parser.add_argument("--max-wait", type=float, default=max_wait)
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+
+
+def run_seed_and_measure(argv: list[str], *, doc: str, pg_default: str, runs: int, width: int,
+                         seed: Callable[[str, str, int, int], dict[str, int]],
+                         measure: Callable[[str, int], dict[str, dict[str, float]]],
+                         fresh: Callable[[str, str], Any]) -> int:
+    """The main of a seed-then-time benchmark: per database, a fresh one seeded, then each query's p50 and max."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--pg-url", default=pg_default)
+    args = parser.parse_args(argv)
+    for kind in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
+        with fresh(kind, args.pg_url) as url:
+            t0 = time.perf_counter()
+            counts = seed(url, kind, args.size, args.seed)
+            print(f"{kind}: seeded {counts} in {time.perf_counter() - t0:.0f} s", flush=True)
+            for label, figures in measure(url, args.runs).items():
+                print(f"{kind:10s} {label:{width}s} p50 {figures['p50']:8.1f} ms   max {figures['max']:8.1f} ms",
+                      flush=True)
+    return 0
