@@ -212,12 +212,19 @@ def merge_groups(groups: Iterable[FunnelGroup], *, key: str = OTHERS_KEY, label:
 
 # ---------------------------------------------------------------- the daily cohort rollup (dashboards.rollup)
 
-CellKey = tuple[int, date, int, bool]  # window days, registration day, channel id (0: none), referred
+CellKey = tuple[int, date, int, bool, int]  # window days, registration day, channel id (0: none), referred, campaign
+NO_CAMPAIGN = 0  # a cell's campaign key when nobody in it entered a campaign within the window
+
+
+def campaign_key(campaign_id: int, holdout: bool) -> int:
+    """Return the cell's key of a first campaign entered: the campaign and its side in one integer (never 0)."""
+    return campaign_id * 2 + int(holdout)
 
 
 @dataclass
 class Cell:
-    """One registration day's cohort in one channel, referred or not, through one window (a rollup row)."""
+    """One registration day's cohort in one channel, referred or not, with one first campaign, through one window
+    (a rollup row)."""
 
     registrations: int = 0
     steps: list[int] = field(default_factory=lambda: [0] * (len(FUNNEL_STEPS) - 1))  # reached, after registration
@@ -228,31 +235,46 @@ class Cell:
     amount_term_fen_days: int = 0
 
 
-def cell_immature(day: date, cell: Cell, boundary: date, on_boundary: int) -> int:
+def cell_immature(key: CellKey, cell: Cell, boundary: date, on_boundary: dict[CellKey, int]) -> int:
     """Return how many of a cell's members are still inside their window: all after the boundary day, none
-    before it, and on it the count given."""
+    before it, and on it the count given for the cell."""
+    day = key[1]
     if day > boundary:
         return cell.registrations
-    return on_boundary if day == boundary else 0
+    return on_boundary.get(key, 0) if day == boundary else 0
+
+
+def _cell_group(key: CellKey, group_by: str, channels: dict[int, tuple[str, str]],
+                campaigns: dict[int, str]) -> tuple[str, str]:
+    _window, day, channel_id, referred, campaign = key
+    if group_by == "channel":
+        return channels.get(channel_id, ("organic", "organic"))
+    if group_by == "week":
+        week = iso_week_key(day)
+        return week, week
+    if group_by == "referral":
+        group = "referred" if referred else "not_referred"
+        return group, REFERRAL_GROUP_LABELS[group]
+    if campaign == NO_CAMPAIGN:
+        return NO_CAMPAIGN_KEY, NO_CAMPAIGN_LABEL
+    campaign_id, holdout = divmod(campaign, 2)
+    name = campaigns.get(campaign_id, str(campaign_id))
+    return (f"{campaign_id}{HOLDOUT_SUFFIX}", HOLDOUT_LABEL % name) if holdout else (str(campaign_id), name)
 
 
 def funnel_from_cells(cells: dict[CellKey, Cell], *, group_by: str, channels: dict[int, tuple[str, str]],
-                      boundary: date, on_boundary: dict[tuple[int, bool], int]) -> FunnelResult:
-    """Return the funnel (without times to convert) from rollup cells; `channels` maps ids to (code, name)."""
+                      campaigns: dict[int, str], boundary: date,
+                      on_boundary: dict[CellKey, int]) -> FunnelResult:
+    """Return the funnel (without times to convert) from rollup cells; `channels` maps ids to (code, name) and
+    `campaigns` ids to names."""
     total = FunnelGroup("total", "total")
     groups: dict[str, FunnelGroup] = {}
-    for (_window, day, channel_id, referred), cell in cells.items():
-        if group_by == "channel":
-            key, label = channels.get(channel_id, ("organic", "organic"))
-        elif group_by == "week":
-            key = label = iso_week_key(day)
-        elif group_by == "referral":
-            key = "referred" if referred else "not_referred"
-            label = REFERRAL_GROUP_LABELS[key]
-        else:
-            key = label = ""
-        immature = cell_immature(day, cell, boundary, on_boundary.get((channel_id, referred), 0))
-        targets = [total] if group_by == "none" else [total, groups.setdefault(key, FunnelGroup(key, label))]
+    for key, cell in cells.items():
+        immature = cell_immature(key, cell, boundary, on_boundary)
+        targets = [total]
+        if group_by != "none":
+            name, label = _cell_group(key, group_by, channels, campaigns)
+            targets.append(groups.setdefault(name, FunnelGroup(name, label)))
         for group in targets:
             group.counts[0] += cell.registrations
             for k, n in enumerate(cell.steps, start=1):

@@ -11,8 +11,9 @@ from growth.db import Base
 
 
 class CohortDay(Base):
-    """One registration day's cohort (Asia/Shanghai) in one acquisition channel, referred or not, seen through one
-    conversion window: the funnel's step counts and first-investment money, and channel economics' cohort figures.
+    """One registration day's cohort (Asia/Shanghai) in one acquisition channel, referred or not, with one first
+    campaign entered, seen through one conversion window: the funnel's step counts and first-investment money, and
+    channel economics' cohort figures.
 
     Every figure is exact for its window, derived by the same rules as the live computation (dashboards.rollup).
     """
@@ -23,6 +24,8 @@ class CohortDay(Base):
     day: Mapped[date] = mapped_column(primary_key=True)
     channel_id: Mapped[int] = mapped_column(primary_key=True)  # 0: the investor has no channel
     referred: Mapped[bool] = mapped_column(primary_key=True)
+    # The first campaign entered within the window: campaign id × 2 + held out (0: none; metrics.campaign_key).
+    campaign: Mapped[int] = mapped_column(primary_key=True)
     registrations: Mapped[int]
     # The funnel: how many reached each step after registration, every earlier step within the window.
     step1: Mapped[int]
@@ -61,4 +64,6 @@ class RollupState(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     built: Mapped[bool] = mapped_column(default=False)
     next_day: Mapped[date | None]  # a build in progress: every day before it is built
+    # Campaign entries (written by campaigns, not the processor) up to this member id have marked their days.
+    members_after: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime]

@@ -78,8 +78,6 @@ def funnel_from_rollup(*, session: Session, start: date, end: date, window_days:
 
     Without `now`, nobody is counted as inside their window (the API does not report it).
     """
-    if group_by == "campaign":
-        return None
     found = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days)
     if found is None:
         return None
@@ -89,7 +87,9 @@ def funnel_from_rollup(*, session: Session, start: date, end: date, window_days:
     channels = {cid: (code, name) for cid, code, name in session.execute(
         select(AcquisitionChannel.id, AcquisitionChannel.code, AcquisitionChannel.name)
         .where(AcquisitionChannel.id.in_(ids)))} if ids else {}
-    return funnel_from_cells(found, group_by=group_by, channels=channels, boundary=boundary, on_boundary=on_boundary)
+    campaigns = dict(session.execute(select(Campaign.id, Campaign.name)).all()) if group_by == "campaign" else {}
+    return funnel_from_cells(found, group_by=group_by, channels=channels, campaigns=campaigns, boundary=boundary,
+                             on_boundary=on_boundary)
 
 
 def click_conversion(*, session: Session, start: date, end: date, window_days: int) -> dict[str, tuple[int, int]]:
@@ -154,13 +154,13 @@ def channel_economics(*, session: Session, start: date, end: date, window_days: 
     cells = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days)
     if cells is not None:
         boundary, on_boundary = rollup.open_windows(session, start, end, window_days, now)
-        for (_window, day, channel_id, referred), cell in cells.items():
-            f = row(channel_id or None)
+        for key, cell in cells.items():
+            f = row(key[2] or None)
             f.registrations += cell.registrations
             f.first_investors += cell.first_investors
             f.first_investment_fen += cell.first_investment_fen
             f.amount_term_fen_days += cell.amount_term_fen_days
-            f.immature += cell_immature(day, cell, boundary, on_boundary.get((channel_id, referred), 0))
+            f.immature += cell_immature(key, cell, boundary, on_boundary)
     else:
         _live_cohort(session, in_cohort, window_days, now, row)
     _add_incentives_costs_clicks(session, in_cohort, start, end, window_days, lo, hi, row)

@@ -1,4 +1,5 @@
-"""Daily cohort rollups: registration day × acquisition channel × referred, for each kept conversion window.
+"""Daily cohort rollups: registration day × acquisition channel × referred × first campaign entered, for each kept
+conversion window.
 
 A funnel or channel-economics view of a month reads a few hundred of these rows instead of the month's
 registrations with their investments. They are kept exact and fresh like this:
@@ -12,8 +13,9 @@ registrations with their investments. They are kept exact and fresh like this:
   answered wholly live by the caller.
 - `growth dashboards rebuild` (and the job, step by step, when the rollup is not complete) builds every day.
 
-Rewards (incentive cost) and campaign entries are not rolled up: their writers are many (grants, fan-outs, jobs,
-staff) and read per cohort through covering indexes (docs/architecture.md).
+Campaign entries are written by campaigns, not the processor: the refresher marks their days from a member-id cursor
+(`_member_days`). Rewards (incentive cost) are not rolled up: their writers are many (grants, fan-outs, jobs, staff);
+they are read per cohort through a covering index (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from dashboards.metrics import FIRST_INVESTMENT_STEP, Cell, CellKey, step_seconds
+from campaigns.models import CampaignMember
+from dashboards.metrics import FIRST_INVESTMENT_STEP, NO_CAMPAIGN, Cell, CellKey, campaign_key, step_seconds
 from dashboards.models import CohortDay, CohortDirtyDay, RollupState
 from growth.db import insert_many, table_of, within_days_after
 from growth.investors.models import Investment, Investor
@@ -39,6 +42,8 @@ ROLLUP_WINDOWS = (1, 3, 7, 14, 30, 60, 90, 180, 365)  # conversion windows kept,
 STATE = "cohort-days"
 BUILD_DAYS_PER_RUN = 62  # a build step (one job run) writes two months of registration days
 REFRESH_DAYS_PER_RUN = 200
+MEMBER_ROWS_PER_RUN = 50_000  # campaign entries read per run (a big run's members take several)
+MEMBER_HORIZON = timedelta(minutes=2)  # an entry's transaction is expected to commit within this
 _ROLLED = ("registered_at", "kyc_verified_at", "card_bound_at", "first_deposit_at", "first_investment_at",
            "repeat_investment_at", "channel_id", "referrer_id")
 
@@ -52,12 +57,15 @@ def _first_investment(column: Any) -> Any:
             .order_by(Investment.investment_id).limit(1).correlate(Investor).scalar_subquery())
 
 
-def compute_cells(session: Session, first: date, last: date,
-                  windows: Sequence[int] = ROLLUP_WINDOWS) -> dict[CellKey, Cell]:
-    """Compute the cells of the registration days [first, last] for each window, from investors and investments."""
+def compute_cells(session: Session, first: date, last: date, windows: Sequence[int] = ROLLUP_WINDOWS, *,
+                  registered_after: datetime | None = None) -> dict[CellKey, Cell]:
+    """Compute the cells of the registration days [first, last] for each window, from investors, investments and
+    campaign entries (`registered_after`: only those who registered after that instant)."""
     lo, _ = local_day_bounds(first)
     _, hi = local_day_bounds(last)
-    in_days = (Investor.registered_at >= lo, Investor.registered_at < hi)
+    in_days = [Investor.registered_at >= lo, Investor.registered_at < hi]
+    if registered_after is not None:
+        in_days.append(Investor.registered_at > registered_after)
     widest = max(windows)
     invested: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for investor_id, started, fen_days in session.execute(
@@ -66,6 +74,13 @@ def compute_cells(session: Session, first: date, last: date,
             .where(*in_days, within_days_after(Investment.started_at, Investor.registered_at, widest))):
         if fen_days is not None and started is not None:
             invested[investor_id].append((started, int(fen_days)))
+    entries: dict[int, list[tuple[datetime, int, int]]] = defaultdict(list)
+    m = CampaignMember
+    for investor_id, entered, member_id, campaign_id, holdout in session.execute(
+            select(m.investor_id, m.entered_at, m.id, m.campaign_id, m.holdout)
+            .join(Investor, Investor.id == m.investor_id)
+            .where(*in_days, within_days_after(m.entered_at, Investor.registered_at, widest))):
+        entries[investor_id].append((entered, member_id, campaign_key(campaign_id, bool(holdout))))
     cells: dict[CellKey, Cell] = {}
     query = (select(Investor.id, Investor.registered_at, Investor.kyc_verified_at, Investor.card_bound_at,
                     Investor.first_deposit_at, Investor.first_investment_at, Investor.repeat_investment_at,
@@ -77,13 +92,16 @@ def compute_cells(session: Session, first: date, last: date,
         channel_id, referred, first_fen, first_term = row[7] or 0, bool(row[8]), row[9], row[10]
         first_at, day = row[5], local_date(registered)
         mine = invested.get(investor_id, ())
+        # The first campaign entered (earliest entry, then member id), as the live funnel picks it.
+        first_entries = sorted(entries.get(investor_id, ()))
         for window in windows:
-            key = (window, day, channel_id, referred)
+            span = timedelta(days=window)
+            deadline = registered + span
+            campaign = next((k for at, _id, k in first_entries if at <= deadline), NO_CAMPAIGN)
+            key = (window, day, channel_id, referred, campaign)
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell()
-            span = timedelta(days=window)
-            deadline = registered + span
             reached = len(step_seconds(milestones, span))
             cell.registrations += 1
             for k in range(1, reached):
@@ -110,8 +128,8 @@ def _runs(days: Iterable[date]) -> list[tuple[date, date]]:
 
 
 def _row(key: CellKey, cell: Cell) -> dict[str, Any]:
-    window, day, channel_id, referred = key
-    return {"window_days": window, "day": day, "channel_id": channel_id, "referred": referred,
+    window, day, channel_id, referred, campaign = key
+    return {"window_days": window, "day": day, "channel_id": channel_id, "referred": referred, "campaign": campaign,
             "registrations": cell.registrations, **{f"step{k + 1}": n for k, n in enumerate(cell.steps)},
             "funnel_first_fen": cell.funnel_first_fen, "funnel_first_fen_days": cell.funnel_first_fen_days,
             "first_investors": cell.first_investors, "first_investment_fen": cell.first_investment_fen,
@@ -183,7 +201,7 @@ class CohortDaysProjection(Projection):
 def _state(session: Session, *, lock: bool = False) -> RollupState:
     state = session.get(RollupState, STATE, with_for_update=lock)
     if state is None:
-        state = RollupState(name=STATE, built=False, next_day=None, updated_at=utcnow())
+        state = RollupState(name=STATE, built=False, next_day=None, members_after=0, updated_at=utcnow())
         session.add(state)
         session.flush()
     return state
@@ -217,6 +235,9 @@ def build_step(session: Session, days: int = BUILD_DAYS_PER_RUN) -> tuple[date, 
     first = state.next_day or span[0]
     if state.next_day is None:  # a fresh build: forget rows of days that may have no registrations left
         session.execute(delete(CohortDay))
+        # Entries made from now on mark their days; those before are read by the build itself.
+        state.members_after = session.scalar(select(func.coalesce(func.max(CampaignMember.id), 0)).where(
+            CampaignMember.created_at <= utcnow() - MEMBER_HORIZON)) or 0
     last = min(first + timedelta(days=days - 1), span[1])
     build_days(session, first, last)
     done = last >= span[1]
@@ -224,11 +245,34 @@ def build_step(session: Session, days: int = BUILD_DAYS_PER_RUN) -> tuple[date, 
     return first, last
 
 
-def refresh(*, session: Session, limit: int = REFRESH_DAYS_PER_RUN) -> int:
-    """Rebuild up to `limit` marked days (or take the next step of a full build); return how many days."""
+def _member_days(session: Session, after: int, now: datetime,
+                 limit: int = MEMBER_ROWS_PER_RUN) -> tuple[set[date], int, int]:
+    """Return the registration days of the campaign entries after member id `after`, how far the cursor may move
+    (entries older than MEMBER_HORIZON: a later commit of a lower id is not expected past it) and the newest id."""
+    m = CampaignMember
+    rows = session.execute(
+        select(m.id, m.created_at, Investor.registered_at).join(Investor, Investor.id == m.investor_id)
+        .where(m.id > after).order_by(m.id).limit(limit)).all()
+    days = {local_date(registered) for _id, _at, registered in rows if registered is not None}
+    settled = after
+    for member_id, created, _registered in rows:
+        if created > now - MEMBER_HORIZON:
+            break
+        settled = member_id
+    return days, settled, rows[-1][0] if rows else after
+
+
+def refresh(*, session: Session, now: datetime | None = None, limit: int = REFRESH_DAYS_PER_RUN) -> int:
+    """Mark the days of new campaign entries, then rebuild up to `limit` marked days (or take the next step of a
+    full build); return how many days were built."""
     if not is_built(session):
         built = build_step(session)
         return 0 if built is None else (built[1] - built[0]).days + 1
+    state = _state(session, lock=True)
+    days, settled, newest = _member_days(session, state.members_after, now or utcnow())
+    # Negative tokens: never equal to the processor's (event seqs), so neither side clears the other's mark.
+    mark_days(session, days, -newest)
+    state.members_after = settled
     marks = session.execute(select(CohortDirtyDay.day, CohortDirtyDay.token)
                             .order_by(CohortDirtyDay.day).limit(limit)).all()
     for first, last in _runs(day for day, _token in marks):
@@ -269,33 +313,31 @@ def cells(session: Session, start: date, end: date, window_days: int) -> dict[Ce
     days computed live; None when the rollup cannot answer (a window not kept, or the rollup incomplete)."""
     if window_days not in ROLLUP_WINDOWS or not is_built(session):
         return None
-    dirty = list(session.scalars(select(CohortDirtyDay.day).where(CohortDirtyDay.day >= start,
-                                                                  CohortDirtyDay.day <= end)))
+    dirty = set(session.scalars(select(CohortDirtyDay.day).where(CohortDirtyDay.day >= start,
+                                                                 CohortDirtyDay.day <= end)))
+    # Campaign entries the refresher has not taken yet: their days are read live too.
+    state = session.get(RollupState, STATE)
+    pending, _settled, _newest = _member_days(session, state.members_after if state else 0, utcnow(),
+                                              limit=1_000_000_000)
+    dirty |= {day for day in pending if start <= day <= end}
     found: dict[CellKey, Cell] = {}
     skip = set(dirty)
     for row in session.execute(select(CohortDay).where(CohortDay.window_days == window_days, CohortDay.day >= start,
                                                        CohortDay.day <= end)).scalars():
         if row.day not in skip:
-            found[(window_days, row.day, row.channel_id, row.referred)] = _cell(row)
+            found[(window_days, row.day, row.channel_id, row.referred, row.campaign)] = _cell(row)
     for first, last in _runs(dirty):
         found.update(compute_cells(session, first, last, (window_days,)))
     return found
 
 
 def open_windows(session: Session, start: date, end: date, window_days: int,
-                 now: datetime) -> tuple[date, dict[tuple[int, bool], int]]:
-    """Return the first registration day whose window is still open, and per (channel id, referred) how many of
-    that day's registrations are still inside their window (the days after it are wholly inside)."""
+                 now: datetime) -> tuple[date, dict[CellKey, int]]:
+    """Return the first registration day whose window is still open, and per cell of that day how many of its
+    registrations are still inside their window (the days after it are wholly inside)."""
     since = now - timedelta(days=window_days)
     boundary = local_date(since)
     if not start <= boundary <= end:
         return boundary, {}
-    _, hi = local_day_bounds(boundary)
-    referred = Investor.referrer_id.is_not(None)
-    counts: dict[tuple[int, bool], int] = defaultdict(int)
-    for channel_id, is_referred, n in session.execute(
-            select(Investor.channel_id, referred, func.count())
-            .where(Investor.registered_at > since, Investor.registered_at < hi)
-            .group_by(Investor.channel_id, referred)):
-        counts[(channel_id or 0, bool(is_referred))] += int(n)
-    return boundary, dict(counts)
+    young = compute_cells(session, boundary, boundary, (window_days,), registered_after=since)
+    return boundary, {key: cell.registrations for key, cell in young.items()}

@@ -109,8 +109,8 @@ def _compute(q: FunnelQuery, now: datetime | None = None, *, money: bool = False
     """Return the funnel: from the daily rollup when it can answer, else from the cohort; `times` adds the times
     to convert (always a pass over the cohort's milestones), `money` the first investments' money."""
     session = request_session()
-    result = None if times and q.group_by == "campaign" else queries.funnel_from_rollup(
-        session=session, start=q.start, end=q.end, window_days=q.window_days, group_by=q.group_by, now=now)
+    result = queries.funnel_from_rollup(session=session, start=q.start, end=q.end, window_days=q.window_days,
+                                        group_by=q.group_by, now=now)
     if result is not None and not times:
         return result
     live = funnel(queries.funnel_cohort(session=session, start=q.start, end=q.end, window_days=q.window_days,

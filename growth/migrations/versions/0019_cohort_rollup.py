@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column('day', sa.Date(), nullable=False),
         sa.Column('channel_id', sa.Integer(), nullable=False),
         sa.Column('referred', sa.Boolean(), nullable=False),
+        sa.Column('campaign', sa.Integer(), nullable=False),
         sa.Column('registrations', sa.Integer(), nullable=False),
         *(sa.Column(f'step{k}', sa.Integer(), nullable=False) for k in range(1, 6)),
         sa.Column('funnel_first_fen', sa.BigInteger(), nullable=False),
@@ -33,7 +34,8 @@ def upgrade() -> None:
         sa.Column('first_investors', sa.Integer(), nullable=False),
         sa.Column('first_investment_fen', sa.BigInteger(), nullable=False),
         sa.Column('amount_term_fen_days', sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint('window_days', 'day', 'channel_id', 'referred', name=op.f('pk_dashboard_cohort_days')),
+        sa.PrimaryKeyConstraint('window_days', 'day', 'channel_id', 'referred', 'campaign',
+                                name=op.f('pk_dashboard_cohort_days')),
     )
     op.create_table(
         'dashboard_cohort_dirty_days',
@@ -46,6 +48,7 @@ def upgrade() -> None:
         sa.Column('name', sa.String(length=32), nullable=False),
         sa.Column('built', sa.Boolean(), nullable=False),
         sa.Column('next_day', sa.Date(), nullable=True),
+        sa.Column('members_after', sa.BigInteger(), nullable=False),
         sa.Column('updated_at', UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('name', name=op.f('pk_dashboard_rollup_state')),
     )
