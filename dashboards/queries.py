@@ -78,11 +78,13 @@ def funnel_from_rollup(*, session: Session, start: date, end: date, window_days:
 
     Without `now`, nobody is counted as inside their window (the API does not report it).
     """
-    found = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days)
+    # Only the dimension the grouping needs (the day is always kept: weeks, marked days, open windows).
+    keep = {"channel": ("channel",), "referral": ("referred",), "campaign": ("campaign",)}.get(group_by, ())
+    found = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days, keep)
     if found is None:
         return None
     boundary, on_boundary = (date.max, {}) if now is None else rollup.open_windows(session, start, end, window_days,
-                                                                                 now)
+                                                                                 now, keep)
     ids = sorted({key[2] for key in found if key[2]})
     channels = {cid: (code, name) for cid, code, name in session.execute(
         select(AcquisitionChannel.id, AcquisitionChannel.code, AcquisitionChannel.name)
@@ -151,9 +153,9 @@ def channel_economics(*, session: Session, start: date, end: date, window_days: 
             found = figures[channel_id] = ChannelFigures(code="", label="")
         return found
 
-    cells = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days)
+    cells = rollup.cells(session, max(start, FIRST_DAY), min(end, LAST_DAY), window_days, ("channel",))
     if cells is not None:
-        boundary, on_boundary = rollup.open_windows(session, start, end, window_days, now)
+        boundary, on_boundary = rollup.open_windows(session, start, end, window_days, now, ("channel",))
         for key, cell in cells.items():
             f = row(key[2] or None)
             f.registrations += cell.registrations

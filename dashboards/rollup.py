@@ -136,11 +136,6 @@ def _row(key: CellKey, cell: Cell) -> dict[str, Any]:
             "amount_term_fen_days": cell.amount_term_fen_days}
 
 
-def _cell(row: Any) -> Cell:
-    return Cell(row.registrations, [row.step1, row.step2, row.step3, row.step4, row.step5], row.funnel_first_fen,
-                row.funnel_first_fen_days, row.first_investors, row.first_investment_fen, row.amount_term_fen_days)
-
-
 def build_days(session: Session, first: date, last: date) -> int:
     """Replace the rows of the registration days [first, last] with freshly computed ones; return how many."""
     cells = compute_cells(session, first, last)
@@ -308,11 +303,40 @@ def registration_day_count(session: Session) -> int:
 
 # ---------------------------------------------------------------- reading
 
-def cells(session: Session, start: date, end: date, window_days: int) -> dict[CellKey, Cell] | None:
-    """Return the cells of the registration days [start, end] for a window: settled days from their rows, marked
-    days computed live; None when the rollup cannot answer (a window not kept, or the rollup incomplete)."""
+DIMENSIONS = ("channel", "referred", "campaign")
+_SUMMED = ("registrations", "step1", "step2", "step3", "step4", "step5", "funnel_first_fen", "funnel_first_fen_days",
+           "first_investors", "first_investment_fen", "amount_term_fen_days")
+
+
+def collapse(key: CellKey, keep: Iterable[str]) -> CellKey:
+    """Return a cell's key with the dimensions not kept set to their blank (cells so keyed are summed)."""
+    window, day, channel_id, referred, campaign = key
+    return (window, day, channel_id if "channel" in keep else 0, referred if "referred" in keep else False,
+            campaign if "campaign" in keep else NO_CAMPAIGN)
+
+
+def _add(into: dict[CellKey, Cell], key: CellKey, cell: Cell) -> None:
+    found = into.get(key)
+    if found is None:
+        into[key] = cell
+        return
+    found.registrations += cell.registrations
+    found.steps = [a + b for a, b in zip(found.steps, cell.steps, strict=True)]
+    found.funnel_first_fen += cell.funnel_first_fen
+    found.funnel_first_fen_days += cell.funnel_first_fen_days
+    found.first_investors += cell.first_investors
+    found.first_investment_fen += cell.first_investment_fen
+    found.amount_term_fen_days += cell.amount_term_fen_days
+
+
+def cells(session: Session, start: date, end: date, window_days: int,
+          keep: Iterable[str] = DIMENSIONS) -> dict[CellKey, Cell] | None:
+    """Return the cells of the registration days [start, end] for a window, per day and the dimensions kept (the
+    others summed, in SQL): settled days from their rows, marked days computed live; None when the rollup cannot
+    answer (a window not kept, or the rollup incomplete)."""
     if window_days not in ROLLUP_WINDOWS or not is_built(session):
         return None
+    kept = frozenset(keep)
     dirty = set(session.scalars(select(CohortDirtyDay.day).where(CohortDirtyDay.day >= start,
                                                                  CohortDirtyDay.day <= end)))
     # Campaign entries the refresher has not taken yet: their days are read live too.
@@ -320,24 +344,37 @@ def cells(session: Session, start: date, end: date, window_days: int) -> dict[Ce
     pending, _settled, _newest = _member_days(session, state.members_after if state else 0, utcnow(),
                                               limit=1_000_000_000)
     dirty |= {day for day in pending if start <= day <= end}
+    columns = {"channel": CohortDay.channel_id, "referred": CohortDay.referred, "campaign": CohortDay.campaign}
+    grouped = [columns[d] for d in DIMENSIONS if d in kept]
     found: dict[CellKey, Cell] = {}
-    skip = set(dirty)
-    for row in session.execute(select(CohortDay).where(CohortDay.window_days == window_days, CohortDay.day >= start,
-                                                       CohortDay.day <= end)).scalars():
-        if row.day not in skip:
-            found[(window_days, row.day, row.channel_id, row.referred, row.campaign)] = _cell(row)
+    for row in session.execute(
+            select(CohortDay.day, *grouped, *(func.sum(getattr(CohortDay, c)) for c in _SUMMED))
+            .where(CohortDay.window_days == window_days, CohortDay.day >= start, CohortDay.day <= end)
+            .group_by(CohortDay.day, *grouped)):
+        day = row[0]
+        if day in dirty:
+            continue
+        dims: dict[str, Any] = dict(zip([d for d in DIMENSIONS if d in kept], row[1:1 + len(grouped)], strict=True))
+        sums = [int(v or 0) for v in row[1 + len(grouped):]]
+        key: CellKey = (window_days, day, int(dims.get("channel", 0)), bool(dims.get("referred", False)),
+                        int(dims.get("campaign", NO_CAMPAIGN)))
+        found[key] = Cell(sums[0], sums[1:6], *sums[6:])
     for first, last in _runs(dirty):
-        found.update(compute_cells(session, first, last, (window_days,)))
+        for key, cell in compute_cells(session, first, last, (window_days,)).items():
+            _add(found, collapse(key, kept), cell)
     return found
 
 
-def open_windows(session: Session, start: date, end: date, window_days: int,
-                 now: datetime) -> tuple[date, dict[CellKey, int]]:
-    """Return the first registration day whose window is still open, and per cell of that day how many of its
-    registrations are still inside their window (the days after it are wholly inside)."""
+def open_windows(session: Session, start: date, end: date, window_days: int, now: datetime,
+                 keep: Iterable[str] = DIMENSIONS) -> tuple[date, dict[CellKey, int]]:
+    """Return the first registration day whose window is still open, and per cell of that day (keyed as `cells`
+    keys them) how many of its registrations are still inside their window (the days after it are wholly inside)."""
     since = now - timedelta(days=window_days)
     boundary = local_date(since)
     if not start <= boundary <= end:
         return boundary, {}
+    counts: dict[CellKey, int] = defaultdict(int)
     young = compute_cells(session, boundary, boundary, (window_days,), registered_after=since)
-    return boundary, {key: cell.registrations for key, cell in young.items()}
+    for key, cell in young.items():
+        counts[collapse(key, keep)] += cell.registrations
+    return boundary, dict(counts)
