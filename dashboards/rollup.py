@@ -347,6 +347,7 @@ def cells(session: Session, start: date, end: date, window_days: int,
     columns = {"channel": CohortDay.channel_id, "referred": CohortDay.referred, "campaign": CohortDay.campaign}
     grouped = [columns[d] for d in DIMENSIONS if d in kept]
     found: dict[CellKey, Cell] = {}
+    row: Any
     for row in session.execute(
             select(CohortDay.day, *grouped, *(func.sum(getattr(CohortDay, c)) for c in _SUMMED))
             .where(CohortDay.window_days == window_days, CohortDay.day >= start, CohortDay.day <= end)
@@ -355,7 +356,7 @@ def cells(session: Session, start: date, end: date, window_days: int,
         if day in dirty:
             continue
         dims: dict[str, Any] = dict(zip([d for d in DIMENSIONS if d in kept], row[1:1 + len(grouped)], strict=True))
-        sums = [int(v or 0) for v in row[1 + len(grouped):]]
+        sums: list[int] = [int(v or 0) for v in row[1 + len(grouped):]]
         key: CellKey = (window_days, day, int(dims.get("channel", 0)), bool(dims.get("referred", False)),
                         int(dims.get("campaign", NO_CAMPAIGN)))
         found[key] = Cell(sums[0], sums[1:6], *sums[6:])
