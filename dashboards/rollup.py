@@ -241,7 +241,7 @@ def build_step(session: Session, days: int = BUILD_DAYS_PER_RUN) -> tuple[date, 
 
 
 def _member_days(session: Session, after: int, now: datetime,
-                 limit: int = MEMBER_ROWS_PER_RUN) -> tuple[set[date], int, int]:
+                 limit: int | None = MEMBER_ROWS_PER_RUN) -> tuple[set[date], int, int]:
     """Return the registration days of the campaign entries after member id `after`, how far the cursor may move
     (entries older than MEMBER_HORIZON: a later commit of a lower id is not expected past it) and the newest id."""
     m = CampaignMember
@@ -341,8 +341,7 @@ def cells(session: Session, start: date, end: date, window_days: int,
                                                                  CohortDirtyDay.day <= end)))
     # Campaign entries the refresher has not taken yet: their days are read live too.
     state = session.get(RollupState, STATE)
-    pending, _settled, _newest = _member_days(session, state.members_after if state else 0, utcnow(),
-                                              limit=1_000_000_000)
+    pending, _settled, _newest = _member_days(session, state.members_after if state else 0, utcnow(), limit=None)
     dirty |= {day for day in pending if start <= day <= end}
     columns = {"channel": CohortDay.channel_id, "referred": CohortDay.referred, "campaign": CohortDay.campaign}
     grouped = [columns[d] for d in DIMENSIONS if d in kept]

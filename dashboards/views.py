@@ -299,12 +299,12 @@ def funnel_page():  # type: ignore[no-untyped-def]
         figure=charts.funnel_figure(labels, total.counts, people=_("人")).to_json(),
         figures=_funnel_figures(q, result, rows, labels), times=_step_times(total), clicks=every_click,
         immature_since=immature_since(now, q.window_days), chart_groups=CHART_GROUPS,
-        group_title=GROUP_TITLES[q.group_by](),
+        group_title=str(GROUP_TITLES[q.group_by]),
     )
 
 
-GROUP_TITLES = {"none": lambda: "", "channel": lambda: _("按渠道"), "week": lambda: _("按注册周"),
-                "campaign": lambda: _("按首个参加的活动"), "referral": lambda: _("按是否被邀请")}
+GROUP_TITLES = {"none": "", "channel": _l("按渠道"), "week": _l("按注册周"), "campaign": _l("按首个参加的活动"),
+                "referral": _l("按是否被邀请")}
 TIME_COLUMNS = ("median_seconds", "p90_seconds")
 
 
