@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.campaign_steps import open_editor_once_the_channel_is_known, send_events
 from tests.e2e.conftest import ARTIFACTS, Staff
@@ -110,13 +111,19 @@ def test_an_approved_campaign_runs_on_schedule_and_its_page_shows_the_outcome(
     page.goto(campaign_url)
     deadline = time.monotonic() + RUN_TIMEOUT
     while True:
-        done = (page.locator('#campaign-runs[data-in-progress="false"] #run-list').count()
-                and page.locator('[data-tile="members"]').count()
-                and _tile(page, "messages").split(" / ")[0] == _tile(page, "granted") != "0")
+        page.wait_for_load_state("load")
+        try:
+            running = page.locator('#campaign-runs[data-in-progress="true"]').count()
+            done = (not running and page.locator('#campaign-runs #run-list').count()
+                    and page.locator('[data-tile="members"]').count()
+                    and _tile(page, "messages").split(" / ")[0] == _tile(page, "granted") != "0")
+        except PlaywrightError:  # the page reloaded itself while we looked: look again
+            running, done = 1, False
         if done or time.monotonic() > deadline:
             break
-        page.wait_for_timeout(3000)  # the page also polls and reloads itself; this only looks again
-        page.reload()
+        page.wait_for_timeout(3000)
+        if not running:  # while a run is in progress the page polls and reloads itself: a reload of ours would race it
+            page.reload()
     assert done, f"the campaign did not run and finish within {RUN_TIMEOUT} s"
 
     expect(page.locator("#campaign-status [data-status]")).to_have_attribute("data-status", "finished")
