@@ -57,16 +57,19 @@ class Stripped:
     changed: bool
 
 
-def strip_event(body: Mapping[str, Any], *, keep: Mapping[str, Any] | None = None) -> Stripped:
+def strip_event(body: Mapping[str, Any], *, keep: Mapping[str, Any] | None = None, profile_only: bool = False
+                ) -> Stripped:
     """Return an event body without its personal fields; `keep` maps a field (e.g. "user.phone") to a value kept.
 
     A field whose value equals its `keep` value stays (retention keeps what the investor still holds, so a
-    replay gives the same profile); with no `keep` every personal field goes (erasure).
+    replay gives the same profile); with no `keep` every personal field goes (erasure). `profile_only` leaves
+    the registration's device and address alone (retention: attribution and the referral checks read them).
     """
     keep = keep or {}
     out = dict(body)
     changed = False
-    for part, fields in (("user", EVENT_USER_FIELDS), ("data", EVENT_DATA_FIELDS)):
+    parts = [("user", EVENT_USER_FIELDS)] + ([] if profile_only else [("data", EVENT_DATA_FIELDS)])
+    for part, fields in parts:
         section = out.get(part)
         if not isinstance(section, dict):
             continue
