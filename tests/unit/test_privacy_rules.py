@@ -61,3 +61,32 @@ def test_retention_settings_come_from_the_environment_and_a_bad_one_stops_the_st
     monkeypatch.setenv("GROWTH_RETENTION_JOB_SECONDS", "0")
     with pytest.raises(ConfigError, match="GROWTH_RETENTION_JOB_SECONDS"):
         Config.from_env()
+
+
+# Fields of the stored events that are not personal: ids, codes, money, products, consent switches.
+NOT_PERSONAL = {"id", "channel_code", "click_id", "referral_code", "deposit_id", "amount", "investment_id", "product",
+                "reward_ids", "interest", "withdrawal_id", "channel", "granted"}
+
+
+def test_every_field_the_log_stores_is_classified_personal_or_not():
+    from growth.events.rules import DATA_FIELDS, USER_FIELDS
+
+    stored = set(USER_FIELDS) | {f for fields in DATA_FIELDS.values() for f in fields}
+    personal = set(rules.EVENT_USER_FIELDS) | set(rules.EVENT_DATA_FIELDS)
+    assert stored == personal | NOT_PERSONAL  # a new stored field must be added to one side
+    assert not personal & NOT_PERSONAL
+    assert set(USER_FIELDS) - {"id"} == set(rules.EVENT_USER_FIELDS)
+
+
+def test_every_investors_column_is_classified_personal_derived_or_not():
+    from growth.investors.models import Investor
+
+    columns = {c.key for c in Investor.__table__.columns}
+    personal = {c for pair in rules.INVESTOR_PERSONAL_COLUMNS.items() for c in pair if c}
+    derived = {"phone_last4", "name_key", "email_key"}  # generated from the personal columns: they follow them
+    not_personal = {"id", "platform_user_id", "referral_code", "registered_at", "kyc_verified_at", "card_bound_at",
+                    "first_deposit_at", "first_investment_at", "repeat_investment_at", "channel_id", "click_id",
+                    "channel_code_given", "referral_code_used", "referrer_id", "investment_count",
+                    "investment_total_fen", "holdings_fen", "deposit_total_fen", "withdrawal_total_fen",
+                    "last_activity_at", "erased_at"}
+    assert columns == personal | derived | not_personal  # a new column must be classified here and in the rules
