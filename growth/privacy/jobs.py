@@ -122,8 +122,12 @@ def messages_step(*, session: Session, now: datetime, days: int, limit: int) -> 
     cursor = _cursor(session, MESSAGES_CURSOR, now)
     cutoff = now - timedelta(days=days)
     m = OutboxMessage
-    rows = session.scalars(_lock(select(m).where(m.id > cursor.position, m.created_at < cutoff)
-                                 .order_by(m.id).limit(limit), session)).all()
+    found = session.scalars(_lock(select(m).where(m.id > cursor.position).order_by(m.id).limit(limit), session)).all()
+    rows = []
+    for row in found:
+        if row.created_at >= cutoff:
+            break  # ids follow creation: the rest is newer (the cursor never passes a message not yet old)
+        rows.append(row)
     if not rows:
         return Step()
     changed = 0
