@@ -73,8 +73,9 @@ def personal_data_found(app: Flask) -> list[str]:
 
 
 @pytest.fixture
-def world(app: Flask, client: Any) -> dict[str, Any]:
+def world(app: Flask, client: Any, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
     """One investor seeded through the events API with personal data everywhere, and the other things that hold it."""
+    caplog.set_level(logging.DEBUG)  # every log line from ingest, processing, delivery and erasure is looked at
     referrer = "u_referrer"
     events = [
         event("user.registered", referrer, T0 - timedelta(days=2), {"channel_code": "wechat_ads"},
@@ -142,7 +143,6 @@ def _erase(app: Flask, *args: str, input: str | None = None) -> Any:
 
 
 def test_after_erasure_no_table_or_log_holds_the_investor_and_the_numbers_are_unchanged(app, client, world, caplog):
-    caplog.set_level(logging.DEBUG)
     before = _numbers(client, world["token"])
     assert personal_data_found(app)  # the scan finds what is there
 
@@ -151,7 +151,9 @@ def test_after_erasure_no_table_or_log_holds_the_investor_and_the_numbers_are_un
     assert result.exit_code == 0, result.output
     assert personal_data_found(app) == []
     assert _numbers(client, world["token"]) == before
-    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records).lower()
+    records = [*caplog.get_records("setup"), *caplog.records]
+    assert any(r.name.startswith("growth.privacy") for r in records)  # the erasure's own line was captured
+    logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in records).lower()
     assert [n for n in NEEDLES if n.lower() in logged] == []
     assert not [n for n in NEEDLES if n.lower() in result.output.lower()]
     with get_db(app).session_scope() as s:
