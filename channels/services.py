@@ -156,7 +156,8 @@ def retry_messages(*, session: Session, now: datetime, ids: Sequence[int] | None
     if (ids is None) == (filters is None):
         raise ValueError("choose the messages either by id or by filter")
     m = OutboxMessage
-    conditions: list[ColumnElement[bool]] = [m.status.in_(RETRYABLE)]
+    # A body erased or past its retention (growth.privacy) has nothing left to send.
+    conditions: list[ColumnElement[bool]] = [m.status.in_(RETRYABLE), m.content["redacted"].as_string().is_(None)]
     if ids is not None:
         wanted = sorted({int(i) for i in ids})
         if not wanted:

@@ -319,6 +319,7 @@ def _register_background_work(app: Flask) -> None:
     from growth.crm import jobs as crm_jobs
     from growth.crm.services import default_settings as crm_default_settings
     from growth.events.processor import run_processor
+    from growth.privacy import jobs as privacy_jobs
     from growth.referrals import jobs as referral_jobs
     from growth.rewards import jobs as reward_jobs
 
@@ -344,6 +345,9 @@ def _register_background_work(app: Flask) -> None:
             ("dashboards-rollup", dashboard_jobs.task_refresh, app.config["DASHBOARD_ROLLUP_JOB_SECONDS"])):
         scheduler.register_task(job_id, task)
         scheduler.register_system_job(job_id, float(seconds), job_id)
+    # Retention strips old personal data in transactions of its own (bounded, resumable): a read scope for the job.
+    scheduler.register_task("data-retention", privacy_jobs.task_retention, write=False)
+    scheduler.register_system_job("data-retention", float(app.config["RETENTION_JOB_SECONDS"]), "data-retention")
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -439,5 +439,41 @@ def campaigns_import(file: Any, as_email: str | None) -> None:
     click.echo(f"created {len(ids)} draft(s): {', '.join(map(str, ids))}")
 
 
+# --- investors: data protection (growth.privacy) ---------------------------------------------------
+@cli.group()
+def investors() -> None:
+    """Data protection for one investor (PIPL)."""
+
+
+@investors.command("erase")
+@click.argument("user_id")
+@click.option("--reason", required=True, help="why (a request's reference); recorded in the audit log")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@with_appcontext
+def investors_erase(user_id: str, reason: str, yes: bool) -> None:
+    """Erase one investor's personal data everywhere (by platform user id); their numbers stay. Safe to repeat."""
+    from growth.privacy.services import erase_investor, find_investor
+    from growth.timeutil import utcnow
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _session_scope(app) as session:
+        try:
+            investor = find_investor(user_id, session=session)
+        except DomainError as err:
+            _fail(err)
+        already = investor.erased_at is not None
+    if not yes:
+        again = " It was erased before; this erases anything that came since." if already else ""
+        click.confirm(f"Erase the personal data of investor {user_id} (phone, name, email, messages, notes, "
+                      f"event payloads)? This cannot be undone.{again}", abort=True)
+    with _session_scope(app) as session:
+        try:
+            done = erase_investor(user_id, session=session, reason=reason, now=utcnow(), actor="cli")
+        except DomainError as err:
+            _fail(err)
+    counts = ", ".join(f"{k} {v}" for k, v in done.counts.items())
+    click.echo(f"investor {user_id} erased{' again' if done.again else ''}: {counts}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

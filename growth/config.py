@@ -42,6 +42,17 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _at_least(key: str, raw: str, kind: type[int] | type[float], minimum: int) -> int | float:
+    """Return a GROWTH_<key> number of `minimum` or more, or stop the start with a message saying which."""
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(f"{PREFIX}{key} must be a whole number of {minimum} or more (got {raw!r})")
+    return value
+
+
 class Config:
     """Settings shared by every environment; values come from GROWTH_* variables."""
 
@@ -130,6 +141,13 @@ class Config:
     ECONOMICS_SERVICE_FEE_RATE = ""
     DASHBOARD_ROLLUP_JOB_SECONDS = 10.0  # how often the dashboards' daily cohort rollup takes the marked days
     CRM_JOB_SECONDS = 300.0  # how often the scheduler runs the follow-up rules and assigns the pool
+    # Data protection (growth/privacy): how many days raw event payloads and message bodies keep their personal
+    # fields (0 = keep them), and how often the scheduler's `data-retention` job strips what is older.
+    RETENTION_EVENT_PAYLOAD_DAYS = 365
+    RETENTION_MESSAGE_BODY_DAYS = 180
+    RETENTION_JOB_SECONDS = 600.0
+    RETENTION_BATCH_SIZE = 1000  # rows a retention transaction takes at most (events, then messages)
+    RETENTION_MAX_BATCHES = 20  # transactions a run makes at most for each; the next run takes the rest
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
@@ -146,6 +164,11 @@ class Config:
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
+        for key in [k for k in values if k.startswith("RETENTION_")]:
+            raw = os.environ.get(PREFIX + key, "").strip()
+            if raw:
+                values[key] = _at_least(key, raw, float if key.endswith("_SECONDS") else int,
+                                        0 if key.endswith("_DAYS") else 1)
         for key in [k for k in values if k.startswith(("REFERRAL_", "CRM_", "ECONOMICS_"))]:  # validated at build
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = os.environ[PREFIX + key].strip()

@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "costs.imported": _l("导入渠道成本"),
     "investor.pii_revealed": _l("查看投资人完整信息"),
     "investor.tagged": _l("给投资人加标签"),
+    "investor.erased": _l("删除投资人个人信息"),
     "investor.untagged": _l("移除投资人标签"),
     "investor.exported": _l("导出投资人"),
     "investor.searched": _l("按个人信息搜索投资人"),

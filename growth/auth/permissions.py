@@ -56,6 +56,8 @@ class Permission(StrEnum):
     # Putting tags on investors and taking them off (the people who work with investors: agents, marketers, admins;
     # not the read-only roles). Tags feed campaign audiences (`tag has`), so every change is audited.
     INVESTORS_TAG = "investors.tag"
+    # Erasing an investor's personal data for good (PIPL; growth/privacy): administrators only.
+    INVESTORS_ERASE = "investors.erase"
     EVENTS_VIEW = "events.view"
     EVENTS_REPLAY = "events.replay"
     FUNNEL_VIEW = "funnel.view"

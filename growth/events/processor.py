@@ -12,23 +12,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from growth.db import Database, get_db
+from growth.db import Database, get_db, table_of, update_many
 from growth.events.models import PlatformEvent, ProcessorCursor
+from growth.investors.models import Investor
 from growth.locks import claim, new_holder_id, release
+from growth.privacy.rules import strip_event
 from growth.projections import Batch, Emission, LoggedEvent, Projections, projections_of
 from growth.timeutil import utcnow
 
 log = logging.getLogger("growth.events.processor")
 CURSOR = "projections"
 LEASE = "events-processor"
+_INVESTORS = table_of(Investor)
+_EVENTS = table_of(PlatformEvent)
 
 
 @dataclass
@@ -64,11 +69,38 @@ def process_batch(*, session: Session, projections: Projections, limit: int, now
     loads = orjson.loads
     events = [LoggedEvent(seq, eid, typ, at, uid, loads(payload)) for seq, eid, typ, at, uid, payload in rows]
     batch = Batch(session, projections)
+    events = _without_erased_data(batch, events)
     batch.run(events)
     cursor.position = rows[-1][0]
     cursor.updated_at = now
     session.flush()
     return BatchOutcome(len(rows), cursor.position, batch.emissions)
+
+
+def _without_erased_data(batch: Batch, events: list[LoggedEvent]) -> list[LoggedEvent]:
+    """Take erased investors' personal fields out of their events, in the log too, before any projection reads them.
+
+    An erased investor stays erased: a new or replayed event with their phone or name (the platform's copy of an
+    old registration, a backfill) neither restores it on the investors row nor keeps it in the log.
+    """
+    user_ids = sorted({e.user_id for e in events})
+    erased: set[str] = set()
+    for clause in batch.where_in(_INVESTORS.c.platform_user_id, user_ids):
+        erased.update(batch.session.scalars(
+            select(_INVESTORS.c.platform_user_id).where(_INVESTORS.c.erased_at.is_not(None), clause)))
+    if not erased:
+        return events
+    out: list[LoggedEvent] = []
+    changed: list[dict[str, Any]] = []
+    for event in events:
+        if event.user_id in erased:
+            stripped = strip_event(event.body)
+            if stripped.changed:
+                event = replace(event, body=stripped.body)
+                changed.append({"seq": event.seq, "payload": orjson.dumps(stripped.body).decode()})
+        out.append(event)
+    update_many(batch.connection, _EVENTS, changed, key="seq")
+    return out
 
 
 def send(emissions: list[Emission], sender: object) -> None:

@@ -52,6 +52,8 @@ class Investor(Base):
         Index("ix_investors_phone_last4", "phone_last4"),
         Index("ix_investors_name_key", "name_key"),
         Index("ix_investors_email_key", "email_key"),
+        # The processor asks which of a batch's investors are erased: few rows have a value, so this is small.
+        Index("ix_investors_erased", "erased_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -88,6 +90,10 @@ class Investor(Base):
     referrer_id: Mapped[int | None] = mapped_column(ForeignKey("investors.id"), index=True)
     device_id: Mapped[str | None] = mapped_column(String(200))
     registration_ip: Mapped[str | None] = mapped_column(String(200))
+
+    # When the investor was erased (growth.privacy): their personal data is gone and no event brings it back.
+    # Not from the log: a replay keeps it.
+    erased_at: Mapped[datetime | None]
 
     # Running totals (integer fen).
     investment_count: Mapped[int] = mapped_column(default=0)

@@ -44,7 +44,7 @@ _INVESTORS = table_of(Investor)
 _INVESTMENTS = table_of(Investment)
 _MOVEMENTS = table_of(FundsMovement)
 _INVESTMENT_COLUMNS = tuple(c.key for c in _INVESTMENTS.columns if c.key not in ("id", "investment_id"))
-_KEEPS = ("platform_user_id", "referral_code")  # who the investor is: kept by a replay
+_KEEPS = ("platform_user_id", "referral_code", "erased_at")  # who the investor is, and an erasure: kept by a replay
 _TOTALS = ("investment_count", "investment_total_fen", "holdings_fen", "deposit_total_fen", "withdrawal_total_fen")
 
 

@@ -27,6 +27,7 @@ from growth.inputs import form_id, id_arg, page_arg
 from growth.investors import services, tags
 from growth.investors.models import MILESTONE_LABELS, MILESTONES
 from growth.investors.rules import REVEALED_KEY, SearchTerms, reveal_holds, search_terms
+from growth.privacy import services as privacy
 from growth.referrals import services as referral_services
 from growth.referrals.models import STATUS_LABELS as REFERRAL_STATUS_LABELS
 from growth.rewards import services as reward_services
@@ -277,6 +278,27 @@ def reveal(investor_id: int):  # type: ignore[no-untyped-def]
                 if isinstance(value, int | float) and value > now}
     revealed[str(investor_id)] = until
     session[REVEALED_KEY] = revealed
+    return redirect(url_for("investors.detail", investor_id=investor_id))
+
+
+# --- erasure (PIPL) -------------------------------------------------------------------------------
+
+
+@bp.route("/investors/<int:investor_id>/erase", methods=["POST"])
+@require(Permission.INVESTORS_ERASE)
+def erase(investor_id: int):  # type: ignore[no-untyped-def]
+    investor = services.get_investor(investor_id, session=request_session())
+    form = {k: request.form.get(k, "") for k in ("erase_reason", "erase_confirm")}
+    try:
+        if form["erase_confirm"].strip() != investor.platform_user_id:
+            raise DomainError(_("请输入该投资人的平台用户 ID 以确认删除"), field="erase_confirm")
+        privacy.erase_investor(investor.platform_user_id, reason=form["erase_reason"][:1000],
+                               session=request_session(), now=utcnow())
+    except DomainError as err:
+        if err.field == "reason":
+            err.field = "erase_reason"
+        return _refused(investor_id, err, form)
+    flash(_("已删除该投资人的个人信息；其编号、里程碑与金额保留，统计数字不变。"), "success")
     return redirect(url_for("investors.detail", investor_id=investor_id))
 
 
