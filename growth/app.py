@@ -157,6 +157,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
+    _init_observability(app)  # first of the request hooks: every request, even a refused one, gets its id
     inputs.init_app(app)  # before the blueprints: their int URL parts use its bounded converter
     init_request_size(app)  # after inputs: its limit goes first, before the NUL guard reads the form
     init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
@@ -169,6 +170,12 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     _register_template_helpers(app)
     _register_background_work(app)
     return app
+
+
+def _init_observability(app: Flask) -> None:
+    from growth.observability.views import init_app
+
+    init_app(app)  # log output, request ids, request metrics; /healthz, /readyz, /metrics
 
 
 def _init_extensions(app: Flask) -> None:

@@ -130,6 +130,14 @@ class Config:
     ECONOMICS_SERVICE_FEE_RATE = ""
     DASHBOARD_ROLLUP_JOB_SECONDS = 10.0  # how often the dashboards' daily cohort rollup takes the marked days
     CRM_JOB_SECONDS = 300.0  # how often the scheduler runs the follow-up rules and assigns the pool
+    # Health, metrics and logs (docs/operations.md). /readyz wants a `growth worker` heartbeat newer than
+    # READY_HEARTBEAT_SECONDS unless READY_REQUIRES_WORKER is off (a deployment that runs no workers on purpose).
+    HEARTBEAT_SECONDS = 5.0
+    READY_HEARTBEAT_SECONDS = 60.0
+    READY_REQUIRES_WORKER = True
+    METRICS_TOKEN = ""  # a bearer token that may read /metrics from anywhere; without it, loopback only
+    LOG_FORMAT = "text"  # or "json": one JSON object a line on stderr
+    LOG_LEVEL = "INFO"  # the root level in json mode
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
@@ -146,6 +154,13 @@ class Config:
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
+        values["READY_REQUIRES_WORKER"] = _env_bool("READY_REQUIRES_WORKER", cls.READY_REQUIRES_WORKER)
+        for key in ("HEARTBEAT_SECONDS", "READY_HEARTBEAT_SECONDS"):
+            if os.environ.get(PREFIX + key, "").strip():
+                values[key] = float(os.environ[PREFIX + key])
+        for key in ("METRICS_TOKEN", "LOG_FORMAT", "LOG_LEVEL"):
+            if os.environ.get(PREFIX + key, "").strip():
+                values[key] = os.environ[PREFIX + key].strip()
         for key in [k for k in values if k.startswith(("REFERRAL_", "CRM_", "ECONOMICS_"))]:  # validated at build
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = os.environ[PREFIX + key].strip()
