@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from campaigns import scheduler
@@ -19,6 +24,8 @@ from growth.observability.models import JobRun
 from growth.timeutil import utcnow
 from tests.events import event, post_events
 from tests.observability import scrape, value
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _register(n: int) -> list[dict]:
@@ -116,3 +123,40 @@ def test_a_crashing_background_worker_is_counted_and_restarted(app, client, sess
 
     assert value(samples, "growth_worker_crashes_total", worker="flaky") == 1
     assert calls == [1]
+
+
+MULTIPROCESS_SCRIPT = """
+import os, sys
+from sqlalchemy import create_engine
+from growth.app import create_app
+from growth.config import TestConfig
+from growth.db import Base
+from growth.models import import_all_models
+
+import_all_models()
+url = "sqlite:///" + sys.argv[1]
+engine = create_engine(url)
+Base.metadata.create_all(engine)
+engine.dispose()
+config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+client = create_app(config | {"DATABASE_URL": url}).test_client()
+client.get("/healthz")
+client.get("/healthz")
+sys.stdout.write(client.get("/metrics").get_data(as_text=True))
+"""
+
+
+def test_with_a_multiprocess_folder_the_request_metrics_are_merged_from_files_every_worker_writes(tmp_path):
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env.update(PROMETHEUS_MULTIPROC_DIR=str(folder), GROWTH_INSTANCE_PATH=str(tmp_path / "instance"))
+    runs = [subprocess.run([sys.executable, "-c", MULTIPROCESS_SCRIPT, str(tmp_path / f"db{n}.sqlite")], env=env,
+                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=True) for n in (1, 2)]
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(runs[1].stdout) for s in family.samples}
+    healthz = (("endpoint", "observability.healthz"), ("method", "GET"), ("status", "200"))
+    assert samples[("growth_http_requests_total", healthz)] == 4  # two from each process
+    assert samples[("growth_metrics_database_up", ())] == 1
+    assert list(folder.glob("counter_*.db"))
