@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from growth.db import get_db
@@ -121,7 +122,7 @@ def record_run(job_id: str, *, session: Session, started: datetime, finished: da
         try:
             with session.begin_nested():
                 session.add(JobRun(job_id=job_id, runs=1, failures=0 if error is None else 1, **values))
-        except Exception:  # another process inserted it first: count on its row
+        except IntegrityError:  # another process inserted it first: count on its row
             session.execute(
                 update(JobRun).where(JobRun.job_id == job_id)
                 .values(runs=JobRun.runs + 1, failures=JobRun.failures + (0 if error is None else 1), **values)

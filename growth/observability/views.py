@@ -11,7 +11,6 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from growth.auth.permissions import public
-from growth.observability.logs import configure_logging
 from growth.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS, registry_for
 from growth.observability.rules import sane_request_id
 from growth.observability.services import readiness
@@ -68,8 +67,7 @@ def metrics() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Install the log output, the request id and the request metrics, and register the probes."""
-    configure_logging(app)
+    """Install the request id and the request metrics, and register the probes."""
     app.register_blueprint(bp)
 
     @app.before_request
