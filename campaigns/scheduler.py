@@ -32,6 +32,7 @@ from flask import Flask
 from campaigns.definition import Definition, cron_trigger
 from growth.db import get_db
 from growth.locks import claim, new_holder_id, release
+from growth.observability.services import record_job_run
 from growth.timeutil import SHANGHAI, utcnow
 
 log = logging.getLogger("campaigns.scheduler")
@@ -66,14 +67,17 @@ def run_job(task: str, *args: Any) -> None:
     if app is None:  # the scheduler of this process has stopped; the next leader runs it
         return
     started = time.monotonic()
+    began = utcnow()
     with app.app_context():
         try:
             fn, write = _TASKS[task]
             with get_db(app).session_scope(write=write) as session:
                 fn(session, utcnow(), *args)
-        except Exception:
+        except Exception as err:
             log.exception("job %s%r failed after %.3f s", task, args, time.monotonic() - started)
+            record_job_run(app, task, started=began, error=err)  # by task: campaign runs share one series
             raise
+    record_job_run(app, task, started=began)
     log.info("job %s%r done in %.3f s", task, args, time.monotonic() - started)
 
 

@@ -108,6 +108,9 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_due", "status", "due_at"),
         Index("ix_outbox_messages_investor_created", "investor_id", "created_at"),
         Index("ix_outbox_messages_campaign", "campaign_id", "id"),
+        # /metrics: outbox depth by status and channel (index-only), and the send latency of recent sends.
+        Index("ix_outbox_messages_status_channel", "status", "channel"),
+        Index("ix_outbox_messages_sent_at", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -22,6 +22,7 @@ from growth.assets import init_assets, register_asset
 from growth.config import Config, check_webhook_secrets
 from growth.errors import register_error_handlers
 from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
+from growth.observability.logs import configure_logging
 from growth.request_size import init_request_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         app.config.from_object(config)
     elif config:
         app.config.update(config)
+    configure_logging(app)  # before anything logs: every line in the configured format, personal data masked
     _private_folder(Path(app.instance_path))
     app.config["SECRET_KEY"] = _secret_key(app)
     app.config["WEBHOOK_SECRET"], source = _webhook_secret(app)
@@ -157,6 +159,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     dbmod.init_app(app, url)
+    _init_observability(app)  # first of the request hooks: every request, even a refused one, gets its id
     inputs.init_app(app)  # before the blueprints: their int URL parts use its bounded converter
     init_request_size(app)  # after inputs: its limit goes first, before the NUL guard reads the form
     init_assets(app)  # early: its after-request hook then runs last and has the final word on asset caching
@@ -169,6 +172,12 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     _register_template_helpers(app)
     _register_background_work(app)
     return app
+
+
+def _init_observability(app: Flask) -> None:
+    from growth.observability.views import init_app
+
+    init_app(app)  # request ids, request metrics; /healthz, /readyz, /metrics
 
 
 def _init_extensions(app: Flask) -> None:

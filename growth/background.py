@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 
+from growth.observability.services import Heartbeat, record_worker_crash
+from growth.timeutil import utcnow
+
 log = logging.getLogger("growth.background")
 
 Worker = Callable[[Flask, threading.Event], None]
@@ -37,9 +40,14 @@ class BackgroundRunner:
     workers: dict[str, Worker] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    heartbeat: bool = True  # tell /readyz this process is alive (a row in worker_heartbeats)
+    _beat: Heartbeat | None = None
 
     def start(self) -> None:
-        """Start every worker in its own thread."""
+        """Start every worker in its own thread, and the heartbeat."""
+        if self.heartbeat:
+            self._beat = Heartbeat(self.app, list(self.workers))
+            self._beat.start()
         for name, fn in self.workers.items():
             thread = threading.Thread(target=self._supervise, args=(name, fn), name=f"growth-{name}", daemon=True)
             thread.start()
@@ -47,10 +55,12 @@ class BackgroundRunner:
 
     def _supervise(self, name: str, fn: Worker) -> None:
         while not self.stop.is_set():
+            started = utcnow()
             try:
                 fn(self.app, self.stop)
-            except Exception:  # a crash must not end background work for good
+            except Exception as err:  # a crash must not end background work for good
                 log.exception("background worker %s crashed; restarting in 5 s", name)
+                record_worker_crash(self.app, name, err, started=started)
                 self.stop.wait(5)
             else:
                 return
@@ -61,6 +71,8 @@ class BackgroundRunner:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._beat is not None:
+            self._beat.shutdown()
 
 
 def workers_for(app: Flask) -> dict[str, Worker]:

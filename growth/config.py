@@ -148,6 +148,14 @@ class Config:
     RETENTION_JOB_SECONDS = 600.0
     RETENTION_BATCH_SIZE = 1000  # rows a retention transaction takes at most (events, then messages)
     RETENTION_MAX_BATCHES = 20  # transactions a run makes at most for each; the next run takes the rest
+    # Health, metrics and logs (docs/operations.md). /readyz wants a `growth worker` heartbeat newer than
+    # READY_HEARTBEAT_SECONDS unless READY_REQUIRES_WORKER is off (a deployment that runs no workers on purpose).
+    HEARTBEAT_SECONDS = 5.0
+    READY_HEARTBEAT_SECONDS = 60.0
+    READY_REQUIRES_WORKER = True
+    METRICS_TOKEN = ""  # a bearer token that may read /metrics from anywhere; without it, loopback only
+    LOG_FORMAT = "text"  # or "json": one JSON object a line on stderr
+    LOG_LEVEL = "INFO"  # the root level in json mode
 
     @classmethod
     def from_env(cls) -> dict[str, Any]:
@@ -169,6 +177,13 @@ class Config:
             if raw:
                 values[key] = _at_least(key, raw, float if key.endswith("_SECONDS") else int,
                                         0 if key.endswith("_DAYS") else 1)
+        values["READY_REQUIRES_WORKER"] = _env_bool("READY_REQUIRES_WORKER", cls.READY_REQUIRES_WORKER)
+        for key in ("HEARTBEAT_SECONDS", "READY_HEARTBEAT_SECONDS"):
+            if os.environ.get(PREFIX + key, "").strip():
+                values[key] = float(os.environ[PREFIX + key])
+        for key in ("METRICS_TOKEN", "LOG_FORMAT", "LOG_LEVEL"):
+            if os.environ.get(PREFIX + key, "").strip():
+                values[key] = os.environ[PREFIX + key].strip()
         for key in [k for k in values if k.startswith(("REFERRAL_", "CRM_", "ECONOMICS_"))]:  # validated at build
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = os.environ[PREFIX + key].strip()

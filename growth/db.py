@@ -125,7 +125,8 @@ class Database:
     """An engine and its session factory; one per app, created by the composition root."""
 
     def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL") -> None:
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        # hide_parameters: a database error's message would carry the statement's values (names, phones) into logs.
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if ":memory:" in url or url in ("sqlite://", "sqlite:///"):

@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "growth.investors.models",
     "growth.events.models",
     "growth.locks",
+    "growth.observability.models",
     "growth.rewards.models",
     "growth.referrals.models",
     "growth.crm.models",

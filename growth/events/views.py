@@ -14,6 +14,7 @@ from growth.events.openapi import served_openapi
 from growth.events.processor import wake_event
 from growth.events.rules import EVENT_TYPE_LABELS, MAX_BODY_BYTES, MAX_EVENTS
 from growth.inputs import page_arg
+from growth.observability.metrics import count_received
 from growth.request_size import ENVELOPE_SLACK, max_body
 from growth.timeutil import utcnow
 
@@ -67,6 +68,7 @@ def receive_events() -> Response:
     if len(events) > MAX_EVENTS:
         return _json({"error": f"more than {MAX_EVENTS} events in one request"}, 413)
     result = services.ingest(events, session=request_session(), now=utcnow())
+    count_received(accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected))
     response = _json(result.as_json())
     if result.accepted:
         response.call_on_close(wake_event(current_app).set)  # after the commit: process them now

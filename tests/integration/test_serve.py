@@ -210,6 +210,25 @@ def test_an_event_posted_to_serve_reaches_the_funnel_within_a_few_seconds(server
     assert time.monotonic() - posted < 5.0
 
 
+def _get(server: Server, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(server.url + path, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_serve_is_ready_once_its_worker_child_beats_and_serves_metrics_to_loopback(server):
+    worker_child(server)
+
+    wait_for(lambda: _get(server, "/readyz")[0] == 200, START_TIMEOUT, "/readyz to answer 200", server)
+    status, body = _get(server, "/metrics")
+
+    assert _get(server, "/healthz") == (200, b'{"status":"ok"}\n')
+    assert status == 200
+    assert b"growth_workers_alive 1.0" in body
+
+
 def test_a_killed_worker_child_is_restarted_and_keeps_processing(server):
     first = worker_child(server)
     # Killed while it holds the lease, as a crash mid-work would leave it.

@@ -2,7 +2,7 @@
 by the database itself
 
 Revision ID: 0021_data_protection
-Revises: 0019_cohort_rollup
+Revises: 0020_observability
 Create Date: 2026-12-04 15:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from growth.db import UTCDateTime
 
 revision = '0021_data_protection'
-down_revision = '0019_cohort_rollup'
+down_revision = '0020_observability'
 branch_labels = None
 depends_on = None
 
