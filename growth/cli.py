@@ -279,7 +279,9 @@ def worker(watch_fd: int | None, predecessor_pid: int | None) -> None:
     click.echo(f"growth worker running: {names}  (pid {os.getpid()}; Ctrl+C to stop)")
     while not stop.wait(1.0):  # woken by a signal handler or the parent watch
         pass
-    runner.shutdown()
+    # Graceful: each thread finishes its unit of work and gives back its leases; delivery records what it sent and
+    # hands back the messages it claimed but had not sent (channels/delivery.py), so nothing waits for a lease.
+    runner.shutdown(timeout=float(app.config["WORKER_STOP_SECONDS"]))
     click.echo("growth worker stopped")
 
 
