@@ -15,15 +15,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from growth.locks import LeaderLease
-from tests.integration.channels.test_delivery_processes import (  # noqa: F401 (fixtures)
-    _messages,
-    _statuses,
-    _stop,
-    _wait,
-    _worker,
-    aliyun,
-    database,
-)
+from tests.integration.channels import test_delivery_processes as processes
+from tests.integration.channels.test_delivery_processes import _messages, _statuses, _stop, _wait, _worker
+
+aliyun, database = processes.aliyun, processes.database  # the fixtures of those tests, shared
 
 STOP_SECONDS = 5  # shorter than the claimed batch takes at the rate: finishing it is not an option
 
