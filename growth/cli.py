@@ -234,7 +234,8 @@ def serve(host: str, port: int, threads: int, secure_cookies: bool, no_backgroun
     if app.config["BACKGROUND_WORK"] and not no_background:
         # The child builds its own app from the environment: hand it what this command decided.
         env = dict(os.environ, GROWTH_PUBLIC_BASE_URL=app.config["PUBLIC_BASE_URL"])
-        supervisor = WorkerSupervisor(env=env)
+        # The child's own graceful stop (WORKER_STOP_SECONDS) comes first; SIGKILL only if it overruns that.
+        supervisor = WorkerSupervisor(env=env, stop_timeout=float(app.config["WORKER_STOP_SECONDS"]) + 10)
         supervisor.start()
         click.echo(f"background worker: `growth worker` child process, pid {supervisor.pid}")
     else:
