@@ -3,7 +3,9 @@
 Derived from the code that reads them, not typed out: `growth.config.Config.from_env` (its explicit keys and
 the REFERRAL_/CRM_/ECONOMICS_ families), the message channels' settings (`channels.settings.SETTINGS`), and
 the few read elsewhere (the instance folder, the deployment profile in deploy/gunicorn.conf.py).
-A test greps the sources for GROWTH_ literals so a variable added without a place here fails the suite.
+A test greps the sources for GROWTH_ literals so a variable added without a place here fails the suite, and
+compares deploy/growth.env.example with `example_text()`; after adding one, regenerate the example:
+`python -c "from growth.envvars import example_text; print(example_text(), end='')" > deploy/growth.env.example`.
 """
 
 from __future__ import annotations
@@ -79,3 +81,34 @@ def variables() -> list[Variable]:
 def names() -> set[str]:
     """Return the names of every GROWTH_* variable the product reads."""
     return {v.name for v in variables()}
+
+
+_GROUPS = {
+    "core": "Core: database, secrets, URLs, processes",
+    "rules": "Business-rule defaults (the settings pages may override them)",
+    "channels": "Message channels (channels/settings.py; the channel settings page may override the editable ones)",
+    "deploy": "Deployment profile: read by deploy/gunicorn.conf.py only",
+}
+# Set in the example (the rest are commented out at their defaults): what a deployment must decide.
+_EXAMPLE_VALUES = {"GROWTH_SECRET_KEY": "", "GROWTH_WEBHOOK_SECRET": "", "GROWTH_PUBLIC_BASE_URL":
+                   "https://growth.example.com", "GROWTH_PROXY_COUNT": "1", "GROWTH_COOKIE_SECURE": "true",
+                   "GROWTH_BACKGROUND_WORK": "false"}
+
+
+def example_text() -> str:
+    """Return deploy/growth.env.example: every variable with what it is for, the ones to decide uncommented."""
+    lines = ["# Every GROWTH_* variable the product reads (growth/envvars.py; a test keeps this file complete).",
+             "# Copy to growth.env (compose) or /etc/growth/growth.env (systemd), chmod 600, fill in the first block.",
+             "# Commented lines show the default; uncomment to change. `growth check` validates the result.",
+             "# GROWTH_DATABASE_URL, GROWTH_REDIS_URL and GROWTH_INSTANCE_PATH are set by deploy/compose.yaml;",
+             "# set them here for systemd.", ""]
+    found = variables()
+    for group, title in _GROUPS.items():
+        lines.append(f"## {title}")
+        for v in (v for v in found if v.group == group):
+            if v.about:
+                lines.append(f"# {v.about}")
+            value = _EXAMPLE_VALUES.get(v.name)
+            lines.append(f"# {v.name}={v.default}" if value is None else f"{v.name}={value}")
+        lines.append("")
+    return "\n".join(lines)

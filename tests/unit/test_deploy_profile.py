@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from growth.envvars import names, variables
+from growth.envvars import example_text, names, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -41,6 +41,8 @@ def test_the_example_environment_file_lists_every_variable_once_and_nothing_else
     listed = re.findall(r"^#? ?(GROWTH_[A-Z0-9_]+)=", text, flags=re.MULTILINE)
     assert sorted(listed) == sorted(v.name for v in variables())
     assert len(listed) == len(set(listed))
+    # Generated: after adding a variable, regenerate it (growth/envvars.py says how).
+    assert text == example_text()
 
 
 def test_every_growth_variable_named_in_the_code_is_in_the_catalog():
