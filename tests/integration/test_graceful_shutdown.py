@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from channels.models import OutboxMessage
 from growth.locks import LeaderLease
 from tests.integration.channels import test_delivery_processes as processes
 from tests.integration.channels.test_delivery_processes import _messages, _statuses, _stop, _wait, _worker
@@ -43,6 +44,9 @@ def test_a_worker_stopped_with_sigterm_mid_claim_hands_back_its_messages_and_ano
     assert statuses.get("sent", 0) + statuses.get("queued", 0) == len(ids)
     now = datetime.now(UTC)
     with database.engine.connect() as conn:
+        handed_back = conn.execute(select(OutboxMessage.attempts, OutboxMessage.claimed_by, OutboxMessage.lease_until)
+                                   .where(OutboxMessage.status == "queued")).all()
+        assert handed_back and set(handed_back) == {(0, None, None)}  # as before the claim: no attempt counted
         held = [holder for holder, until in conn.execute(select(LeaderLease.holder, LeaderLease.expires_at))
                 if f":{first.pid}:" in holder and until.replace(tzinfo=until.tzinfo or UTC) > now]
     assert held == []  # the processor, scheduler … leases were given up, not left to expire
