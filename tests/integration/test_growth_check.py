@@ -78,6 +78,8 @@ def test_the_embedded_sqlite_default_with_no_configuration_passes(run):
     assert line(result, "database").startswith("ok")
     assert line(result, "migrations").startswith("ok")
     assert result.output.rstrip().endswith("all checks passed")
+    quiet = run("--quiet")
+    assert quiet.exit_code == 0 and quiet.output == ""  # nothing to report
 
 
 @pytest.mark.postgres_only
