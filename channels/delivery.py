@@ -20,6 +20,11 @@ One round (`Deliverer.run_once`):
 A crash between 2 and 3 loses nothing: the claim's lease runs out and the message is sent again —
 the one repeat the spec allows, since providers here take no idempotency key.
 
+A stop (SIGTERM to `growth worker`) is not a crash: the sending threads make no new provider call, the
+calls already made are recorded, and the messages of the claim whose call was not made yet are handed
+back at once (`queued`, due now, attempts and caps as before the claim), so another worker sends them
+without waiting for the lease to run out and nothing is sent twice.
+
 WeChat marketing goes by mass send to a list of followers (4 a month): those messages are claimed by
 campaign, up to 10,000 at a time, by one worker at a time (a lease), and sent as one job.
 """
@@ -131,6 +136,7 @@ class Deliverer:
         self._config: tuple[float, ChannelConfig] | None = None
         self._adapters: dict[tuple[str, str, tuple[tuple[str, str], ...]], Adapter] = {}
         self._adapter_lock = threading.Lock()
+        self.stopping = threading.Event()  # `run` puts its stop event here: the sending threads watch it
 
     # --- settings and adapters --------------------------------------------------------------------
 
@@ -172,6 +178,7 @@ class Deliverer:
         WeChat mass sends (a few a month) are looked for after every batch that was not full, and at
         least every `idle` seconds while full batches follow each other: not a transaction per batch.
         """
+        self.stopping = stop
         in_flight: tuple[Sending, ChannelConfig] | None = None
         mass_checked = float("-inf")
         try:
@@ -194,8 +201,32 @@ class Deliverer:
 
     def _record_sent(self, sending: Sending, cfg: ChannelConfig) -> None:
         results = collect(sending)
+        left = unstarted(sending)
         with self.db.session_scope(write=True) as session:
-            self.record(session, results, self.clock(), cfg)
+            now = self.clock()
+            self.record(session, results, now, cfg)
+            if left:
+                released = self.hand_back(session, left, now)
+                log.info("stopping: handed back %d claimed messages not sent yet", released)
+
+    def hand_back(self, session: Session, jobs: Sequence[Job], now: datetime) -> int:
+        """Undo this worker's claim of messages whose provider call was never made; return how many."""
+        current = self._current(session, [i for job in jobs for i in job.ids])
+        updates: list[dict[str, Any]] = []
+        for job in jobs:
+            for row in job.rows:
+                status, holder = current.get(row.id, ("", None))
+                if status != "sending" or holder != self.holder:  # taken over meanwhile: the new claim stands
+                    continue
+                if row.investor_id is not None and job.caps.get(row.id):
+                    self._give_back(session, row.investor_id, job.caps[row.id])
+                # The rows still hold what they were before the claim (it was a bulk update): restore that.
+                updates.append(_row_update(row, now=now, status="queued", due_at=now, lease_until=None,
+                                           claimed_by=None, hold_reason=None))
+        session.flush()
+        session.expunge_all()
+        update_many(session.connection(), _OUTBOX, updates)
+        return len(updates)
 
     def _mass_round(self, cfg: ChannelConfig) -> int:
         with self.db.session_scope(write=True) as session:
@@ -460,8 +491,8 @@ class Deliverer:
             calls.extend((adapter, job, slot, reslot) for job, slot in zip(group, slots, strict=True))
         # A task per thread that takes the calls in slot order, not a task (a Future, its lock and condition)
         # per call: the thread pool's own bookkeeping was a tenth of a worker's CPU (bench/README.md).
-        futures = [self.pool.submit(_drain, calls) for _ in range(min(self.threads, len(calls)))]
-        return done, futures
+        futures = [self.pool.submit(_drain, calls, self.stopping) for _ in range(min(self.threads, len(calls)))]
+        return done, futures, calls
 
     # --- recording --------------------------------------------------------------------------------
 
@@ -579,36 +610,51 @@ def _row_update(row: OutboxMessage, *, now: datetime, **values: Any) -> dict[str
     return current
 
 
-Sending = tuple[list[tuple[Job, SendResult]], list[Future[list[tuple[Job, SendResult]]]]]  # settled, in flight
+Call = tuple[Adapter, Job, float, Callable[[], float]]
+# Settled outcomes, the threads' futures, and the queue they take calls from (what is left in it was never made).
+Sending = tuple[list[tuple[Job, SendResult]], list[Future[list[tuple[Job, SendResult]]]], deque[Call]]
 
 
 def collect(sending: Sending) -> list[tuple[Job, SendResult]]:
     """Wait for the calls started by `Deliverer.submit` and return every outcome."""
-    done, futures = sending
+    done, futures, _calls = sending
     return done + [outcome for f in futures for outcome in f.result()]
 
 
-def _drain(calls: deque[tuple[Adapter, Job, float, Callable[[], float]]]) -> list[tuple[Job, SendResult]]:
-    """Make calls from the shared queue (in slot order; popleft is atomic) until none is left."""
+def unstarted(sending: Sending) -> list[Job]:
+    """Return the jobs whose provider call was never made because the worker is stopping (after `collect`)."""
+    return [job for _adapter, job, _slot, _reslot in sending[2]]
+
+
+def _drain(calls: deque[Call], stop: threading.Event) -> list[tuple[Job, SendResult]]:
+    """Make calls from the shared queue (in slot order; popleft is atomic) until none is left or the worker stops."""
     outcomes: list[tuple[Job, SendResult]] = []
-    while True:
+    while not stop.is_set():
         try:
-            adapter, job, slot, reslot = calls.popleft()
+            call = calls.popleft()
         except IndexError:
             return outcomes
-        outcomes.append(_send_at(adapter, job, slot, reslot))
+        outcome = _send_at(*call, stop)
+        if outcome is None:  # stopping before the call was made: it stays in the queue, to be handed back
+            calls.appendleft(call)
+            return outcomes
+        outcomes.append(outcome)
+    return outcomes
 
 
-def _send_at(adapter: Adapter, job: Job, slot: float, reslot: Callable[[], float]) -> tuple[Job, SendResult]:
-    """Make the call at its rate-limit slot; a thread that wakes too late takes a new slot instead.
+def _send_at(adapter: Adapter, job: Job, slot: float, reslot: Callable[[], float],
+             stop: threading.Event) -> tuple[Job, SendResult] | None:
+    """Make the call at its rate-limit slot (None: the worker stopped first); one woken too late takes a new slot.
 
     Slots are spaced evenly, but a thread held up past its slot (a busy machine) would otherwise send
     together with the ones due after it, and the provider would see a burst above the rate.
     """
     while True:
         wait = slot - time.time()
-        if wait > 0:
-            time.sleep(wait)
+        if wait > 0 and stop.wait(wait):
+            return None
+        if stop.is_set():
+            return None
         if time.time() - slot <= LATE_SLOT:
             break
         slot = reslot()

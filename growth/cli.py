@@ -234,7 +234,8 @@ def serve(host: str, port: int, threads: int, secure_cookies: bool, no_backgroun
     if app.config["BACKGROUND_WORK"] and not no_background:
         # The child builds its own app from the environment: hand it what this command decided.
         env = dict(os.environ, GROWTH_PUBLIC_BASE_URL=app.config["PUBLIC_BASE_URL"])
-        supervisor = WorkerSupervisor(env=env)
+        # The child's own graceful stop (WORKER_STOP_SECONDS) comes first; SIGKILL only if it overruns that.
+        supervisor = WorkerSupervisor(env=env, stop_timeout=float(app.config["WORKER_STOP_SECONDS"]) + 10)
         supervisor.start()
         click.echo(f"background worker: `growth worker` child process, pid {supervisor.pid}")
     else:
@@ -279,7 +280,9 @@ def worker(watch_fd: int | None, predecessor_pid: int | None) -> None:
     click.echo(f"growth worker running: {names}  (pid {os.getpid()}; Ctrl+C to stop)")
     while not stop.wait(1.0):  # woken by a signal handler or the parent watch
         pass
-    runner.shutdown()
+    # Graceful: each thread finishes its unit of work and gives back its leases; delivery records what it sent and
+    # hands back the messages it claimed but had not sent (channels/delivery.py), so nothing waits for a lease.
+    runner.shutdown(timeout=float(app.config["WORKER_STOP_SECONDS"]))
     click.echo("growth worker stopped")
 
 
@@ -473,6 +476,82 @@ def investors_erase(user_id: str, reason: str, yes: bool) -> None:
             _fail(err)
     counts = ", ".join(f"{k} {v}" for k, v in done.counts.items())
     click.echo(f"investor {user_id} erased{' again' if done.again else ''}: {counts}")
+# --- operations: `growth check`, `growth backup` (docs/operations.md) -------------------------------------
+@cli.command("check", with_appcontext=False)  # it builds the app itself: a refused setting is a FAIL line
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON (for scripts and monitoring)")
+@click.option("--quiet", is_flag=True, help="print only warnings and failures")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
+              help="seconds each network check may take")
+def check(as_json: bool, quiet: bool, timeout: float) -> None:
+    """Validate the configuration and reach the database, Redis, SMTP, providers and webhook; exit 1 on a failure."""
+    import orjson
+
+    from growth.app import create_app
+    from growth.checks import FAIL, WARN, Result, run_checks
+    from growth.config import ConfigError
+    from growth.db import get_db
+
+    try:
+        app = create_app()
+    except (ConfigError, ValueError) as err:  # a setting the app refuses: the one failure worth reporting
+        results = [Result("config", FAIL, str(err), "fix the variable named, then run `growth check` again")]
+    else:
+        try:
+            results = run_checks(app, timeout=timeout)
+        finally:
+            get_db(app).dispose()
+    failed = any(r.status == FAIL for r in results)
+    if as_json:
+        click.echo(orjson.dumps({"ok": not failed, "checks": [r.as_dict() for r in results]}).decode())
+    else:
+        for result in results:
+            if not quiet or result.status in (WARN, FAIL):
+                click.echo(result.line())
+        if not quiet:
+            click.echo("FAILED: fix the lines marked FAIL" if failed else "all checks passed")
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command("backup")
+@click.option("--output", "-o", default=None,
+              help="file or folder to write (default: a timestamped file in the instance folder's backups/)")
+@click.option("--print-command", is_flag=True, help="PostgreSQL: print the pg_dump command instead of running it")
+@with_appcontext
+def backup(output: str | None, print_command: bool) -> None:
+    """Back up the live database: SQLite online backup + integrity check, or `pg_dump -Fc` on PostgreSQL."""
+    from pathlib import Path
+
+    from growth.backup import (
+        BackupError,
+        backup_postgresql,
+        backup_sqlite,
+        documented_command,
+        sqlite_file,
+        target_path,
+    )
+
+    url = current_app.config["DATABASE_URL"]
+    kind = "sqlite" if url.startswith("sqlite") else "postgresql"
+    target = target_path(output, kind, Path(current_app.instance_path) / "backups")
+    try:
+        if kind == "postgresql":
+            if print_command:
+                click.echo(documented_command(url, target))
+                return
+            click.echo(f"pg_dump -Fc {_redacted(url)} → {target} …")
+            done = backup_postgresql(url, target)
+        else:
+            with click.progressbar(length=1, label="copying pages", show_pos=True) as bar:
+
+                def advance(copied: int, total: int) -> None:
+                    bar.length = total
+                    bar.update(copied - bar.pos)
+
+                done = backup_sqlite(sqlite_file(url), target, progress=advance)
+    except BackupError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"backup written: {done.path} ({done.size:,} bytes; {done.check})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -105,6 +105,9 @@ class Config:
     DELIVERY_THREADS = 16  # concurrent provider calls per worker
     DELIVERY_IDLE_SECONDS = 1.0  # an idle delivery worker looks for due messages this often
     DELIVERY_LEASE_SECONDS = 300  # a claimed message whose worker died is taken over after this
+    # On SIGTERM `growth worker` gives its threads this long to finish (delivery records what it sent and hands
+    # back what it had not started); systemd's TimeoutStopSec and compose's stop_grace_period are set above it.
+    WORKER_STOP_SECONDS = 20.0
     # How often the elected scheduler runs the ledger's system jobs: expiry (rewards end at a business day's
     # end, a minute late is nothing), payments (a scan of every unpaid cashback and experience fund) and the
     # reminders before expiry (one message per reward, however often they run).
@@ -168,7 +171,7 @@ class Config:
         values["BACKGROUND_WORK"] = _env_bool("BACKGROUND_WORK", cls.BACKGROUND_WORK)
         values["PROXY_COUNT"] = int(os.environ.get(PREFIX + "PROXY_COUNT", cls.PROXY_COUNT))
         for key, kind in (("DELIVERY_BATCH_SIZE", int), ("DELIVERY_THREADS", int), ("DELIVERY_LEASE_SECONDS", float),
-                          ("DELIVERY_IDLE_SECONDS", float)):
+                          ("DELIVERY_IDLE_SECONDS", float), ("WORKER_STOP_SECONDS", float)):
             if os.environ.get(PREFIX + key, "").strip():
                 values[key] = kind(os.environ[PREFIX + key])
         values["REDIS_URL"] = os.environ.get(PREFIX + "REDIS_URL", "").strip() or None
