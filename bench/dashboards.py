@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -560,8 +561,8 @@ def measure(kind: str, url: str, runs: int, naive_runs: int, today: date, mode: 
 
     app = create_app({"DATABASE_URL": url, "BACKGROUND_WORK": False, "SECRET_KEY": os.urandom(16).hex()})
     with get_db(app).session_scope(write=True) as session:
-        user = create_user(f"analyst-{mode}@bench.test", role="analyst", password="bench horse battery staple",
-                           session=session, by="bench")
+        user = create_user(f"analyst-{mode}-{os.getpid()}@bench.test", role="analyst",
+                           password="bench horse battery staple", session=session, by="bench")
         token = create_token(user, "bench", session=session)[1]
     headers = {"Authorization": f"Bearer {token}"}
     client = app.test_client()
@@ -693,12 +694,12 @@ def run_one(kind: str, args: argparse.Namespace, now: datetime) -> dict[str, Any
     """Seed, optionally check against the processor, and measure one database."""
     from growth.timeutil import local_date
 
-    with fresh(kind, args.pg_url) as url:
+    with database(kind, args) as (url, seeded):
         load_before = [round(x, 2) for x in os.getloadavg()]
         started = time.perf_counter()
-        counts = seed(kind, url, args.size, now, args.seed)
-        seconds = time.perf_counter() - started
-        print(f"{kind}: seeded {counts} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        counts = table_counts(url) if seeded else seed(kind, url, args.size, now, args.seed)
+        seconds = 0.0 if seeded else time.perf_counter() - started
+        print(f"{kind}: {'reused' if seeded else 'seeded'} {counts} in {seconds:.0f} s", file=sys.stderr, flush=True)
         processor = (check_processor(kind, url, args.size, now, args.seed, args.pg_url)
                      if args.check_processor else None)
         if processor:
@@ -719,6 +720,38 @@ def run_one(kind: str, args: argparse.Namespace, now: datetime) -> dict[str, Any
                 "processor": processor, "cases": [c.summary() for c in [*live, *measured]],
                 "load": {"before_seed": load_before, "before_measure": load_measure,
                          "after": [round(x, 2) for x in os.getloadavg()]}}
+
+
+@contextmanager
+def database(kind: str, args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
+    """Yield the database to measure and whether it is already seeded: `--reuse`'s, a kept SQLite file (`--keep`,
+    seeded now and left in place for a later `--reuse`), or a fresh one removed afterwards."""
+    if args.reuse:
+        yield args.reuse, True
+    elif args.keep and kind == "sqlite":
+        from growth.migrate import upgrade
+
+        url = f"sqlite:///{Path(args.keep).resolve()}"
+        upgrade(url)
+        yield url, False
+        print(f"{kind}: kept at {url} (measure it again with --reuse {url})", file=sys.stderr, flush=True)
+    else:
+        with fresh(kind, args.pg_url) as url:
+            yield url, False
+
+
+def table_counts(url: str) -> dict[str, int]:
+    """Count the rows of the tables `seed` reports, in a database seeded earlier."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: int(conn.scalar(text(f"SELECT count(*) FROM {t}")) or 0)
+                    for t in ("platform_events", "clicks", "investors", "investments", "funds_movements", "rewards",
+                              "campaign_members")}
+    finally:
+        engine.dispose()
 
 
 def build_rollup(url: str) -> float:
@@ -767,6 +800,10 @@ def main(argv: list[str]) -> int:
                         help="skip the requests timed before the daily cohort rollup is built")
     parser.add_argument("--check-processor", action="store_true",
                         help="also run the real processor over the events and compare the derived tables")
+    parser.add_argument("--keep", metavar="FILE",
+                        help="SQLite: seed into FILE and keep it (measure it again later with --reuse)")
+    parser.add_argument("--reuse", metavar="URL",
+                        help="measure a database seeded earlier (--keep) instead of seeding one; give --db too")
     add_common_options(parser, pg_default=PG_DEFAULT, max_wait=1200.0)
     args = parser.parse_args(argv)
     instance = tempfile.mkdtemp(prefix="growth-bench-dashboards-")
