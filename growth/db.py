@@ -464,10 +464,11 @@ def _within_days_after_sqlite(element: within_days_after, compiler: Any, **kw: A
     deadline = (f"(strftime('%Y-%m-%d %H:%M:%S', substr({start}, 1, 19), '+' || ({days}) || ' days') "
                 f"|| substr({start}, 20))")
     # The exact text deadline costs ~5 µs a row (strftime with a modifier); julianday ~1 µs. A double holds a
-    # julian day to ~50 µs, so only times within a second of the deadline (the OR's second half, rare) need the
-    # exact test; SQLite stops at the first true term.
+    # julian day to ~50 µs, so only times within a second of the deadline (rare) need the exact test. A CASE, not
+    # an OR: SQLAlchemy compares a boolean function with 1 on SQLite, and as a value an OR evaluates both sides.
     gap = f"(julianday({at}) - julianday({start}) - ({days}))"
-    return f"({gap} < -{_SECOND_IN_DAYS} OR ({gap} < {_SECOND_IN_DAYS} AND {at} <= {deadline}))"
+    return (f"(CASE WHEN {gap} < -{_SECOND_IN_DAYS} THEN 1 WHEN {gap} >= {_SECOND_IN_DAYS} THEN 0 "
+            f"ELSE {at} <= {deadline} END)")
 
 
 @compiles(within_days_after, "postgresql")
