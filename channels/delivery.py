@@ -70,6 +70,10 @@ log = logging.getLogger("channels.delivery")
 _OUTBOX = table_of(OutboxMessage)
 SETTINGS_SECONDS = 5.0  # settings are read again this often: a change on the settings page applies without restart
 PAUSED_RECHECK = timedelta(seconds=30)  # a paused channel's messages look again this often
+# A message to an investor whose registration has not come yet (events arrive in any order) waits for the address
+# this long, looking again this often; after that it is unreachable like any other without an address.
+AWAIT_REGISTRATION = timedelta(hours=24)
+REGISTRATION_RECHECK = timedelta(seconds=10)
 MASS_LEASE = "wechat-mass-send"
 LATE_SLOT = 0.025  # seconds a send may start after its rate-limit slot; later, it takes a new slot
 MASS_MAX_RECIPIENTS = 10_000  # WeChat takes at most this many openids in one mass send
@@ -343,6 +347,8 @@ class Deliverer:
         recipient = recipients.get(row.investor_id) if row.investor_id is not None else None
         address = recipient.addresses.get(channel, "") if recipient else ""
         if not address or recipient is None:
+            if recipient is not None and not recipient.registered and now - row.created_at < AWAIT_REGISTRATION:
+                return Verdict(row, "deferred", hold_reason="registration", due_at=now + REGISTRATION_RECHECK), "", ""
             return Verdict(row, "unreachable", "no_address", f"the investor has no {channel} address",
                            fall_back=True), "", ""
         masked = recipient.masked.get(channel, "")

@@ -90,8 +90,8 @@ REASON_LABELS = {
 NOT_ERRORS = ("capped", "skipped_no_consent", "deferred")  # outcomes of the rules, not failures of a channel
 
 # Why a message waits (status `deferred`).
-HOLD_LABELS = {"quiet_hours": _l("免打扰时段"), "paused": _l("渠道已暂停"), "rate": _l("限速"),
-               "kill_switch": _l("营销一键暂停")}
+HOLD_LABELS = {"registration": _l("等待注册信息"), "quiet_hours": _l("免打扰时段"), "paused": _l("渠道已暂停"),
+               "rate": _l("限速"), "kill_switch": _l("营销一键暂停")}
 
 
 class OutboxMessage(Base):

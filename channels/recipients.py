@@ -25,6 +25,9 @@ class Recipient:
     user_id: str
     addresses: dict[str, str] = field(default_factory=dict)  # only the channels the investor has an address on
     masked: dict[str, str] = field(default_factory=dict)
+    # False until the platform's registration has come: events may arrive in any order (events-api.md), so an
+    # investment can make a message before the registration brings the phone. Delivery waits for it a while.
+    registered: bool = True
 
 
 class Directory(Protocol):

@@ -400,13 +400,16 @@ class InvestorDirectory:
     def recipients(self, ids: Sequence[int], *, session: Session) -> dict[int, Recipient]:
         """Return the recipients with these investor ids."""
         found: dict[int, Recipient] = {}
-        query = select(Investor.id, Investor.platform_user_id, Investor.phone, Investor.email, Investor.wechat_openid)
+        query = select(Investor.id, Investor.platform_user_id, Investor.phone, Investor.email, Investor.wechat_openid,
+                       Investor.registered_at)
         for start in range(0, len(ids), 1000):
             chunk = list(ids[start:start + 1000])
-            for investor_id, user_id, phone, email, openid in session.execute(query.where(Investor.id.in_(chunk))):
+            for investor_id, user_id, phone, email, openid, registered_at in session.execute(
+                    query.where(Investor.id.in_(chunk))):
                 addresses = {k: v for k, v in (("sms", phone), ("email", email), ("wechat", openid)) if v}
                 masked = {k: self._MASKS[k](v) for k, v in addresses.items()}
-                found[investor_id] = Recipient(investor_id, user_id, addresses, masked)
+                found[investor_id] = Recipient(investor_id, user_id, addresses, masked,
+                                               registered=registered_at is not None)
         return found
 
     def by_address(self, channel: str, address: str, *, session: Session) -> list[int]:

@@ -397,3 +397,33 @@ def test_the_marketing_kill_switch_defers_marketing_found_while_it_is_on_and_let
     session.commit()
     _deliverer(app).run_once()
     assert _status(session, marketing).status == "delivered"
+
+
+def test_a_message_that_beats_the_registration_waits_for_the_phone_and_goes_once_it_comes(app, session, db_kind):
+    # Events arrive in any order: an investment made the investor (and a triggered message) before the registration.
+    early = make_investor(session, phone=None, registered_at=None)
+    lost = make_investor(session, phone=None, registered_at=None)
+    mid = _queue(session, early, cls=MessageClass.SERVICE, content={"text": "首投红包已到账"}, cause="evt-early")
+    old = _queue(session, lost, cls=MessageClass.SERVICE, content={"text": "首投红包已到账"}, cause="evt-lost",
+                 now=NOON - timedelta(hours=25))
+
+    _deliverer(app).run_once()
+    waiting = _status(session, mid)
+    assert (waiting.status, waiting.hold_reason) == ("deferred", "registration")
+    assert waiting.due_at == NOON + timedelta(seconds=10)
+    assert (_status(session, old).status, _status(session, old).error_code) == ("unreachable", "no_address")
+
+    early = session.merge(early)
+    early.phone, early.registered_at = "+8613912340000", NOON  # the registration comes with the phone
+    session.commit()
+    _deliverer(app, now=NOON + timedelta(seconds=11)).run_once()
+    assert _status(session, mid).status == "delivered"
+
+
+def test_a_registered_investor_without_an_address_is_unreachable_at_once(app, session, db_kind):
+    investor = make_investor(session, phone=None)
+    mid = _queue(session, investor, cls=MessageClass.SERVICE, content={"text": "红包已到账"})
+
+    _deliverer(app).run_once()
+
+    assert (_status(session, mid).status, _status(session, mid).error_code) == ("unreachable", "no_address")
