@@ -100,6 +100,8 @@ def test_huge_page_numbers_and_filter_ids_never_crash_a_page(app, client, login,
             continue
         if any(not isinstance(conv, IntegerConverter) for conv in rule._converters.values()):
             continue  # file names and codes: no numbers to overflow
+        if rule.endpoint == "observability.readyz":
+            continue  # 503 by design here: no `growth worker` beats in a test (tests/functional/test_probes.py)
         url = _build(rule, rows)
         for name in NUMBER_ARGS:
             if rule.endpoint in FUNNEL and name == "window_days":
