@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,10 +33,10 @@ from growth.investors.rules import referral_code_for
 from growth.locks import LeaderLease
 from growth.rewards.models import Reward
 from tests.integration.test_serve import wait_for
+from tests.processes import Processes, product_env
 
 pytestmark = pytest.mark.postgres_only
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 3_000
 TIMEOUT = 60.0  # a 2-core machine shared with other test runs
 
@@ -82,44 +81,19 @@ def counts(app: Flask, campaign_id: int) -> dict[str, Any]:
         }
 
 
-class Workers:
+class Workers(Processes):
     """`growth worker` processes on one database; every one is stopped at the end, whatever happened."""
 
     def __init__(self, database_url: str, instance: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
-        self.env.update(GROWTH_DATABASE_URL=database_url, GROWTH_INSTANCE_PATH=str(instance),
-                        GROWTH_SECRET_KEY="workers-test-secret-key", GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET,
-                        # Messages wait (deferred) instead of going to the console provider: only rows count here.
-                        GROWTH_SMS_PAUSED="true", GROWTH_WEBHOOK_PAUSED="true", PYTHONUNBUFFERED="1")
-        self.instance = instance
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-        self.note = ""  # what the test saw last, shown with the logs when it times out
-
-    def output(self) -> str:
-        """Return the last lines each worker wrote, and the test's note (for a failure's message)."""
-        tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs if p.exists())
-        return f"{self.note}\n{tails}"
+        super().__init__(product_env(
+            GROWTH_DATABASE_URL=database_url, GROWTH_INSTANCE_PATH=str(instance),
+            GROWTH_SECRET_KEY="workers-test-secret-key", GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET,
+            # Messages wait (deferred) instead of going to the console provider: only rows count here.
+            GROWTH_SMS_PAUSED="true", GROWTH_WEBHOOK_PAUSED="true"), instance)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = self.instance / f"worker-{len(self.procs)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "growth.cli", "worker", *args], env=self.env, cwd=ROOT,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        self.logs.append(log)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        """Start one more `growth worker`."""
+        return self.spawn(f"worker-{len(self.procs)}", ["growth.cli", "worker", *args])
 
 
 @pytest.fixture
@@ -129,7 +103,7 @@ def workers(database_url: str, tmp_path: Path) -> Iterator[Workers]:
     try:
         yield running
     finally:
-        running.stop()  # before the fixture truncates the tables the workers hold locks on
+        running.stop(20)  # before the fixture truncates the tables the workers hold locks on
 
 
 def lease_pid(app: Flask, name: str) -> int | None:

@@ -35,7 +35,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -65,10 +64,10 @@ from tests.factories import make_token
 from tests.fakes.aliyun_sms import FakeAliyunSms
 from tests.fakes.webhook import FakeWebhookReceiver
 from tests.integration.test_serve import wait_for
+from tests.processes import Processes, product_env
 
 pytestmark = pytest.mark.postgres_only
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 400  # investors
 TIMEOUT = 60.0  # per phase: a 2-core machine shared with other test runs
 PLATFORM_SECRET = "whsec_" + base64.b64encode(b"multi-process-platform-secret!!!").decode()
@@ -81,14 +80,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Profile:
+class Profile(Processes):
     """gunicorn and `growth worker` processes on one database; all stopped at the end, whatever happened."""
 
     def __init__(self, database_url: str, instance: Path, sms: FakeAliyunSms, hooks: FakeWebhookReceiver) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
-        self.env.update(
+        super().__init__(product_env(
             GROWTH_DATABASE_URL=database_url, GROWTH_INSTANCE_PATH=str(instance), GROWTH_SECRET_KEY="m" * 48,
             GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET,
             GROWTH_BIND=f"127.0.0.1:{self.port}", GROWTH_WEB_WORKERS="2", GROWTH_WEB_THREADS="4",
@@ -100,33 +98,18 @@ class Profile:
             # The marketing SMS must go whenever the test runs (the default quiet period is the Beijing night);
             # no provider rate limit, so delivery keeps up with the load.
             GROWTH_QUIET_HOURS="off", GROWTH_SMS_RATE="0", GROWTH_WEBHOOK_RATE="0",
-            GROWTH_DELIVERY_IDLE_SECONDS="0.2", PYTHONUNBUFFERED="1")
-        self.instance = instance
+            GROWTH_DELIVERY_IDLE_SECONDS="0.2"), instance)
         self.web: subprocess.Popen[bytes] | None = None
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-        self.note = ""  # what the test saw last, shown with the logs when it times out
-
-    def output(self) -> str:
-        """Return the last lines each process wrote, and the test's note (for a failure's message)."""
-        tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs if p.exists())
-        return f"{self.note}\n{tails}"
-
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = self.instance / f"{name}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", *args], env=self.env, cwd=ROOT, stdout=out,
-                                    stderr=subprocess.STDOUT)
-        self.logs.append(log)
-        return proc
+        self.workers = 0
 
     def start_web(self) -> None:
-        self.web = self._spawn("gunicorn", ["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"])
+        """Start gunicorn with the deployment profile's configuration."""
+        self.web = self.spawn("gunicorn", ["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"])
 
     def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
-        proc = self._spawn(f"worker-{len(self.workers)}", ["growth.cli", "worker", *args])
-        self.workers.append(proc)
-        return proc
+        """Start one more `growth worker`."""
+        self.workers += 1
+        return self.spawn(f"worker-{self.workers - 1}", ["growth.cli", "worker", *args])
 
     def web_up(self) -> bool:
         assert self.web is not None and self.web.poll() is None, self.output()
@@ -136,17 +119,6 @@ class Profile:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
 
-    def stop(self) -> None:
-        procs = [p for p in (*self.workers, self.web) if p is not None]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
 
 
 @pytest.fixture(autouse=True)

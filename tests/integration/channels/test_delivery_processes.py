@@ -24,6 +24,7 @@ from growth.investors.models import Investor
 from growth.investors.rules import referral_code_for
 from growth.migrate import upgrade
 from tests.fakes.aliyun_sms import FakeAliyunSms
+from tests.processes import stop_all
 
 ROOT = Path(__file__).resolve().parents[3]
 NOTICE = {"text": "您的理财即将到期", "template_code": "SMS_200", "params": {"days": "3"}}
@@ -90,14 +91,7 @@ def _statuses(db: Database) -> dict[str, int]:
 
 
 def _stop(*procs: subprocess.Popen[bytes]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    stop_all(list(procs), 20)
 
 
 def test_a_worker_killed_between_the_provider_call_and_recording_loses_nothing_and_repeats_one(
