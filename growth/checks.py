@@ -184,20 +184,17 @@ def check_database(app: Flask) -> Result:
 
 def check_migrations(app: Flask) -> Result:
     """Compare the database's Alembic revision with the newest one of this code."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from growth.migrate import alembic_config
+    from growth.migrate import code_heads, database_heads, scripts
 
     url = str(app.config["DATABASE_URL"])
     embedded = url.startswith("sqlite")
-    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    heads = code_heads()
     head = ", ".join(sorted(heads))
     with get_db(app).engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
+        current = database_heads(conn)
     if current == heads:
         return Result("migrations", OK, f"at head ({head})")
-    script = ScriptDirectory.from_config(alembic_config(url))
+    script = scripts()
     unknown = [rev for rev in current if _revision(script, rev) is None]
     if unknown:
         return Result("migrations", FAIL, f"the database is at {', '.join(unknown)}, which this code does not know "

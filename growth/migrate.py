@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 
 from growth.db import standalone_engine
 
@@ -17,6 +19,22 @@ def alembic_config(url: str) -> AlembicConfig:
     cfg.set_main_option("script_location", "growth:migrations")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+@cache
+def scripts() -> ScriptDirectory:
+    """Return the migrations shipped with this code (read once: they do not change while it runs)."""
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+def code_heads() -> set[str]:
+    """Return the newest revision(s) of this code's migrations."""
+    return set(scripts().get_heads())
+
+
+def database_heads(conn: Connection) -> set[str]:
+    """Return the revision(s) the database's schema is at (empty: never migrated)."""
+    return set(MigrationContext.configure(conn).get_current_heads())
 
 
 def upgrade(url: str, revision: str = "head") -> None:
@@ -38,8 +56,6 @@ def is_current(url: str) -> bool:
     engine = standalone_engine(url)
     try:
         with engine.connect() as conn:
-            current = set(MigrationContext.configure(conn).get_current_heads())
+            return database_heads(conn) == code_heads()
     finally:
         engine.dispose()
-    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    return current == heads

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from growth.db import get_db
 from growth.locks import new_holder_id
+from growth.migrate import code_heads, database_heads
 from growth.observability.models import WORKER_PREFIX, JobRun, WorkerHeartbeat
 from growth.observability.rules import heartbeat_fresh
 from growth.timeutil import utcnow
@@ -159,19 +158,6 @@ class Check:
         return {"ok": self.ok, **({"detail": self.detail} if self.detail else {})}
 
 
-_HEADS = "growth.observability.heads"
-
-
-def _script_heads(app: Flask) -> set[str]:
-    heads = app.extensions.get(_HEADS)
-    if heads is None:
-        from growth.migrate import alembic_config
-
-        heads = set(ScriptDirectory.from_config(alembic_config(app.config["DATABASE_URL"])).get_heads())
-        app.extensions[_HEADS] = heads  # the migrations shipped with this code never change while it runs
-    return heads
-
-
 def readiness(app: Flask, *, now: datetime | None = None) -> list[Check]:
     """Run the readiness checks: the database answers, its schema is at head, a worker beats recently."""
     now = now or utcnow()
@@ -181,8 +167,7 @@ def readiness(app: Flask, *, now: datetime | None = None) -> list[Check]:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             checks.append(Check("database", True))
-            current = set(MigrationContext.configure(conn).get_current_heads())
-            heads = _script_heads(app)
+            current, heads = database_heads(conn), code_heads()
             if current == heads:
                 checks.append(Check("migrations", True))
             else:
