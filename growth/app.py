@@ -16,10 +16,11 @@ from flask_login import current_user
 from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from growth import crypto, inputs
 from growth import db as dbmod
-from growth import inputs
 from growth.assets import init_assets, register_asset
-from growth.config import Config, check_webhook_secrets
+from growth.config import Config, ConfigError, check_webhook_secrets
+from growth.crypto import DataKeyError, Keyring, new_key, parse_keys
 from growth.errors import register_error_handlers
 from growth.extensions import babel, bootstrap, csrf, login_manager, talisman
 from growth.observability.logs import configure_logging
@@ -117,6 +118,20 @@ def _secret_key(app: Flask) -> str:
     return _private_file(path, secrets.token_urlsafe(48))
 
 
+def _data_keys(app: Flask) -> Keyring:
+    """Return the configured data keys, or one generated once and kept in the instance folder (0600)."""
+    text = (app.config.get("DATA_KEYS") or "").strip()
+    source = "GROWTH_DATA_KEYS"
+    if not text:
+        path = Path(app.instance_path) / "data_keys"
+        source = str(path)
+        text = path.read_text().strip() if path.exists() else _private_file(path, new_key("local"))
+    try:
+        return parse_keys(text)
+    except DataKeyError as err:
+        raise ConfigError(f"{source}: {err}") from err
+
+
 def _webhook_secret(app: Flask) -> tuple[str, str]:
     """Return the configured webhook secret(s), or one generated once into the instance folder, and where it is."""
     if (app.config.get("WEBHOOK_SECRET") or "").strip():
@@ -149,6 +164,7 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     configure_logging(app)  # before anything logs: every line in the configured format, personal data masked
     _private_folder(Path(app.instance_path))
     app.config["SECRET_KEY"] = _secret_key(app)
+    crypto.configure(_data_keys(app))  # before any investor row is read or written
     app.config["WEBHOOK_SECRET"], source = _webhook_secret(app)
     check_webhook_secrets(app.config["WEBHOOK_SECRET"], source=source)  # ConfigError: refuse to start
     url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'growth.db'}"

@@ -476,6 +476,66 @@ def investors_erase(user_id: str, reason: str, yes: bool) -> None:
             _fail(err)
     counts = ", ".join(f"{k} {v}" for k, v in done.counts.items())
     click.echo(f"investor {user_id} erased{' again' if done.again else ''}: {counts}")
+@cli.group()
+def keys() -> None:
+    """Data keys: personal data encrypted at rest (GROWTH_DATA_KEYS; docs/operations.md "Data keys")."""
+
+
+@keys.command("new", with_appcontext=False)
+@click.option("--id", "key_id", default=None, help="the key's id (default: k + today's date, e.g. k20261204)")
+def keys_new(key_id: str | None) -> None:
+    """Print a new data key to put first in GROWTH_DATA_KEYS (keep the old ones after it until `keys rotate`)."""
+    from growth.crypto import DataKeyError, new_key
+    from growth.timeutil import utcnow
+
+    try:
+        click.echo(new_key(key_id or f"k{utcnow():%Y%m%d}"))
+    except DataKeyError as err:
+        raise click.BadParameter(str(err), param_hint="--id") from err
+
+
+@keys.command("status")
+@with_appcontext
+def keys_status() -> None:
+    """Show how many encrypted values and search hashes each data key holds."""
+    from growth.crypto import keyring
+    from growth.privacy.keys import status
+
+    ring = keyring()
+    with _session_scope() as session:
+        counts = status(session=session)
+    click.echo(f"current key: {ring.current.id}; configured: {', '.join(ring.ids)}")
+    stale = 0
+    for column, by_key in counts.items():
+        shown = ", ".join(f"{k} {n}" for k, n in sorted(by_key.items())) or "empty"
+        click.echo(f"  {column:28} {shown}")
+        stale += sum(n for k, n in by_key.items() if k != ring.current.id)
+    click.echo("every value is under the current key" if not stale
+               else f"{stale} values under older keys: run `growth keys rotate`")
+
+
+@keys.command("rotate")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@with_appcontext
+def keys_rotate(yes: bool) -> None:
+    """Re-encrypt every value and recompute every search hash under the current key (resumable, chunked)."""
+    from growth.crypto import keyring
+    from growth.privacy.keys import pending, rotate
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _session_scope(app) as session:
+        total = pending(session=session)
+    if not total:
+        click.echo(f"nothing to rotate: every value is under the current key ({keyring().current.id})")
+        return
+    if not yes:
+        click.confirm(f"Rewrite {total} rows under data key {keyring().current.id}?", abort=True)
+    with click.progressbar(length=total, label="rotating", show_pos=True) as bar:
+        done = rotate(session_scope=lambda: _session_scope(app), progress=bar.update)
+    click.echo(f"{done} rows rewritten under data key {keyring().current.id}; older keys may now leave "
+           "GROWTH_DATA_KEYS")
+
+
 # --- operations: `growth check`, `growth backup` (docs/operations.md) -------------------------------------
 @cli.command("check", with_appcontext=False)  # it builds the app itself: a refused setting is a FAIL line
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON (for scripts and monitoring)")

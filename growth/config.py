@@ -57,6 +57,9 @@ class Config:
     """Settings shared by every environment; values come from GROWTH_* variables."""
 
     SECRET_KEY: str | None = None
+    # The keys personal data is encrypted with (growth/crypto.py: `<id>:<base64url>`, comma-separated, the current
+    # one first). Empty: one generated once into the instance folder (the embedded default).
+    DATA_KEYS = ""
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
     # SQLite's PRAGMA synchronous: FULL survives a power cut after every commit; the tests use OFF
     # (a killed process still loses nothing; only the operating system's crash could).
@@ -164,7 +167,8 @@ class Config:
     def from_env(cls) -> dict[str, Any]:
         """Collect the settings, overriding defaults with GROWTH_* environment variables."""
         values = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
-        for key in ("SECRET_KEY", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_BASE_URL", "REWARD_APPROVAL_THRESHOLD"):
+        for key in ("SECRET_KEY", "DATA_KEYS", "DATABASE_URL", "WEBHOOK_SECRET", "PUBLIC_BASE_URL",
+                    "REWARD_APPROVAL_THRESHOLD"):
             if os.environ.get(PREFIX + key):
                 values[key] = os.environ[PREFIX + key]
         values["SESSION_COOKIE_SECURE"] = _env_bool("COOKIE_SECURE", cls.SESSION_COOKIE_SECURE)
@@ -201,6 +205,7 @@ class TestConfig(Config):
     TESTING = True
     WTF_CSRF_ENABLED = False  # the CSRF tests turn it back on
     SECRET_KEY = "test-secret-key"  # noqa: S105 (test only)
+    DATA_KEYS = "test:dGVzdC1kYXRhLWtleS0zMi1ieXRlcy1sb25nLi4uLi4"  # test only: 32 known bytes
     WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (test only)
     BACKGROUND_WORK = False
     CHANNEL_ENV: dict[str, str] = {}  # the developer's own GROWTH_* never leak into tests

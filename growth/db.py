@@ -39,6 +39,8 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
+from growth.crypto import Sealed
+
 F = TypeVar("F", bound=Callable[..., object])
 
 NAMING = {
@@ -198,7 +200,7 @@ def insert_many(
         sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += " RETURNING " + ", ".join(quote(n) for n in returning)
-    result = conn.exec_driver_sql(sql, {"rows": orjson.dumps(list(rows)).decode()})
+    result = conn.exec_driver_sql(sql, {"rows": _json_rows(conn, table, rows)})
     return list(result) if returning else []
 
 
@@ -223,7 +225,23 @@ def update_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     assignments = ", ".join(f"{quote(n)} = r.{quote(n)}" for n in names)
     sql = (f"UPDATE {quote(table.name)} AS t SET {assignments} "
            f"FROM json_to_recordset(%(rows)s::json) AS r({record}) WHERE t.{quote(key)} = r.{quote(key)}")
-    conn.exec_driver_sql(sql, {"rows": orjson.dumps(list(rows)).decode()})
+    conn.exec_driver_sql(sql, {"rows": _json_rows(conn, table, rows)})
+
+
+def _json_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> str:
+    """Return rows as the JSON json_to_recordset reads; encrypted columns (growth.crypto.Sealed) sealed first.
+
+    The other values go as they are (orjson writes datetimes and the JSON columns' values as PostgreSQL reads
+    them); an encrypted column's value must go through its type, or it would be stored in the clear.
+    """
+    sealed: list[tuple[str, Sealed]] = []
+    for name in rows[0]:
+        kind = table.c[name].type if name in table.c else None
+        if isinstance(kind, Sealed):
+            sealed.append((name, kind))
+    if sealed:
+        rows = [{**row, **{n: kind.process_bind_param(row[n], conn.dialect) for n, kind in sealed}} for row in rows]
+    return orjson.dumps(list(rows)).decode()
 
 
 def among(column: Any, values: Sequence[Any], *, dialect: str) -> ColumnElement[bool]:

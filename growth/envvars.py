@@ -18,6 +18,8 @@ from growth.config import PREFIX, Config
 # Read one by one in Config.from_env (and a few beside it), with a word for the example environment file.
 _CORE: dict[str, str] = {
     "SECRET_KEY": "session signing key; unset: generated once into the instance folder (set it on every web host)",
+    "DATA_KEYS": "<id>:<key> personal data is encrypted with (`growth keys new`; several, comma-separated, the current "
+                 "first, while rotating); unset: generated once into the instance folder",
     "DATABASE_URL": "postgresql+psycopg://user:password@host:5432/growth; unset: SQLite in the instance folder",
     "WEBHOOK_SECRET": "whsec_<base64> the platform signs events with (several, space-separated, while rotating)",
     "PUBLIC_BASE_URL": "where people reach this app (links in messages, provider callbacks)",
@@ -101,9 +103,9 @@ _GROUPS = {
     "deploy": "Deployment profile: read by deploy/gunicorn.conf.py only",
 }
 # Set in the example (the rest are commented out at their defaults): what a deployment must decide.
-_EXAMPLE_VALUES = {"GROWTH_SECRET_KEY": "", "GROWTH_WEBHOOK_SECRET": "", "GROWTH_PUBLIC_BASE_URL":
-                   "https://growth.example.com", "GROWTH_PROXY_COUNT": "1", "GROWTH_COOKIE_SECURE": "true",
-                   "GROWTH_BACKGROUND_WORK": "false"}
+_EXAMPLE_VALUES = {"GROWTH_SECRET_KEY": "", "GROWTH_DATA_KEYS": "", "GROWTH_WEBHOOK_SECRET": "",
+                   "GROWTH_PUBLIC_BASE_URL": "https://growth.example.com", "GROWTH_PROXY_COUNT": "1",
+                   "GROWTH_COOKIE_SECURE": "true", "GROWTH_BACKGROUND_WORK": "false"}
 
 
 def example_text() -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, Computed, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from growth.crypto import BLIND_LENGTH, Sealed, keyring
 from growth.db import Base
+from growth.investors.rules import SEARCH_INDEX_OF, search_index
 
 # The one list of milestones, in funnel order, with the labels every page shows for them.
 MILESTONE_LABELS = {
@@ -31,15 +33,6 @@ def _bytewise(length: int) -> String:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
-# Search keys the database derives from the profile (generated columns: a replay or any write keeps them
-# right, and the migration that added them filled them for every row). The expressions are the same SQL
-# on SQLite and PostgreSQL. Stored (the migration adds them to an existing SQLite table as VIRTUAL, the only
-# kind SQLite can add there: computed on read, the same values, and indexed all the same).
-PHONE_LAST4_SQL = "substr(phone, length(phone) - 3, 4)"
-NAME_KEY_SQL = "lower(name)"
-EMAIL_KEY_SQL = "lower(email)"
-
-
 class Investor(Base):
     """A platform user as we know them: profile, milestones, attribution, running totals."""
 
@@ -49,9 +42,11 @@ class Investor(Base):
         Index("ix_investors_funnel", "registered_at", "channel_id", "first_investment_at", "kyc_verified_at",
               "card_bound_at", "first_deposit_at", "repeat_investment_at", "referrer_id"),
         Index("ix_investors_first_investment", "first_investment_at"),  # the home KPIs' first investors per day
-        Index("ix_investors_phone_last4", "phone_last4"),
-        Index("ix_investors_name_key", "name_key"),
-        Index("ix_investors_email_key", "email_key"),
+        # The search box's keyed hashes (growth.crypto.blind; growth.investors.rules.search_index).
+        Index("ix_investors_phone_index", "phone_index"),
+        Index("ix_investors_phone_tail_index", "phone_tail_index"),
+        Index("ix_investors_name_index", "name_index"),
+        Index("ix_investors_email_index", "email_index"),
         # The processor asks which of a batch's investors are erased: few rows have a value, so this is small.
         Index("ix_investors_erased", "erased_at"),
     )
@@ -61,18 +56,22 @@ class Investor(Base):
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
 
     # Profile; each field keeps the occurred_at it came from, so the latest wins in any arrival order.
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    # Phone (E.164), name and email are stored encrypted (growth.crypto.Sealed: read and written as plain text
+    # in Python, never comparable in SQL); they are found through their keyed hashes below.
+    phone: Mapped[str | None] = mapped_column(Sealed("investors.phone"))
     phone_at: Mapped[datetime | None]
-    name: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(Sealed("investors.name"))
     name_at: Mapped[datetime | None]
-    email: Mapped[str | None] = mapped_column(String(254))
+    email: Mapped[str | None] = mapped_column(Sealed("investors.email"))
     email_at: Mapped[datetime | None]
     wechat_openid: Mapped[str | None] = mapped_column(String(128), index=True)
     wechat_openid_at: Mapped[datetime | None]
-    # Derived by the database (see PHONE_LAST4_SQL): the search box matches these on their indexes.
-    phone_last4: Mapped[str | None] = mapped_column(String(4), Computed(PHONE_LAST4_SQL, persisted=True))
-    name_key: Mapped[str | None] = mapped_column(_bytewise(100), Computed(NAME_KEY_SQL, persisted=True))
-    email_key: Mapped[str | None] = mapped_column(_bytewise(254), Computed(EMAIL_KEY_SQL, persisted=True))
+    # Keyed hashes of the phone, its last 4 digits, the name and the email (growth.investors.rules.search_index),
+    # written with them by every writer: the search box and the message receipts look investors up by these.
+    phone_index: Mapped[str | None] = mapped_column(String(BLIND_LENGTH))
+    phone_tail_index: Mapped[str | None] = mapped_column(String(BLIND_LENGTH))
+    name_index: Mapped[str | None] = mapped_column(String(BLIND_LENGTH))
+    email_index: Mapped[str | None] = mapped_column(String(BLIND_LENGTH))
 
     # Milestones: the earliest occurred_at of each kind.
     registered_at: Mapped[datetime | None]
@@ -108,6 +107,19 @@ class Investor(Base):
     def milestone(self, name: str) -> datetime | None:
         """Return when a milestone was reached."""
         return getattr(self, f"{name}_at")
+
+
+def _keep_search_index(field: str) -> None:
+    """Keep a profile field's keyed hashes in step when the ORM sets it (the processor's bulk writes set them too)."""
+
+    @event.listens_for(getattr(Investor, field), "set")
+    def _set(target: Investor, value: str | None, _old: object, _initiator: object) -> None:
+        for column, digest in search_index(keyring(), field, value).items():
+            setattr(target, column, digest)
+
+
+for _field in SEARCH_INDEX_OF:
+    _keep_search_index(_field)
 
 
 class Investment(Base):

@@ -18,14 +18,17 @@ from typing import Any
 from sqlalchemy import select
 
 from growth import signals
+from growth.crypto import keyring
 from growth.db import insert_many, table_of, update_many
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor
 from growth.investors.rules import (
+    SEARCH_INDEX_COLUMNS,
     PhoneFormatError,
     newer_value_wins,
     normalize_phone,
     nth_earliest,
     referral_code_for,
+    search_index,
 )
 from growth.money import parse_rate, parse_yuan
 from growth.projections import Batch, Emission, LoggedEvent, Projection
@@ -68,6 +71,7 @@ class InvestorsProjection(Projection):
     keeps = {_INVESTORS: _KEEPS}
     columns = {_INVESTORS: (
         *(f for name in PROFILE_FIELDS for f in (name, f"{name}_at")),
+        *SEARCH_INDEX_COLUMNS,
         *(f"{m}_at" for m in MILESTONES),
         *_TOTALS,
         "last_activity_at",
@@ -140,6 +144,7 @@ class InvestorsProjection(Projection):
             if newer_value_wins(inv[name], inv[stamp], value, at):
                 inv[name] = value
                 inv[stamp] = at
+                inv.update(search_index(keyring(), name, value))
         if inv["last_activity_at"] is None or at > inv["last_activity_at"]:
             inv["last_activity_at"] = at
 

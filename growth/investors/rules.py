@@ -6,8 +6,11 @@ import base64
 import hashlib
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from growth.crypto import Keyring
 
 _NON_DIGIT = re.compile(r"[\s\-()]")
 _MAINLAND_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
@@ -167,6 +170,44 @@ TAIL_SHOWN_MIN_LENGTH = 13
 def tail_shown(phone: str) -> bool:
     """Tell whether a stored phone's masked form shows its last 4 digits (what a last-4 search may match)."""
     return len(phone) >= TAIL_SHOWN_MIN_LENGTH
+
+
+# The keyed hashes stored beside the encrypted profile (growth.crypto): one column per way of finding an investor.
+# `phone_tail` hashes the last 4 digits with whether the masked phone shows them, so a role without personal data
+# finds only the phones whose masked form already shows those digits (tail_shown).
+SEARCH_INDEX_OF = {"phone": ("phone_index", "phone_tail_index"), "name": ("name_index",),
+                   "email": ("email_index",)}
+SEARCH_INDEX_COLUMNS = tuple(c for columns in SEARCH_INDEX_OF.values() for c in columns)
+_SPACES = re.compile(r"\s+")
+
+
+def name_form(name: str) -> str:
+    """Return a name as the search compares it: NFKC, lower case, no spaces (张 三 = 张三, John Smith = johnsmith)."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", name)).lower()
+
+
+def email_form(email: str) -> str:
+    """Return an email as the search compares it."""
+    return email.strip().lower()
+
+
+def phone_tail_form(tail: str, *, shown: bool) -> str:
+    """Return a phone's last 4 digits as hashed, with whether its masked form shows them."""
+    return f"{tail[-PHONE_TAIL_DIGITS:]}|{'shown' if shown else 'hidden'}"
+
+
+def search_index(ring: Keyring, field: str, value: str | None) -> dict[str, str | None]:
+    """Return the hash columns of a profile field's new value (all None when the value is None)."""
+    if field == "phone":
+        if value is None:
+            return {"phone_index": None, "phone_tail_index": None}
+        return {"phone_index": ring.blind(value, "phone"),
+                "phone_tail_index": ring.blind(phone_tail_form(value, shown=tail_shown(value)), "phone_tail")}
+    if field == "name":
+        return {"name_index": None if value is None else ring.blind(name_form(value), "name")}
+    if field == "email":
+        return {"email_index": None if value is None else ring.blind(email_form(value), "email")}
+    return {}
 
 
 def prefix_end(prefix: str) -> str | None:

@@ -13,22 +13,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from channels.recipients import Recipient
 from growth.acquisition.models import AcquisitionChannel
 from growth.audit.rules import MAX_REVEAL_REASON, REVEAL_REASONS
 from growth.audit.services import record
+from growth.crypto import keyring
 from growth.errors import DomainError, NotFound
 from growth.events.models import PlatformEvent
 from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor, InvestorTag
 from growth.investors.rules import (
     PHONE_TAIL_DIGITS,
-    TAIL_SHOWN_MIN_LENGTH,
     PhoneFormatError,
     SearchTerms,
+    email_form,
     format_phone,
     mask_email,
     mask_identifier,
@@ -37,7 +38,9 @@ from growth.investors.rules import (
     mask_phone,
     mask_query,
     may_search,
+    name_form,
     normalize_phone,
+    phone_tail_form,
     prefix_end,
     recent_within,
 )
@@ -105,9 +108,35 @@ def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
     return and_(column >= prefix, column < end) if end is not None else column >= prefix
 
 
+# A phone tail longer than 4 digits is checked on the investors its last 4 digits give (about 1 in 10,000 of them);
+# past this many candidates the query is too vague to be worth decrypting them all, and matches nothing.
+MAX_TAIL_CANDIDATES = 2000
+
+
+def _tail_matches(terms: SearchTerms, session: Session) -> ColumnElement[bool]:
+    """The investors whose phone ends with the query's digits: by the hash of the last 4, then the rest decrypted."""
+    assert terms.phone_suffix is not None
+    ring = keyring()
+    shown = (True,) if terms.tail_shown_only else (True, False)
+    hashes = [h for s in shown for h in ring.blinds(phone_tail_form(terms.phone_suffix, shown=s), "phone_tail")]
+    by_tail = Investor.phone_tail_index.in_(hashes)
+    if len(terms.phone_suffix) <= PHONE_TAIL_DIGITS:
+        return by_tail
+    found = session.execute(select(Investor.id, Investor.phone).where(by_tail).limit(MAX_TAIL_CANDIDATES + 1)).all()
+    if len(found) > MAX_TAIL_CANDIDATES:
+        return false()
+    return Investor.id.in_([i for i, phone in found if phone and phone.endswith(terms.phone_suffix)] or [0])
+
+
 def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: str | None,
-                       stalled: bool, tag: str | None = None) -> list[ColumnElement[bool]]:
-    """Return the WHERE conditions of a search: every match is a lookup or a range on an index."""
+                       stalled: bool, tag: str | None = None, *, session: Session) -> list[ColumnElement[bool]]:
+    """Return the WHERE conditions of a search: every match is a lookup or a range on an index.
+
+    Phones, names and emails are encrypted (growth.crypto): they are matched by their keyed hashes, under every
+    configured data key so that rows not yet rotated are found too. A name or email matches whole (a hash has no
+    beginning); the normalisation (name_form, email_form) forgives case, spaces and full-width letters.
+    """
+    ring = keyring()
     conditions: list[ColumnElement[bool]] = []
     matches: list[ColumnElement[bool]] = []
     if terms.platform_id_prefix:  # exact ids are prefixes too
@@ -115,18 +144,13 @@ def _search_conditions(terms: SearchTerms, channel_id: int | None, milestone: st
     if terms.referral_code:
         matches.append(Investor.referral_code == terms.referral_code)
     if terms.phone:
-        matches.append(Investor.phone == terms.phone)
+        matches.append(Investor.phone_index.in_(ring.blinds(terms.phone, "phone")))
     if terms.phone_suffix:
-        tail = [Investor.phone_last4 == terms.phone_suffix[-PHONE_TAIL_DIGITS:]]
-        if len(terms.phone_suffix) > PHONE_TAIL_DIGITS:  # a longer tail: checked on the few the index gives
-            tail.append(Investor.phone.endswith(terms.phone_suffix, autoescape=True))
-        if terms.tail_shown_only:
-            tail.append(func.length(Investor.phone) >= TAIL_SHOWN_MIN_LENGTH)
-        matches.append(and_(*tail))
+        matches.append(_tail_matches(terms, session))
     if terms.name:
-        matches.append(_starts_with(Investor.name_key, terms.name))
+        matches.append(Investor.name_index.in_(ring.blinds(name_form(terms.name), "name")))
     if terms.email:
-        matches.append(_starts_with(Investor.email_key, terms.email))
+        matches.append(Investor.email_index.in_(ring.blinds(email_form(terms.email), "email")))
     if matches:
         conditions.append(or_(*matches))
     if channel_id is not None:
@@ -169,7 +193,7 @@ def search_investors(
     next one; `tag` keeps investors with that tag. Two queries at most.
     """
     page, per_page = _clamp_page(page, per_page)
-    conditions = _search_conditions(terms, channel_id, milestone, stalled, tag)
+    conditions = _search_conditions(terms, channel_id, milestone, stalled, tag, session=session)
     total = session.scalar(select(func.count()).select_from(Investor).where(*conditions)) or 0
     if total <= (page - 1) * per_page:
         return [], total
@@ -331,7 +355,7 @@ def export_investors_csv(
     which the caller allows only to roles that may see personal data. `q` is the query as typed,
     recorded with the export.
     """
-    conditions = _search_conditions(terms, channel_id, milestone, stalled, tag)
+    conditions = _search_conditions(terms, channel_id, milestone, stalled, tag, session=session)
     rows: list[list[str]] = []
     for investor, channel in session.execute(_list_query(conditions)):
         contact = contact_details(investor, masked=not unmasked)
@@ -413,14 +437,21 @@ class InvestorDirectory:
         return found
 
     def by_address(self, channel: str, address: str, *, session: Session) -> list[int]:
-        """Return the ids of the investors with this address on a channel (phones compared as normalised)."""
-        column = self._COLUMNS.get(channel)
-        if column is None or not address:
+        """Return the ids of the investors with this address on a channel (phones compared as normalised).
+
+        Phones and emails are encrypted: they are found by their keyed hashes (search_index).
+        """
+        if channel not in self._COLUMNS or not address:
             return []
-        value = address
+        ring = keyring()
+        condition: ColumnElement[bool]
         if channel == "sms":
             try:
-                value = normalize_phone(address)
+                condition = Investor.phone_index.in_(ring.blinds(normalize_phone(address), "phone"))
             except PhoneFormatError:
                 return []
-        return list(session.scalars(select(Investor.id).where(column == value).order_by(Investor.id)))
+        elif channel == "email":
+            condition = Investor.email_index.in_(ring.blinds(email_form(address), "email"))
+        else:
+            condition = Investor.wechat_openid == address
+        return list(session.scalars(select(Investor.id).where(condition).order_by(Investor.id)))

@@ -1,7 +1,7 @@
 """The one place that knows which stored data is personal, and pure functions that take it out.
 
-Encryption at rest (a later change) reads the same lists: `INVESTOR_PERSONAL_COLUMNS` are the columns to
-encrypt, `EVENT_USER_FIELDS`/`EVENT_DATA_FIELDS` the fields of a raw event payload.
+Encryption at rest (growth/crypto.py) covers the investors row's phone, name and email (growth.crypto.Sealed
+columns, found through SEARCH_INDEX_COLUMNS); erasure takes those and the hashes with the rest.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from growth.investors.rules import PhoneFormatError, normalize_phone
+from growth.investors.rules import SEARCH_INDEX_COLUMNS, PhoneFormatError, normalize_phone
 
 # What erased text is replaced by (staff notes, call notes, review notes): the row stays, its words go.
 ERASED_TEXT = "[已删除]"
@@ -22,7 +22,8 @@ EVENT_USER_FIELDS = ("phone", "name", "email", "wechat_openid")
 EVENT_DATA_FIELDS = ("device_id", "ip")
 
 # The investors row: each personal column, with the `<field>_at` stamp the profile keeps beside it (or None).
-# The search keys (phone_last4, name_key, email_key) are generated from these by the database and follow them.
+# Phone, name and email are stored encrypted (growth.crypto.Sealed); their keyed hashes (SEARCH_INDEX_COLUMNS)
+# go with them.
 INVESTOR_PERSONAL_COLUMNS: dict[str, str | None] = {
     "phone": "phone_at",
     "name": "name_at",
@@ -118,4 +119,4 @@ def message_content(content: Mapping[str, Any], *, why: str) -> dict[str, Any]:
 def investor_erased_values() -> dict[str, None]:
     """Return the investors row's personal columns (and their stamps) set to nothing."""
     columns: Iterable[str] = (c for pair in INVESTOR_PERSONAL_COLUMNS.items() for c in pair if c)
-    return dict.fromkeys(columns)
+    return dict.fromkeys([*columns, *SEARCH_INDEX_COLUMNS])

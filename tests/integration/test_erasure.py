@@ -159,7 +159,9 @@ def test_after_erasure_no_table_or_log_holds_the_investor_and_the_numbers_are_un
     with get_db(app).session_scope() as s:
         investor = s.get_one(Investor, world["investor_id"])
         assert investor.erased_at is not None
-        assert (investor.phone_last4, investor.name_key, investor.email_key) == (None, None, None)
+        assert (investor.phone, investor.name, investor.email) == (None, None, None)
+        assert (investor.phone_index, investor.phone_tail_index, investor.name_index, investor.email_index) == (
+            None, None, None, None)  # nothing left to find them by
         assert (investor.channel_code_given, investor.click_id) == ("baidu_sem", "clk-1")
         assert investor.investment_total_fen == 700_000 and investor.first_investment_at is not None
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "investor.erased")).one()

@@ -85,23 +85,26 @@ def test_fewer_than_four_digits_do_not_match_phones(session):
     assert _search(session, q="000") == ([], 0)
 
 
-def test_a_name_finds_investors_whose_name_is_it_or_begins_with_it_in_any_letter_case(session):
+def test_a_name_finds_investors_with_that_whole_name_whatever_its_case_spaces_or_width(session):
     make_investor(session, platform_user_id="a", name="张三丰", registered_at=T0)
     make_investor(session, platform_user_id="b", name="张三", registered_at=T0 + timedelta(hours=1))
     make_investor(session, platform_user_id="c", name="李三", registered_at=T0)
     make_investor(session, platform_user_id="d", name="Zhang San", registered_at=T0)
-    assert _search(session, q="张三") == (["b", "a"], 2)
-    assert _search(session, q="张三丰") == (["a"], 1)
-    assert _search(session, q="zhang s") == (["d"], 1)
-    # Not a fragment from the middle: that would need a scan of every investor.
+    assert _search(session, q="张三") == (["b"], 1)
+    assert _search(session, q="张 三丰") == (["a"], 1)
+    assert _search(session, q="zhang san") == (["d"], 1)
+    assert _search(session, q="ＺＨＡＮＧ san") == (["d"], 1)  # full-width letters
+    # Names are encrypted: a keyed hash finds a whole name, never its beginning or a fragment.
+    assert _search(session, q="zhang s") == ([], 0)
     assert _search(session, q="三") == ([], 0)
 
 
-def test_an_email_finds_investors_by_its_beginning_in_any_letter_case(session):
+def test_an_email_finds_investors_by_the_whole_address_in_any_letter_case(session):
     make_investor(session, platform_user_id="a", email="Zhang.San@Example.com")
     make_investor(session, platform_user_id="b", email="li@example.com")
     assert _search(session, q="zhang.san@example.com") == (["a"], 1)
-    assert _search(session, q="ZHANG.SAN@ex") == (["a"], 1)
+    assert _search(session, q=" ZHANG.SAN@EXAMPLE.COM ") == (["a"], 1)
+    assert _search(session, q="ZHANG.SAN@ex") == ([], 0)
     assert _search(session, q="@example.com") == ([], 0)
 
 
@@ -233,7 +236,7 @@ def test_the_export_masks_contact_details_and_writes_an_audit_entry(session):
     make_investor(session, platform_user_id="a", phone="+8613800138000", name="张三丰", email="zhang@example.com",
                   registered_at=T0, kyc_verified_at=T0, investment_total_fen=123_456)
     make_investor(session, platform_user_id="b", name="李四")
-    rows = services.export_investors_csv(session=session, terms=search_terms("张", may_see_pii=True), q="张")
+    rows = services.export_investors_csv(session=session, terms=search_terms("张三丰", may_see_pii=True), q="张三丰")
     assert len(rows) == 1
     row = dict(zip(services.EXPORT_COLUMNS, rows[0], strict=True))
     assert row["phone"] == "+86 138****8000" and row["name"] == "张**" and row["email"] == "z****@example.com"
@@ -241,7 +244,7 @@ def test_the_export_masks_contact_details_and_writes_an_audit_entry(session):
     assert row["milestones"] == "registered kyc_verified"
     assert row["investment_total"] == "1234.56"
     entry = session.query(AuditEntry).filter_by(action="investor.exported").one()
-    assert entry.details["rows"] == 1 and entry.details["filters"]["q"] == "*"  # a name, kept masked
+    assert entry.details["rows"] == 1 and entry.details["filters"]["q"] == "张**"  # a name, kept masked
     assert entry.details["unmasked"] is False
 
 

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from channels.services import consent_of, record_statement
 from growth.cli import cli
+from growth.crypto import keyring
 from growth.db import get_db
 from growth.events.processor import drain, reset_projections
 from growth.investors.models import FundsMovement, Investor
-from growth.investors.rules import referral_code_for
+from growth.investors.rules import name_form, referral_code_for
 from growth.projections import Projection, Projections, column_default, projections_of
 from tests.events import event, investment, post_events
 
@@ -219,18 +220,20 @@ def test_a_projection_whose_reset_forgets_a_table_or_a_column_is_caught(app, cli
         ]
 
 
-def test_the_search_keys_the_database_derives_go_with_a_reset_and_come_back_with_the_replay(app, client):
+def test_the_search_hashes_go_with_a_reset_and_come_back_with_the_replay(app, client):
     _populate(app, client)
-    keys = select(Investor.platform_user_id, Investor.phone, Investor.phone_last4, Investor.name_key,
-                  Investor.email_key).order_by(Investor.platform_user_id)
+    keys = select(Investor.platform_user_id, Investor.phone, Investor.name, Investor.phone_index,
+                  Investor.phone_tail_index, Investor.name_index, Investor.email_index).order_by(Investor.platform_user_id)
     with get_db(app).session_scope() as s:
         before = s.execute(keys).all()
-    assert any(row.phone for row in before)
-    assert all(row.phone_last4 == (row.phone[-4:] if row.phone else None) for row in before)
+    assert any(row.phone for row in before) and any(row.name for row in before)
+    ring = keyring()
+    assert all(row.phone_index == (ring.blind(row.phone, "phone") if row.phone else None) for row in before)
+    assert all(row.name_index == (ring.blind(name_form(row.name), "name") if row.name else None) for row in before)
     with get_db(app).session_scope(write=True) as s:
         reset_projections(session=s, projections=projections_of(app))
     with get_db(app).session_scope() as s:
-        assert {(r.phone_last4, r.name_key, r.email_key) for r in s.execute(keys)} == {(None, None, None)}
+        assert {tuple(r)[3:] for r in s.execute(keys)} == {(None, None, None, None)}
     drain(app)
     with get_db(app).session_scope() as s:
         assert s.execute(keys).all() == before

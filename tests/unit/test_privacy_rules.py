@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from growth.config import Config, ConfigError
+from growth.investors.rules import SEARCH_INDEX_COLUMNS
 from growth.privacy import rules
 
 BODY = {"id": "e1", "type": "user.registered", "occurred_at": "2026-12-01T10:00:00+08:00",
@@ -46,7 +47,7 @@ def test_a_message_body_keeps_its_template_code_and_says_why_it_went():
 def test_the_investor_columns_to_erase_include_each_stamp():
     assert rules.investor_erased_values() == dict.fromkeys(
         ("phone", "phone_at", "name", "name_at", "email", "email_at", "wechat_openid", "wechat_openid_at",
-         "device_id", "registration_ip"))
+         "device_id", "registration_ip", "phone_index", "phone_tail_index", "name_index", "email_index"))
 
 
 def test_retention_settings_come_from_the_environment_and_a_bad_one_stops_the_start(monkeypatch):
@@ -83,10 +84,11 @@ def test_every_investors_column_is_classified_personal_derived_or_not():
 
     columns = {c.key for c in Investor.__table__.columns}
     personal = {c for pair in rules.INVESTOR_PERSONAL_COLUMNS.items() for c in pair if c}
-    derived = {"phone_last4", "name_key", "email_key"}  # generated from the personal columns: they follow them
+    derived = set(SEARCH_INDEX_COLUMNS)  # keyed hashes of the personal columns: they go with them
     not_personal = {"id", "platform_user_id", "referral_code", "registered_at", "kyc_verified_at", "card_bound_at",
                     "first_deposit_at", "first_investment_at", "repeat_investment_at", "channel_id", "click_id",
                     "channel_code_given", "referral_code_used", "referrer_id", "investment_count",
                     "investment_total_fen", "holdings_fen", "deposit_total_fen", "withdrawal_total_fen",
                     "last_activity_at", "erased_at"}
     assert columns == personal | derived | not_personal  # a new column must be classified here and in the rules
+    assert set(rules.investor_erased_values()) == personal | derived

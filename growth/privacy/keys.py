@@ -1,0 +1,116 @@
+"""Data key rotation: every encrypted value and keyed hash rewritten under the current key (docs/operations.md).
+
+To rotate, an operator puts a new key first in GROWTH_DATA_KEYS and keeps the old one after it, restarts, and runs
+`growth keys rotate`: it finds the rows whose tokens or hashes were made with another key and rewrites them in
+chunks, each chunk its own transaction (an interrupted rotation resumes where it stopped, and the app keeps reading
+and finding both kinds meanwhile). `growth keys status` shows how many values each key still holds; once the old
+key holds none it can leave GROWTH_DATA_KEYS.
+
+The encrypted columns are found by their type (growth.crypto.Sealed) in every table, so a new one is rotated
+without a change here; a row's keyed hashes are recomputed from its decrypted values (search_index).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, func, or_, select, type_coerce, update
+from sqlalchemy.orm import Session
+
+from growth.audit.services import record
+from growth.crypto import Sealed, keyring
+from growth.db import Base
+from growth.investors.rules import SEARCH_INDEX_COLUMNS, SEARCH_INDEX_OF, search_index
+
+CHUNK = 1000
+_SEP = "$"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A table with encrypted columns, and the hash columns computed from them (investors only)."""
+
+    table: Table
+    sealed: tuple[Column, ...]
+    hashes: tuple[Column, ...]
+
+
+def targets() -> list[Target]:
+    """Return every table with an encrypted column."""
+    found = []
+    for table in Base.metadata.sorted_tables:
+        sealed = tuple(c for c in table.columns if isinstance(c.type, Sealed))
+        if sealed:
+            hashes = tuple(table.c[n] for n in SEARCH_INDEX_COLUMNS if n in table.c)
+            found.append(Target(table, sealed, hashes))
+    return found
+
+
+def _plain(column: Column) -> ColumnElement[str]:
+    """`column` as its stored text (an encrypted column's own type would decrypt what a query reads)."""
+    return type_coerce(column, column.type.impl if isinstance(column.type, Sealed) else column.type)
+
+
+def _stale(target: Target, current: str) -> ColumnElement[bool]:
+    """Rows with a value or hash made with another key than `current` (compared as stored text: `<id>$…`)."""
+    prefix = current + _SEP
+    return or_(*(and_(c.is_not(None), func.substr(_plain(c), 1, len(prefix)) != prefix)
+                 for c in (*target.sealed, *target.hashes)))
+
+
+def status(*, session: Session) -> dict[str, Counter[str]]:
+    """Return, per `table.column`, how many stored values each key id holds."""
+    out: dict[str, Counter[str]] = {}
+    for target in targets():
+        for column in (*target.sealed, *target.hashes):
+            text = _plain(column)
+            key = func.substr(text, 1, func.instr(text, _SEP) - 1)
+            rows = session.execute(select(key, func.count()).where(column.is_not(None)).group_by(key)).all()
+            out[f"{target.table.name}.{column.name}"] = Counter({str(k): int(n) for k, n in rows})
+    return out
+
+
+def pending(*, session: Session) -> int:
+    """Return how many rows hold a value or hash made with a key other than the current one."""
+    current = keyring().current.id
+    return sum(session.scalar(select(func.count()).select_from(t.table).where(_stale(t, current))) or 0
+               for t in targets())
+
+
+def rotate(*, session_scope: Callable[[], AbstractContextManager[Session]], progress: Callable[[int], None] = lambda n: None,
+           actor: str = "cli") -> int:
+    """Rewrite every stale row under the current key, a chunk a transaction; return how many rows were rewritten."""
+    current = keyring().current.id
+    done = 0
+    for target in targets():
+        t = target.table
+        after = 0
+        while True:
+            with session_scope() as session:
+                query = (select(t.c.id, *target.sealed).where(_stale(target, current), t.c.id > after)
+                         .order_by(t.c.id).limit(CHUNK))
+                rows = session.execute(query).mappings().all()
+                if not rows:
+                    break
+                values = [_rewritten(target, dict(row)) for row in rows]
+                names = [n for n in values[0] if n != "_id"]
+                session.execute(update(t).where(t.c.id == bindparam("_id")).values({n: bindparam(n) for n in names}),
+                                values)
+                after = rows[-1]["id"]
+            done += len(rows)
+            progress(len(rows))
+    with session_scope() as session:
+        record("data_keys.rotated", session=session, actor=actor, details={"key": current, "rows": done})
+    return done
+
+
+def _rewritten(target: Target, row: dict) -> dict:
+    """The row's encrypted values sealed again (the type seals them on the way in) and its hashes recomputed."""
+    values = {"_id": row["id"], **{c.name: row[c.name] for c in target.sealed}}
+    if target.hashes:
+        for field in SEARCH_INDEX_OF:
+            values.update(search_index(keyring(), field, row.get(field)))
+    return values
