@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from channels.adapters.email import STARTTLS, TLS, parse_smtp_url
 from channels.adapters.sms_settings import SmsSettings
 from channels.settings import SETTINGS, ChannelConfig, load
+from growth.crypto import keyring
 from growth.db import get_db
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -103,6 +104,21 @@ def _url_problem(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> s
     return ""
 
 
+def _data_keys_check(app: Flask, prod: bool) -> Result:
+    """Where the data keys come from: every host must hold the same ones, or it cannot read what another wrote."""
+    ring = keyring()
+    if not (app.config.get("DATA_KEYS") or "").strip():
+        return Result("data-keys", FAIL if prod else OK,
+                      "generated into the instance folder (another host could not read this one's personal data)"
+                      if prod else f"generated into the instance folder (key {ring.current.id}; back it up with "
+                      "the database: without it the personal data cannot be read)",
+                      "set GROWTH_DATA_KEYS to the same key on every host: `growth keys new`, and keep a copy "
+                      "apart from the backups" if prod else "")
+    older = f"; {len(ring.ids) - 1} older kept for reading (run `growth keys rotate`, then drop them)" \
+        if len(ring.ids) > 1 else ""
+    return Result("data-keys", OK, f"GROWTH_DATA_KEYS set (current {ring.current.id}{older})")
+
+
 def config_checks(app: Flask) -> list[Result]:
     """Check the settings themselves: secrets, URLs and cookies."""
     prod = production_like(app)
@@ -121,6 +137,7 @@ def config_checks(app: Flask) -> list[Result]:
                               "python -c 'import secrets; print(secrets.token_urlsafe(48))'"))
     else:
         results.append(Result("secret-key", OK, f"GROWTH_SECRET_KEY set ({len(key)} characters)"))
+    results.append(_data_keys_check(app, prod))
 
     webhook = str(app.config.get("WEBHOOK_SECRET") or "")
     if _generated(app, "webhook_secret", webhook):

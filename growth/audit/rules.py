@@ -39,6 +39,7 @@ ACTION_LABELS = {
     "investor.pii_revealed": _l("查看投资人完整信息"),
     "investor.tagged": _l("给投资人加标签"),
     "investor.erased": _l("删除投资人个人信息"),
+    "data_keys.rotated": _l("轮换数据密钥"),
     "investor.untagged": _l("移除投资人标签"),
     "investor.exported": _l("导出投资人"),
     "investor.searched": _l("按个人信息搜索投资人"),

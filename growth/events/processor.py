@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from growth.crypto import keyring
 from growth.db import Database, get_db, table_of, update_many
 from growth.events.models import PlatformEvent, ProcessorCursor
+from growth.events.rules import dump_payload, load_payload
 from growth.investors.models import Investor
 from growth.locks import claim, new_holder_id, release
 from growth.privacy.rules import strip_event
@@ -66,8 +67,9 @@ def process_batch(*, session: Session, projections: Projections, limit: int, now
     ).all()
     if not rows:
         return BatchOutcome(0, cursor.position)
-    loads = orjson.loads
-    events = [LoggedEvent(seq, eid, typ, at, uid, loads(payload)) for seq, eid, typ, at, uid, payload in rows]
+    ring = keyring()
+    events = [LoggedEvent(seq, eid, typ, at, uid, load_payload(payload, ring))
+              for seq, eid, typ, at, uid, payload in rows]
     batch = Batch(session, projections)
     events = _without_erased_data(batch, events)
     batch.run(events)
@@ -97,7 +99,7 @@ def _without_erased_data(batch: Batch, events: list[LoggedEvent]) -> list[Logged
             stripped = strip_event(event.body)
             if stripped.changed:
                 event = replace(event, body=stripped.body)
-                changed.append({"seq": event.seq, "payload": orjson.dumps(stripped.body).decode()})
+                changed.append({"seq": event.seq, "payload": dump_payload(stripped.body, keyring())})
         out.append(event)
     update_many(batch.connection, _EVENTS, changed, key="seq")
     return out

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from flask_babel import lazy_gettext as _l
 
+from growth.crypto import Keyring
 from growth.investors.rules import PhoneFormatError, normalize_phone
 from growth.money import MoneyFormatError, parse_rate, parse_yuan
 
@@ -60,6 +62,49 @@ MAX_DEPTH = 32
 ENVELOPE_FIELDS = ("id", "type", "occurred_at", "user", "data")
 USER_FIELDS = ("id", "phone", "name", "email", "wechat_openid")
 PRODUCT_FIELDS = ("id", "name", "term_days", "annual_rate")
+
+# A stored event's user.phone/name/email are encrypted together (growth.crypto) into one `user["$sealed"]` token:
+# the log holds no contact data in the clear. `open_payload` gives the event back as it was received.
+SEALED_USER_FIELDS = ("phone", "name", "email")
+SEALED = "$sealed"
+SEALED_PURPOSE = "platform_events.user"
+
+
+def seal_payload(payload: dict[str, Any], ring: Keyring) -> dict[str, Any]:
+    """Return the event with its user's contact fields sealed into `user["$sealed"]` (the same object if none)."""
+    user = payload.get("user")
+    if not isinstance(user, dict) or not any(f in user for f in SEALED_USER_FIELDS):
+        return payload
+    contact = {f: user[f] for f in SEALED_USER_FIELDS if f in user}
+    rest = {k: v for k, v in user.items() if k not in SEALED_USER_FIELDS}
+    rest[SEALED] = ring.seal(orjson.dumps(contact).decode(), SEALED_PURPOSE)
+    return {**payload, "user": rest}
+
+
+def open_payload(payload: dict[str, Any], ring: Keyring) -> dict[str, Any]:
+    """Return a stored event with its user's contact fields opened (the same object if none were sealed)."""
+    user = payload.get("user")
+    if not isinstance(user, dict) or SEALED not in user:
+        return payload
+    rest = {k: v for k, v in user.items() if k != SEALED}
+    return {**payload, "user": {**rest, **orjson.loads(ring.open(user[SEALED], SEALED_PURPOSE))}}
+
+
+def load_payload(text: str | bytes, ring: Keyring) -> dict[str, Any]:
+    """Return a stored event as received: parsed, its contact fields opened."""
+    return open_payload(orjson.loads(text), ring)
+
+
+def dump_payload(payload: dict[str, Any], ring: Keyring) -> str:
+    """Return an event as it is stored: its contact fields sealed, as JSON text."""
+    return orjson.dumps(seal_payload(payload, ring)).decode()
+
+
+def sealed_key(payload: dict[str, Any], ring: Keyring) -> str | None:
+    """Return the id of the data key a stored event's contact fields were sealed with (None: nothing sealed)."""
+    user = payload.get("user")
+    return ring.key_of(user[SEALED]) if isinstance(user, dict) and SEALED in user else None
+
 DATA_FIELDS: dict[str, tuple[str, ...]] = {
     "user.registered": ("channel_code", "click_id", "referral_code", "device_id", "ip"),
     "user.kyc_verified": (),

@@ -18,8 +18,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 from werkzeug.datastructures import Headers
 
+from growth.crypto import keyring
 from growth.events.models import PlatformEvent, ProcessorCursor
-from growth.events.rules import ValidEvent, split_envelope, validate_event
+from growth.events.rules import ValidEvent, dump_payload, split_envelope, validate_event
 
 logger = logging.getLogger(__name__)
 
@@ -173,18 +174,18 @@ def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetim
     if not valid:
         return 0
     conn = session.connection()
-    dumps = orjson.dumps
+    ring = keyring()
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": APPEND_LOCK_KEY})
-        batch = dumps([
-            {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dumps(e.payload).decode()}
+        batch = orjson.dumps([
+            {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dump_payload(e.payload, ring)}
             for e in valid
         ]).decode()
         result = conn.exec_driver_sql(_PG_INSERT, {"received_at": now, "rows": batch})
         return result.rowcount
     received = _sqlite_time(now)
     rows = [
-        (e.event_id, e.type, _sqlite_time(e.occurred_at), e.user_id, dumps(e.payload).decode(), received)
+        (e.event_id, e.type, _sqlite_time(e.occurred_at), e.user_id, dump_payload(e.payload, ring), received)
         for e in valid
     ]
     return conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount

@@ -23,7 +23,7 @@ from growth.audit.services import record
 from growth.crypto import keyring
 from growth.errors import DomainError, NotFound
 from growth.events.models import PlatformEvent
-from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS
+from growth.events.rules import DATA_FIELDS, PRODUCT_FIELDS, load_payload
 from growth.investors.models import MILESTONES, FundsMovement, Investment, Investor, InvestorTag
 from growth.investors.rules import (
     PHONE_TAIL_DIGITS,
@@ -322,13 +322,12 @@ def masked_payload(doc: object) -> object:
 def pretty_payload(payload: str, *, masked: bool = True) -> str:
     """Pretty-print a raw event's JSON, masked (see masked_payload) unless told otherwise."""
     try:
-        doc = json.loads(payload)
+        doc = load_payload(payload, keyring())  # contact fields are stored sealed (growth.events.rules)
     except ValueError:
         # The log keeps what was received; unparsable text is shown only unmasked, never to guess at.
         return HIDDEN if masked else payload
-    if masked:
-        doc = masked_payload(doc)
-    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True)
+    shown: object = masked_payload(doc) if masked else doc
+    return json.dumps(shown, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def _local(value: Any) -> str:

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.models import FINAL, OutboxMessage
+from growth.crypto import keyring
 from growth.db import Database, get_db, table_of, update_many
 from growth.events.models import PlatformEvent, ProcessorCursor
+from growth.events.rules import dump_payload, load_payload
 from growth.investors.models import Investor
 from growth.privacy import rules
 
@@ -104,13 +105,14 @@ def events_step(*, session: Session, now: datetime, days: int, limit: int) -> St
         for found in session.execute(query.where(_INVESTORS.c.platform_user_id.in_(user_ids[i:i + 500]))).mappings():
             holders[found["platform_user_id"]] = dict(found)
     changed = []
+    ring = keyring()
     for row in old:
         investor = holders.get(row.user_id) or {}
         erased = investor.get("erased_at") is not None
-        stripped = rules.strip_event(orjson.loads(row.payload), keep=None if erased else rules.keep_values(investor),
-                                     profile_only=not erased)
+        stripped = rules.strip_event(load_payload(row.payload, ring),
+                                     keep=None if erased else rules.keep_values(investor), profile_only=not erased)
         if stripped.changed:
-            changed.append({"seq": row.seq, "payload": orjson.dumps(stripped.body).decode()})
+            changed.append({"seq": row.seq, "payload": dump_payload(stripped.body, ring)})
     update_many(session.connection(), _EVENTS, changed, key="seq")
     cursor.position, cursor.updated_at = old[-1].seq, now
     session.flush()

@@ -7,7 +7,9 @@ and finding both kinds meanwhile). `growth keys status` shows how many values ea
 key holds none it can leave GROWTH_DATA_KEYS.
 
 The encrypted columns are found by their type (growth.crypto.Sealed) in every table, so a new one is rotated
-without a change here; a row's keyed hashes are recomputed from its decrypted values (search_index).
+without a change here; a row's keyed hashes are recomputed from its decrypted values (search_index). The event
+log's contact fields are sealed inside the payload (growth.events.rules.seal_payload): those events are found by
+the key id their token names, a scan of the log.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, func, or_, select, type_coerce, update
+from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, func, not_, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from growth.audit.services import record
 from growth.crypto import Sealed, keyring
-from growth.db import Base
+from growth.db import Base, table_of, update_many
+from growth.events.models import PlatformEvent
+from growth.events.rules import SEALED, dump_payload, load_payload
 from growth.investors.rules import SEARCH_INDEX_COLUMNS, SEARCH_INDEX_OF, search_index
 
 CHUNK = 1000
 _SEP = "$"
+_EVENTS = table_of(PlatformEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,27 +66,46 @@ def _stale(target: Target, current: str) -> ColumnElement[bool]:
                  for c in (*target.sealed, *target.hashes)))
 
 
+def _sealed_with(key_id: str) -> ColumnElement[bool]:
+    """Events whose contact fields were sealed with this key (the stored JSON holds `"$sealed":"<id>$…`)."""
+    return _EVENTS.c.payload.contains(f'"{SEALED}":"{key_id}{_SEP}', autoescape=True)
+
+
+def _stale_events(current: str) -> ColumnElement[bool]:
+    return and_(_EVENTS.c.payload.contains(f'"{SEALED}":"', autoescape=True), not_(_sealed_with(current)))
+
+
 def status(*, session: Session) -> dict[str, Counter[str]]:
-    """Return, per `table.column`, how many stored values each key id holds."""
+    """Return, per `table.column`, how many stored values each key id holds (events: a scan of the log)."""
     out: dict[str, Counter[str]] = {}
+    events: Counter[str] = Counter()
+    for key_id in keyring().ids:
+        events[key_id] = session.scalar(select(func.count()).where(_sealed_with(key_id))) or 0
+    out["platform_events.payload"] = +events
+    ids = keyring().ids
     for target in targets():
         for column in (*target.sealed, *target.hashes):
             text = _plain(column)
-            key = func.substr(text, 1, func.instr(text, _SEP) - 1)
-            rows = session.execute(select(key, func.count()).where(column.is_not(None)).group_by(key)).all()
-            out[f"{target.table.name}.{column.name}"] = Counter({str(k): int(n) for k, n in rows})
+            counts = [func.count().filter(func.substr(text, 1, len(k) + 1) == k + _SEP) for k in ids]
+            row = session.execute(select(func.count(column), *counts).select_from(target.table)).one()
+            by_key = Counter(dict(zip(ids, (int(n) for n in row[1:]), strict=True)))
+            other = int(row[0]) - sum(by_key.values())
+            if other:
+                by_key["(unknown key)"] = other
+            out[f"{target.table.name}.{column.name}"] = +by_key
     return out
 
 
 def pending(*, session: Session) -> int:
     """Return how many rows hold a value or hash made with a key other than the current one."""
     current = keyring().current.id
-    return sum(session.scalar(select(func.count()).select_from(t.table).where(_stale(t, current))) or 0
+    rows = sum(session.scalar(select(func.count()).select_from(t.table).where(_stale(t, current))) or 0
                for t in targets())
+    return rows + (session.scalar(select(func.count()).where(_stale_events(current))) or 0)
 
 
-def rotate(*, session_scope: Callable[[], AbstractContextManager[Session]], progress: Callable[[int], None] = lambda n: None,
-           actor: str = "cli") -> int:
+def rotate(*, session_scope: Callable[[], AbstractContextManager[Session]],
+           progress: Callable[[int], None] = lambda n: None, actor: str = "cli") -> int:
     """Rewrite every stale row under the current key, a chunk a transaction; return how many rows were rewritten."""
     current = keyring().current.id
     done = 0
@@ -102,9 +126,30 @@ def rotate(*, session_scope: Callable[[], AbstractContextManager[Session]], prog
                 after = rows[-1]["id"]
             done += len(rows)
             progress(len(rows))
+    done += _rotate_events(session_scope, current, progress)
     with session_scope() as session:
         record("data_keys.rotated", session=session, actor=actor, details={"key": current, "rows": done})
     return done
+
+
+def _rotate_events(session_scope: Callable[[], AbstractContextManager[Session]], current: str,
+                   progress: Callable[[int], None]) -> int:
+    """Seal the contact fields of every event sealed with an older key again, in log order, a chunk a transaction."""
+    done = after = 0
+    ring = keyring()
+    while True:
+        with session_scope() as session:
+            rows = session.execute(select(_EVENTS.c.seq, _EVENTS.c.payload)
+                                   .where(_stale_events(current), _EVENTS.c.seq > after)
+                                   .order_by(_EVENTS.c.seq).limit(CHUNK)).all()
+            if not rows:
+                return done
+            update_many(session.connection(), _EVENTS,
+                        [{"seq": seq, "payload": dump_payload(load_payload(payload, ring), ring)}
+                         for seq, payload in rows], key="seq")
+            after = rows[-1][0]
+        done += len(rows)
+        progress(len(rows))
 
 
 def _rewritten(target: Target, row: dict) -> dict:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -21,9 +20,11 @@ from sqlalchemy.orm import Session
 from channels.models import WAITING, ConsentStatement, OutboxMessage, Unreachable, WechatFollower
 from growth.audit.services import record
 from growth.crm.models import CrmCall, CrmNote, CrmTask
+from growth.crypto import keyring
 from growth.db import update_many
 from growth.errors import DomainError, NotFound
 from growth.events.models import PlatformEvent, ProcessorCursor
+from growth.events.rules import dump_payload, load_payload
 from growth.investors.models import Investor
 from growth.privacy import rules
 from growth.referrals.models import Referral, ReferralReview
@@ -99,10 +100,11 @@ def _erase_events(user_id: str, *, session: Session) -> int:
     rows = session.execute(_locked(select(PlatformEvent.seq, PlatformEvent.payload)
                                    .where(PlatformEvent.user_id == user_id), session)).all()
     changed = []
+    ring = keyring()
     for seq, payload in rows:
-        stripped = rules.strip_event(orjson.loads(payload))
+        stripped = rules.strip_event(load_payload(payload, ring))
         if stripped.changed:
-            changed.append({"seq": seq, "payload": orjson.dumps(stripped.body).decode()})
+            changed.append({"seq": seq, "payload": dump_payload(stripped.body, ring)})
     update_many(session.connection(), PlatformEvent.__table__, changed, key="seq")  # type: ignore[arg-type]
     return len(changed)
 

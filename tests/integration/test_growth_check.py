@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
 from growth.cli import cli
+from growth.config import TestConfig
+from growth.crypto import configure, new_key, parse_keys
 from growth.migrate import alembic_config, upgrade
 from tests.fakes.aliyun_sms import FakeAliyunSms
 from tests.fakes.smtp import FakeSmtp, silent_server
@@ -58,7 +60,9 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     def _run(*args: str, **env: str) -> Result:
         environ: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")}
-        environ.update(GROWTH_INSTANCE_PATH=str(tmp_path / "instance"), **env)
+        # The tests' data key unless a test says otherwise: the command's app sets the process's key ring.
+        environ.update(GROWTH_INSTANCE_PATH=str(tmp_path / "instance"), GROWTH_DATA_KEYS=TestConfig.DATA_KEYS)
+        environ.update(env)
         return CliRunner().invoke(cli, ["check", *args], env=environ, catch_exceptions=False)
 
     return _run
@@ -123,6 +127,22 @@ def test_postgresql_without_a_configured_secret_key_fails_as_every_host_would_si
     assert "GROWTH_SECRET_KEY" in line(result, "secret-key")
     short = run(GROWTH_DATABASE_URL=migrated_url, GROWTH_WEBHOOK_SECRET=WEBHOOK, GROWTH_SECRET_KEY="change-me")
     assert line(short, "secret-key").startswith("FAIL")
+
+
+@pytest.mark.postgres_only
+def test_postgresql_without_configured_data_keys_fails_as_each_host_would_encrypt_with_its_own(
+        run, migrated_url, db_kind):
+    env = {"GROWTH_DATABASE_URL": migrated_url, "GROWTH_SECRET_KEY": SECRET, "GROWTH_WEBHOOK_SECRET": WEBHOOK}
+    try:
+        result = run(GROWTH_DATA_KEYS="", **env)
+        assert result.exit_code == 1
+        assert line(result, "data-keys").startswith("FAIL") and "growth keys new" in line(result, "data-keys")
+        rotating = run(GROWTH_DATA_KEYS=f"{new_key('k2')},{TestConfig.DATA_KEYS}", **env)
+        assert line(rotating, "data-keys").startswith("ok") and "1 older kept" in line(rotating, "data-keys")
+        bad = run(GROWTH_DATA_KEYS="k2:short", **env)
+        assert bad.exit_code == 1 and "GROWTH_DATA_KEYS" in line(bad, "config")
+    finally:
+        configure(parse_keys(TestConfig.DATA_KEYS))  # the commands' apps changed the process's key ring
 
 
 def test_redis_answering_passes_and_a_wrong_redis_port_fails(run, migrated_url, db_kind):

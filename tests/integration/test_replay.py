@@ -223,7 +223,8 @@ def test_a_projection_whose_reset_forgets_a_table_or_a_column_is_caught(app, cli
 def test_the_search_hashes_go_with_a_reset_and_come_back_with_the_replay(app, client):
     _populate(app, client)
     keys = select(Investor.platform_user_id, Investor.phone, Investor.name, Investor.phone_index,
-                  Investor.phone_tail_index, Investor.name_index, Investor.email_index).order_by(Investor.platform_user_id)
+                  Investor.phone_tail_index, Investor.name_index,
+                  Investor.email_index).order_by(Investor.platform_user_id)
     with get_db(app).session_scope() as s:
         before = s.execute(keys).all()
     assert any(row.phone for row in before) and any(row.name for row in before)

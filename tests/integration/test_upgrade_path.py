@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import create_engine, text
 
+from growth import crypto
 from growth.app import create_app
 from growth.auth import services as auth_services
 from growth.config import TestConfig
@@ -128,6 +129,7 @@ def test_a_database_of_the_first_schema_with_data_upgrades_to_head_and_the_app_w
     url = empty_database_url
     upgrade(url, "0001")
     fill_first_schema(url)
+    crypto.configure(crypto.parse_keys(TestConfig.DATA_KEYS))  # 0022 encrypts the profiles with the app's keys
     upgrade(url)
     assert is_current(url)
 
@@ -142,7 +144,9 @@ def test_a_database_of_the_first_schema_with_data_upgrades_to_head_and_the_app_w
     assert counts == {"acquisition_channels": 1, "tracking_links": 1, "clicks": 2, "channel_costs": 1,
                       "investors": 3, "funds_movements": 1, "investments": 1, "platform_events": 8,
                       "staff_users": 1, "audit_entries": 1}
-    assert (phone, channel) == ("+8613800000001", 1)
+    # Stored encrypted since 0022 (a token of the current key), the same phone once opened.
+    assert phone.startswith("test$") and "13800000001" not in phone and channel == 1
+    assert crypto.keyring().open(phone, "investors.phone") == "+8613800000001"
 
     monkeypatch.setenv("GROWTH_INSTANCE_PATH", str(tmp_path / "instance"))
     config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
@@ -164,6 +168,8 @@ def test_a_database_of_the_first_schema_with_data_upgrades_to_head_and_the_app_w
         assert post_events(client, [late, second]).status_code in (200, 202)
         assert drain(app) == 2
         assert funnel() == [4, 2, 1, 1, 1, 1]  # a newcomer, and investor A's repeat investment
+        found = client.get("/investors", query_string={"q": "+86 138 0000 0001"}).get_data(as_text=True)
+        assert "u_old_a" in found  # the search finds an upgraded phone by its keyed hash
         with get_db(app).session_scope() as session:
             assert session.scalar(text("SELECT investment_count FROM investors WHERE platform_user_id = 'u_old_a'")
                                   ) == 2
