@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
@@ -43,6 +44,9 @@ _ROOTS: frozenset[str] = frozenset(path.split(".", 1)[0] for path in VARIABLES)
 # holds an invisible separator next to those words. A template that does more with the name than print it
 # (index it, test it, `or` a default) works on the slot, not on the name: write `{{ investor.name }}`.
 NAME_SLOT = "\u2063投资人姓名\u2063"
+
+# Why a template that does more with the name than print it is refused (library) or flagged (campaign editor).
+NAME_TRANSFORMED = _l("姓名在发送时才填入：模板中只能原样写 {{ investor.name }}，不能对它做判断、截取、过滤或设默认值")
 
 MAX_REPEAT = 1000  # `"x" * n` and `n ** m` stay small: a template cannot make the renderer allocate gigabytes
 MAX_EXPONENT = 64
@@ -169,6 +173,22 @@ def plain_parts(template: str) -> list[str | tuple[str, str]] | None:
             else:
                 return None
     return parts
+
+
+def name_transformed(template: str) -> bool:
+    """Tell whether a template does more with `investor.name` than print it (tests, indexes, filters, `or` …).
+
+    A message is queued with `NAME_SLOT` where the name goes and filled at send time, so such a template
+    would work on the slot instead of the name (`{{ investor.name or "客户" }}` never says 客户,
+    `{{ investor.name[0] }}` prints an invisible separator). A syntax error is `unknown_variables`' to report.
+    """
+    try:
+        tree = _text_env.parse(template)
+    except TemplateSyntaxError:
+        return False
+    printed = {id(node) for output in tree.find_all(nodes.Output) for node in output.nodes}
+    return any(_path(node) == "investor.name" and id(node) not in printed
+               for node in tree.find_all((nodes.Getattr, nodes.Getitem)))
 
 
 def render(template: str, context: Mapping[str, Any], *, html: bool = False) -> str:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.templates import NAME_SLOT, context, fill_name, has_slot, render
+from channels.templates import NAME_SLOT, context, fill_name, has_slot, name_transformed, render
 
 TEXTS = ["{{ investor.name }}您好，{{ reward.amount }}元红包已到账。回T退订", "{{ investor.name }}",
          "尊敬的{{ investor.name }}：{{ investor.name }}，您好", "{{ investor.name|trim }}您好", "您好"]
@@ -86,3 +86,33 @@ def test_the_slot_is_invisible_markup_free_and_survives_the_case_filters_and_tri
     for template in ("{{ investor.name|upper }}", "{{ investor.name|lower }}", "{{ investor.name|title }}",
                      "{{ investor.name|capitalize }}", "{{ investor.name|trim }}", "{{ investor.name|string }}"):
         assert render(template, _vars(NAME_SLOT)) == NAME_SLOT, template
+
+
+@pytest.mark.parametrize(("template", "transformed"), [
+    ("{{ investor.name }}您好", False), ('{{ investor["name"] }}您好', False), ("{{ campaign.name }}", False),
+    ("{{ investor.masked_phone }}", False), ("{{ investor.name ", False),  # a syntax error is reported elsewhere
+    ('{{ investor.name or "客户" }}您好', True), ("{% if investor.name %}{{ investor.name }}{% endif %}", True),
+    ("{{ investor.name[0] }}先生", True), ("{{ investor.name|upper }}", True), ("{{ investor.name|e }}", True),
+    ("{% set who = investor.name %}{{ who }}", True), ("{{ investor.name.upper() }}", True),
+])
+def test_a_template_that_does_more_with_the_name_than_print_it_is_told_apart(template, transformed):
+    assert name_transformed(template) is transformed
+
+
+def test_the_library_refuses_and_the_campaign_editor_warns_of_a_name_used_other_than_printed():
+    from campaigns.compliance import check, name_problems
+    from campaigns.definition import parse
+    from channels.template_library import TemplateDraft
+    from channels.template_library import check as check_template
+
+    draft = TemplateDraft("回访", "sms", "service", body='{{ investor.name or "客户" }}您好', provider_template="SMS_1",
+                          params={"name": "{{ investor.name[0] }}", "ok": "{{ investor.name }}"})
+    assert [(p.field, p.code) for p in check_template(draft) if p.code == "name_transformed"] == [
+        ("body", "name_transformed"), ("params", "name_transformed")]
+    campaign = parse({"name": "回访", "type": "broadcast", "class": "service",
+                      "schedule": {"at": "2026-12-03T10:00:00+08:00"},
+                      "messages": [{"channel": "sms", "text": "{{ investor.name }}您好",
+                                    "params": {"name": "{{ investor.name|default('客户', true) }}"},
+                                    "template_code": "SMS_1"}]})
+    assert [(p.path, p.code) for p in name_problems(campaign)] == [("messages[0].params.name", "name_transformed")]
+    assert check(campaign) == []  # not a spec §3 code: submit does not refuse it
