@@ -42,7 +42,7 @@ _ROOTS: frozenset[str] = frozenset(path.split(".", 1)[0] for path in VARIABLES)
 # It passes Jinja2 and HTML autoescaping unchanged (no markup characters), the case filters (upper, lower,
 # title: CJK has no case) and trim (U+2063 is not whitespace) leave it whole, and no text a person types
 # holds an invisible separator next to those words. A template that does more with the name than print it
-# (index it, test it, `or` a default) works on the slot, not on the name: write `{{ investor.name }}`.
+# (index it, test it, `or` a default, a filter) would work on the slot: see `name_transformed`.
 NAME_SLOT = "\u2063投资人姓名\u2063"
 
 # Why a template that does more with the name than print it is refused (library) or flagged (campaign editor).
