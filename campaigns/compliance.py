@@ -5,7 +5,8 @@ and approve refuse a campaign that breaks any. The banned phrases are matched on
 full-width folded to half-width (NFKC), case folded, and every space, punctuation mark, symbol and
 invisible character removed — so `保 本`, `保，本`, `保\u200b本` and `ｓ稳赚` all count, and HTML tags
 are stripped first so `保<b>本</b>` does too. Only the spec's codes are compliance: the budget's own
-warnings (`definition.budget_problems`) are the editor's, shown beside these but never refusing a submit.
+warnings (`definition.budget_problems`) and a name used other than printed (`name_problems`) are the
+editor's, shown beside these but never refusing a submit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from campaigns.definition import Definition, EmailMessage, Message, SmsMessage, WechatMessage
 from channels.sms import has_opt_out
-from channels.templates import unknown_variables
+from channels.templates import NAME_TRANSFORMED, name_transformed, unknown_variables
 from growth.errors import Problem
 
 BANNED_PHRASES = ("保本", "保息", "保本保息", "100%本息保障", "本息全额保障", "刚性兑付", "零风险", "无风险", "稳赚",
@@ -81,6 +82,17 @@ def _message_fields(message: Message) -> Iterator[tuple[str, str]]:
             yield "text", message.text
         if message.url is not None:
             yield "url", message.url
+
+
+def name_problems(definition: Definition) -> list[Problem]:
+    """Return the fields that do more with `investor.name` than print it: the editor's warnings, never a refusal.
+
+    Messages are queued with the name slot and filled when sent (`channels.templates.NAME_SLOT`), so such a
+    field would test, cut or filter the slot, not the name. Not a spec §3 code: submit does not refuse it.
+    """
+    return [Problem(f"messages[{i}].{name}", "name_transformed", NAME_TRANSFORMED)
+            for i, message in enumerate(definition.messages)
+            for name, text in _message_fields(message) if name_transformed(text)]
 
 
 def check(definition: Definition) -> list[Problem]:

@@ -209,7 +209,8 @@ def check(document: object, *, sign_name: str = "") -> Check:
         return Check(errors=list(exc.problems))
     # The budget's warnings (a rate boost it could never grant …) sit beside the wording's problems, at their
     # fields; unlike those, spec §3 does not let them refuse a submit: at run time such members are out of budget.
-    return Check(compliance=compliance.check(definition) + budget_problems(definition),
+    return Check(compliance=compliance.check(definition) + budget_problems(definition)
+                 + compliance.name_problems(definition),
                  previews=preview(definition, sign_name=sign_name))
 
 

@@ -7,8 +7,10 @@ selection chunk inserts its members already `done` (holdout: `holdout`), takes t
 entered (`growth.rewards.services.take_packs`; the few it refuses become `budget_exhausted`), and writes
 their rewards (`write_packs`) and messages (`channels.outbox.enqueue_from`) with INSERT … SELECT
 statements: no member's rows pass through Python, so a fan-out runs at the speed of the database's
-inserts. Everything commits with the run's keyset position, so a crash resumes the run without
-duplicates. What it writes is exactly what fulfilment writes for the same members (tests compare both).
+inserts. No name is read: a message holds `channels.templates.NAME_SLOT` where the investor's name goes
+(every text is then one constant), and delivery fills it in when it sends. Everything commits with the
+run's keyset position, so a crash resumes the run without duplicates. What it writes is exactly what
+fulfilment writes for the same members (tests compare both).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from campaigns.models import Campaign, CampaignMember
 from campaigns.preview import chains
 from channels.adapters.port import Channel, MessageClass
 from channels.outbox import enqueue_from, json_object, message_key
+from channels.templates import NAME_SLOT, plain_parts
 from channels.templates import context as template_context
-from channels.templates import plain_parts
 from growth.db import among, insert_many, table_of
 from growth.investors.models import Investor
 from growth.rewards import services as rewards
@@ -35,7 +37,6 @@ from growth.rewards.rules import InvalidTerms, expires_at
 
 _MEMBERS = table_of(CampaignMember)
 _INVESTORS = table_of(Investor)
-_NAME = ("investor", "name")  # the one per-investor variable the database fills in
 
 
 def in_sql(definition: Definition) -> bool:
@@ -57,22 +58,12 @@ def in_sql(definition: Definition) -> bool:
     return True
 
 
-def _text(template: str, values: dict[str, Any], name: ColumnElement[str]) -> ColumnElement[str]:
-    """Return a plain template as SQL: its literal pieces and constant variables, the investor's name from `name`."""
+def _text(template: str, values: dict[str, Any]) -> ColumnElement[str]:
+    """Return a plain template as SQL: a constant, its variables filled in and the investor's name as the slot."""
     parts = plain_parts(template)
     assert parts is not None  # in_sql checked it
-    pieces: list[Any] = []
-    for part in parts:
-        if isinstance(part, str):
-            pieces.append(part)
-        elif part == _NAME:
-            pieces.append(name)
-        else:
-            pieces.append(str(values[part[0]][part[1]]))
-    out: ColumnElement[str] = literal("", String)
-    for piece in pieces:
-        out = out + (literal(piece, String) if isinstance(piece, str) else piece)
-    return out
+    return literal("".join(part if isinstance(part, str) else str(values[part[0]][part[1]]) for part in parts),
+                   String)
 
 
 def _enqueue(session: Session, definition: Definition, campaign_id: int, member_ids: Sequence[int],
@@ -83,17 +74,16 @@ def _enqueue(session: Session, definition: Definition, campaign_id: int, member_
     conn = session.connection()
     dialect = conn.dialect.name
     m, i = _MEMBERS.c, _INVESTORS.c
-    values = template_context(investor_name="", masked_phone="", campaign_name=definition.name,
+    values = template_context(investor_name=NAME_SLOT, masked_phone="", campaign_name=definition.name,
                               **reward_variables_of_row(reward))
-    name = func.coalesce(i.name, "")
     klass = MessageClass.MARKETING if definition.marketing else MessageClass.SERVICE
     for chain in chains(definition.messages):
         message = chain[0]
         assert isinstance(message, SmsMessage)
-        content: dict[str, Any] = {"text": _text(message.text, values, name)}
+        content: dict[str, Any] = {"text": _text(message.text, values)}
         if message.template_code:
             content["template_code"] = message.template_code
-            content["params"] = json_object(dialect, {k: _text(v, values, name)
+            content["params"] = json_object(dialect, {k: _text(v, values)
                                                       for k, v in (message.params or {}).items()})
         head, tail = message_key(sender=SENDER, campaign_id=campaign_id, investor_ref="\x00", channel="sms",
                                  cause="").split("\x00")  # the key around the investor's id, the cause at its end

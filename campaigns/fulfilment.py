@@ -5,7 +5,8 @@ oldest first, a chunk per transaction, read as plain rows. Members who get the s
 audience, most triggers) are granted together: ONE `grant_packs` of the chunk (each member's list is one
 grant of the campaign's budget: one of max_grants and per_investor, the values summed against
 max_amount; the packs are taken in order while the budget lasts), then their messages rendered
-(sandboxed Jinja2, each template compiled once, the spec's variables) and enqueued in one bulk insert
+(sandboxed Jinja2, each template compiled once, the spec's variables; the investor's name as a slot that
+delivery fills in, `channels.templates.NAME_SLOT`) and enqueued in one bulk insert
 with their fallback chains. Members whose rewards depend on them — a triggering investment, a
 referral's referee and referrer — go one by one, each in a savepoint. A member whose grant would
 break a limit gets no reward and no message and is counted `budget_exhausted`. Everything is keyed
@@ -51,8 +52,8 @@ from campaigns.preview import chains
 from channels.adapters.port import Channel, MessageClass
 from channels.outbox import Fallback, NewMessage, enqueue_many
 from channels.receipts import UNSUBSCRIBE_CHANNELS, unsubscribe_link_for
+from channels.templates import NAME_SLOT, render
 from channels.templates import context as template_context
-from channels.templates import render
 from growth.crm import services as crm
 from growth.db import among, get_db, table_of, update_many
 from growth.investors.models import Investment, Investor
@@ -146,11 +147,13 @@ def _uses_unsubscribe_url(message: Message) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """Who a member's rewards and messages go to: what fulfilment reads of an investor."""
+    """Who a member's rewards and messages go to: what fulfilment reads of an investor.
+
+    Not the name: messages are queued with `channels.templates.NAME_SLOT` and delivery fills it in.
+    """
 
     id: int
     platform_user_id: str
-    name: str | None
     phone: str | None
 
 
@@ -165,13 +168,16 @@ class Due:
     investment_id: str | None
 
 
-PERSON_COLUMNS = (Investor.id, Investor.platform_user_id, Investor.name, Investor.phone)
+PERSON_COLUMNS = (Investor.id, Investor.platform_user_id, Investor.phone)
 
 
 def messages_for(definition: Definition, *, campaign_id: int, cause: str, person: Person,
                  reward: dict[str, Any] | None, app: Flask, now: datetime) -> list[NewMessage]:
-    """Render a member's messages: one per fallback chain, the chain's later channels as its fallbacks."""
-    base = template_context(investor_name=person.name or "", masked_phone=mask_phone(person.phone),
+    """Render a member's messages: one per fallback chain, the chain's later channels as its fallbacks.
+
+    The investor's name is left as `NAME_SLOT`, for delivery to fill in when it sends.
+    """
+    base = template_context(investor_name=NAME_SLOT, masked_phone=mask_phone(person.phone),
                             campaign_name=definition.name, **reward_variables_of_row(reward))
     klass = MessageClass.MARKETING if definition.marketing else MessageClass.SERVICE
     out = []

@@ -27,6 +27,11 @@ without waiting for the lease to run out and nothing is sent twice.
 
 WeChat marketing goes by mass send to a list of followers (4 a month): those messages are claimed by
 campaign, up to 10,000 at a time, by one worker at a time (a lease), and sent as one job.
+
+Messages are stored with a name slot where the investor's name goes (`channels.templates.NAME_SLOT`):
+the claim reads each recipient's name with their addresses (one bulk read) and the provider call is built
+from the content with the name filled in (`fill_name`), so the opt-out check sees the text as sent. A mass
+send is one text for many followers: its slot is filled with "".
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from channels.rules import cap_period, quiet_until
 from channels.services import contact_digest, mark_unreachable, store_override
 from channels.settings import ChannelConfig, load
 from channels.sms import has_opt_out
+from channels.templates import fill_name
 from growth.audit.services import record as audit
 from growth.db import Database, among, get_db, table_of, update_many
 from growth.locks import claim, new_holder_id
@@ -300,6 +306,7 @@ class Deliverer:
             else:
                 going.append((row, address, masked))
         reserved: dict[int, list[tuple[str, str]]] = {}
+        names = {i: r.name for i, r in recipients.items()}  # the claim's bulk read: no query per message
         for row, address, masked in going:
             if row.message_class == MessageClass.MARKETING and row.investor_id is not None:
                 taken = self._take_caps(session, row.investor_id, row.channel, cfg, now)
@@ -308,7 +315,8 @@ class Deliverer:
                                                    error="the investor reached a marketing frequency cap"))
                     continue
                 reserved[row.id] = taken
-            result.jobs.extend(self._jobs_for(row, address, masked, cfg, now) if not mass else [])
+            name = names.get(row.investor_id, "") if row.investor_id is not None else ""
+            result.jobs.extend(self._jobs_for(row, address, masked, cfg, now, name) if not mass else [])
         if mass:
             self._mass_job(session, [g for g in going if g[0].id in reserved], reserved, cfg, now, result)
         for job in result.jobs:
@@ -359,7 +367,8 @@ class Deliverer:
         if marketing and not consent.get((recipient.investor_id, channel), False):
             return Verdict(row, "skipped_no_consent", "no_consent", f"no consent to marketing by {channel}",
                            fall_back=True, masked=masked), address, masked
-        if marketing and channel == Channel.SMS and not has_opt_out(str(row.content.get("text", ""))):
+        if marketing and channel == Channel.SMS and not has_opt_out(
+                fill_name({"text": str(row.content.get("text", ""))}, recipient.name)["text"]):  # the text as sent
             return Verdict(row, "failed", "sms_opt_out_missing", "a marketing SMS must carry an opt-out phrase",
                            masked=masked), address, masked
         return None, address, masked
@@ -393,15 +402,16 @@ class Deliverer:
 
     # --- building the provider calls --------------------------------------------------------------
 
-    def _jobs_for(self, row: OutboxMessage, address: str, masked: str, cfg: ChannelConfig, now: datetime) -> list[Job]:
+    def _jobs_for(self, row: OutboxMessage, address: str, masked: str, cfg: ChannelConfig, now: datetime,
+                  name: str) -> list[Job]:
         provider = cfg.provider(row.channel) or ""
-        outgoing = self.outgoing(row, address, now)
+        outgoing = self.outgoing(row, address, now, name=name)
         addresses = {row.investor_id: address} if row.investor_id is not None else {}
         return [Job([row.id], row.channel, provider, outgoing, [row], addresses, {row.id: masked})]
 
-    def outgoing(self, row: OutboxMessage, address: str, now: datetime) -> Outgoing:
-        """The provider-neutral message for one outbox row sent to `address`."""
-        c = row.content
+    def outgoing(self, row: OutboxMessage, address: str, now: datetime, *, name: str = "") -> Outgoing:
+        """The provider-neutral message for one outbox row sent to `address`, `name` in its name slots."""
+        c = fill_name(row.content, name)
         unsubscribe = ""
         if row.channel == Channel.EMAIL and row.message_class == MessageClass.MARKETING and row.investor_id:
             unsubscribe = unsubscribe_link_for(row.investor_id, "email", app=self.app, now=now)
@@ -433,8 +443,11 @@ class Deliverer:
             return
         rows = [row for row, _, _ in going]
         first = rows[0]
+        # One text for every follower: it cannot carry each one's name. The slot is filled with "" (what a
+        # template gives an investor without a name), so "{{ investor.name }}您好" reads "您好" to everyone.
+        text = fill_name({"text": str(first.content.get("text", ""))}, "")["text"]
         outgoing = Outgoing(message_id=str(first.id), channel=Channel.WECHAT, message_class=MessageClass.MARKETING,
-                            to=tuple(openids), text=str(first.content.get("text", "")), wechat_kind="mass")
+                            to=tuple(openids), text=text, wechat_kind="mass")
         result.jobs.append(Job([r.id for r in rows], "wechat", cfg.provider("wechat") or "", outgoing, rows,
                                {r.investor_id: a for r, a, _ in going if r.investor_id is not None},
                                {r.id: m for r, _, m in going}))

@@ -23,6 +23,8 @@ from channels.models import (
     OutboxMessage,
     WechatMassJob,
 )
+from channels.recipients import Directory
+from channels.templates import fill_name, has_slot
 from growth.timeutil import SHANGHAI, as_utc, local_day_bounds
 
 # --- the delivery log -------------------------------------------------------------------------------
@@ -117,6 +119,23 @@ def related_messages(message: OutboxMessage, *, session: Session) -> list[Outbox
     if message.fallback_of is not None:
         links.append(OutboxMessage.id == message.fallback_of)
     return list(session.scalars(select(OutboxMessage).where(or_(*links)).order_by(OutboxMessage.id)))
+
+
+def shown_content(message: OutboxMessage, *, session: Session, directory: Directory) -> dict[str, Any]:
+    """Return a message's content with its name slots filled as delivery fills them (for a reader who may see names).
+
+    The investor's name as it is now (one read); "" for a WeChat mass send, which went to everyone with "".
+    Content without a slot (older messages, webhooks, redacted bodies) is returned as it is, with no read.
+    """
+    content = dict(message.content or {})
+    if not has_slot(content):
+        return content
+    name = ""
+    mass = message.channel == "wechat" and content.get("wechat_kind") == "mass"
+    if message.investor_id is not None and not mass:
+        found = directory.recipients([message.investor_id], session=session).get(message.investor_id)
+        name = found.name if found is not None else ""
+    return fill_name(content, name)
 
 
 # Anything that looks like a phone number or an email address in free text (a provider's error detail).

@@ -2,7 +2,8 @@
 
 `channels` imports only the kernel, so the investors module provides the directory and the
 composition root registers it (`app.extensions[EXTENSION]`). Addresses are read when a message is
-sent, so new contact data applies to messages already queued.
+sent, so new contact data applies to messages already queued — the name too: messages are queued with a
+name slot that delivery fills with `Recipient.name`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ EXTENSION = "channels.recipients"
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """An investor's addresses per channel (sms/email/wechat), and how each is shown masked."""
+    """An investor's addresses per channel (sms/email/wechat), how each is shown masked, and their name."""
 
     investor_id: int
     user_id: str
@@ -28,6 +29,8 @@ class Recipient:
     # False until the platform's registration has come: events may arrive in any order (events-api.md), so an
     # investment can make a message before the registration brings the phone. Delivery waits for it a while.
     registered: bool = True
+    # Filled into the message's name slot when it is sent (`channels.templates.fill_name`): "" when unknown.
+    name: str = ""
 
 
 class Directory(Protocol):

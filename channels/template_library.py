@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from channels.models import CLASS_LABELS, MessageTemplate
 from channels.sms import SmsLength, has_opt_out, sms_length
-from channels.templates import render, sample_context, unknown_variables
+from channels.templates import NAME_TRANSFORMED, name_transformed, render, sample_context, unknown_variables
 from growth.audit.services import record
 from growth.errors import Conflict, DomainError, NotFound
 
@@ -141,10 +141,15 @@ def check(draft: TemplateDraft) -> list[Problem]:
     problems += _too_long("provider_template", draft.provider_template, MAX_PROVIDER_TEMPLATE)
     for field_name, text in (("subject", draft.subject), ("body", draft.body), ("html", draft.html)):
         problems += _unknown(field_name, text)
+        if name_transformed(text):  # the name is filled in at send time: only printed as it is
+            problems.append(Problem(field_name, "name_transformed", NAME_TRANSFORMED))
     for name, value in draft.params.items():
         for problem in _unknown("params", value):
             problems.append(Problem("params", problem.code, _l("参数 %(name)s：%(message)s", name=name,
                                                                message=problem.message)))
+        if name_transformed(value):
+            problems.append(Problem("params", "name_transformed", _l("参数 %(name)s：%(message)s", name=name,
+                                                                     message=NAME_TRANSFORMED)))
     if draft.message_class == "marketing" and draft.channel == "sms" and draft.body.strip() \
             and not has_opt_out(draft.body):
         problems.append(Problem("body", "sms_opt_out_missing",

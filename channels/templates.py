@@ -4,6 +4,13 @@
 (`investor.nickname`, `foo`) is refused at submission, before anything is queued; `render` fills a
 template with strict undefined handling, HTML escaping only for HTML parts; `sample_context` is the
 made-up investor that previews show.
+
+The investor's name is not rendered into a queued message: a message for the outbox is rendered with
+`investor_name=NAME_SLOT`, and delivery fills the slot (`fill_name`) with the name it reads when it sends,
+together with the address. A message body at rest then holds no one's name (names are encrypted at rest,
+PIPL), a campaign's fan-out can write its rows in SQL without reading names, and a name corrected after
+queueing is the one sent. Pages that show a stored body fill the slot with the name as the reader may see
+it (masked unless the role may see personal data).
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
 
 # Every variable path a message template may use (spec §2).
 VARIABLES: frozenset[str] = frozenset({
@@ -28,6 +37,16 @@ VARIABLES: frozenset[str] = frozenset({
     "unsubscribe_url",
 })
 _ROOTS: frozenset[str] = frozenset(path.split(".", 1)[0] for path in VARIABLES)
+
+# Where `{{ investor.name }}` was, in a message as stored: U+2063 INVISIBLE SEPARATOR around 投资人姓名.
+# It passes Jinja2 and HTML autoescaping unchanged (no markup characters), the case filters (upper, lower,
+# title: CJK has no case) and trim (U+2063 is not whitespace) leave it whole, and no text a person types
+# holds an invisible separator next to those words. A template that does more with the name than print it
+# (index it, test it, `or` a default, a filter) would work on the slot: see `name_transformed`.
+NAME_SLOT = "\u2063投资人姓名\u2063"
+
+# Why a template that does more with the name than print it is refused (library) or flagged (campaign editor).
+NAME_TRANSFORMED = _l("姓名在发送时才填入：模板中只能原样写 {{ investor.name }}，不能对它做判断、截取、过滤或设默认值")
 
 MAX_REPEAT = 1000  # `"x" * n` and `n ** m` stay small: a template cannot make the renderer allocate gigabytes
 MAX_EXPONENT = 64
@@ -156,9 +175,56 @@ def plain_parts(template: str) -> list[str | tuple[str, str]] | None:
     return parts
 
 
+def name_transformed(template: str) -> bool:
+    """Tell whether a template does more with `investor.name` than print it (tests, indexes, filters, `or` …).
+
+    A message is queued with `NAME_SLOT` where the name goes and filled at send time, so such a template
+    would work on the slot instead of the name (`{{ investor.name or "客户" }}` never says 客户,
+    `{{ investor.name[0] }}` prints an invisible separator). A syntax error is `unknown_variables`' to report.
+    """
+    try:
+        tree = _text_env.parse(template)
+    except TemplateSyntaxError:
+        return False
+    printed = {id(node) for output in tree.find_all(nodes.Output) for node in output.nodes}
+    return any(_path(node) == "investor.name" and id(node) not in printed
+               for node in tree.find_all((nodes.Getattr, nodes.Getitem)))
+
+
 def render(template: str, context: Mapping[str, Any], *, html: bool = False) -> str:
     """Render a message template (HTML-escaped when `html`); raise on an unknown variable or a sandbox escape."""
     return _compiled(template, html).render(dict(context))
+
+
+def _fill(value: Any, name: str, escaped: str, *, html: bool = False) -> Any:
+    if isinstance(value, str):
+        return value.replace(NAME_SLOT, escaped if html else name) if NAME_SLOT in value else value
+    if isinstance(value, Mapping):
+        return {k: _fill(v, name, escaped, html=html or k == "html") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fill(v, name, escaped, html=html) for v in value]
+    return value
+
+
+def fill_name(content: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    """Return a message's content with the investor's name in every `NAME_SLOT` (HTML-escaped in `html`).
+
+    Every string is filled, however deep (text, subject, SMS params, WeChat data values, url, fallbacks);
+    an absent name fills "" (what the template gave for it when names were rendered at queueing).
+    """
+    name = name or ""
+    return _fill(dict(content), name, str(escape(name)))  # escaped as Jinja2's autoescape writes it
+
+
+def has_slot(content: object) -> bool:
+    """Tell whether a message's content (any string in it, however deep) holds a name slot."""
+    if isinstance(content, str):
+        return NAME_SLOT in content
+    if isinstance(content, Mapping):
+        return any(has_slot(v) for v in content.values())
+    if isinstance(content, list | tuple):
+        return any(has_slot(v) for v in content)
+    return False
 
 
 def context(*, investor_name: str, masked_phone: str, reward_amount: str = "", reward_expires_on: str = "",

@@ -28,6 +28,7 @@ from channels.models import (
     OutboxMessage,
 )
 from channels.queries import MessageFilter
+from channels.recipients import directory_of
 from channels.settings import SETTINGS, mask_secret
 from channels.settings import load as load_settings
 from growth.audit.services import record
@@ -197,7 +198,9 @@ def detail(message_id: int):  # type: ignore[no-untyped-def]
     if message is None:
         raise _not_found()
     related = queries.related_messages(message, session=session)
-    content = message.content or {}
+    # Only a reader who may see personal data sees the body, with the investor's name where its slot is.
+    content = queries.shown_content(message, session=session, directory=directory_of(current_app)) \
+        if _may_see_pii() else {}
     investor_url = None
     if message.investor_id is not None and "investors.detail" in current_app.view_functions \
             and role_has(current_user.role, Permission.INVESTORS_VIEW):

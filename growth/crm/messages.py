@@ -6,7 +6,9 @@ The agent picks a template of the channels' library (`channels.template_library`
 `channels.delivery` makes, and enforces, when it sends), the SMS length and the message rendered for this
 investor, masked unless the agent revealed them. Sending writes a `crm_messages` row (the CRM's record,
 shown in the investor's history) and the outbox row in the request's transaction, once per send form:
-the form's token is unique, so a double submit sends one message. Services flush, never commit.
+the form's token is unique, so a double submit sends one message. The outbox row holds the name slot
+(`channels.templates.NAME_SLOT`), not the name: delivery fills it in when it sends. Services flush,
+never commit.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from channels.services import cap_usage, consent_of, unreachable_on
 from channels.settings import ChannelConfig
 from channels.sms import SmsLength, has_opt_out, signed_text, sms_length
 from channels.template_library import TemplateDraft, content_of, usable_templates
-from channels.templates import context
+from channels.templates import NAME_SLOT, context
 from growth.audit.services import record
 from growth.crm import rules
 from growth.crm.models import CrmMessage, CrmTask
@@ -143,9 +145,15 @@ class Draft:
 
 
 def _variables(investor: Investor, *, masked: bool, unsubscribe_url: str) -> dict[str, Any]:
+    """The preview's variables: the name as the agent may see it (masked unless revealed)."""
     name = investor.name or ""
     return context(investor_name=mask_name(name) if masked else name, masked_phone=mask_phone(investor.phone),
                    unsubscribe_url=unsubscribe_url)
+
+
+def _queued_variables(investor: Investor, *, unsubscribe_url: str) -> dict[str, Any]:
+    """The queued message's variables: the name as the slot delivery fills in (no name at rest)."""
+    return context(investor_name=NAME_SLOT, masked_phone=mask_phone(investor.phone), unsubscribe_url=unsubscribe_url)
 
 
 def compose(investor_id: int, template_id: int, *, session: Session, config: ChannelConfig, now: datetime,
@@ -235,7 +243,7 @@ def send(investor_id: int, template_id: int | None, *, token: str, agent_id: int
     link = unsubscribe_link(investor.id, template.channel) if (
         klass == MessageClass.MARKETING and template.channel in UNSUBSCRIBE_CHANNELS) else ""
     try:
-        content = content_of(TemplateDraft.of(template), _variables(investor, masked=False, unsubscribe_url=link))
+        content = content_of(TemplateDraft.of(template), _queued_variables(investor, unsubscribe_url=link))
     except (TemplateError, TypeError, ValueError, ArithmeticError):
         raise DomainError(_("模板无法渲染，请联系运营修改模板"), field="template_id") from None
     row = CrmMessage(investor_id=investor.id, agent_id=agent_id, task_id=task.id if task else None,

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from channels.models import CHANNEL_LABELS, CLASS_LABELS, OutboxMessage
 from channels.models import STATUS_LABELS as MESSAGE_STATUS_LABELS
 from channels.queries import redact_contacts
+from channels.templates import fill_name
 from growth.auth.models import StaffUser
 from growth.crm.models import DO_NOT_CONTACT, OUTCOME_LABELS, REASON_LABELS, CrmCall, CrmNote, CrmTask
 from growth.crm.models import STATUS_LABELS as TASK_STATUS_LABELS
@@ -173,11 +174,15 @@ def timeline(investor: Investor, *, session: Session, sources: Sequence[Source],
 
 
 def masked_text(text: object, investor: Investor, *, limit: int = SNIPPET) -> str:
-    """Return a message text as the timeline shows it: phones and emails hidden, the investor's name masked, cut."""
+    """Return a message text as the timeline shows it: phones and emails hidden, the investor's name masked, cut.
+
+    A stored body holds a name slot (`channels.templates.NAME_SLOT`) where the name goes: it shows masked too.
+    """
     if not isinstance(text, str) or not text:
         return ""
-    out = redact_contacts(text) or ""
     name = (investor.name or "").strip()
+    text = str(fill_name({"text": text}, mask_name(name))["text"])
+    out = redact_contacts(text) or ""
     if name:
         out = out.replace(name, mask_name(name))
         if len(name) > 2:  # a given name alone ("三丰") is as telling as the whole name
@@ -296,7 +301,10 @@ def messages(ctx: SourceContext) -> list[Entry]:
         content = r.content if isinstance(r.content, dict) else {}
         origin = _("活动 #%(id)d", id=r.campaign_id) if r.campaign_id is not None else r.sender
         template = content.get("template_code") or content.get("template_id") or ""
-        text = masked_text(content.get("subject") or content.get("text"), ctx.investor)
+        body = content.get("subject") or content.get("text")
+        if r.channel == "wechat" and content.get("wechat_kind") == "mass" and isinstance(body, str):
+            body = fill_name({"text": body}, "")["text"]  # a mass send went to everyone without a name
+        text = masked_text(body, ctx.investor)
         parts = [origin, _("模板 %(code)s", code=template) if template else "",
                  _("（备用渠道）") if r.fallback_of else "", text, r.error_code or ""]
         title = f"{CHANNEL_LABELS.get(r.channel, r.channel)} · {CLASS_LABELS.get(r.message_class, r.message_class)}"

@@ -421,18 +421,18 @@ class InvestorDirectory:
                                               "wechat": lambda value: f"openid …{value[-4:]}"}
 
     def recipients(self, ids: Sequence[int], *, session: Session) -> dict[int, Recipient]:
-        """Return the recipients with these investor ids."""
+        """Return the recipients with these investor ids (with their names: delivery fills the name slot)."""
         found: dict[int, Recipient] = {}
         query = select(Investor.id, Investor.platform_user_id, Investor.phone, Investor.email, Investor.wechat_openid,
-                       Investor.registered_at)
+                       Investor.registered_at, Investor.name)
         for start in range(0, len(ids), 1000):
             chunk = list(ids[start:start + 1000])
-            for investor_id, user_id, phone, email, openid, registered_at in session.execute(
+            for investor_id, user_id, phone, email, openid, registered_at, name in session.execute(
                     query.where(Investor.id.in_(chunk))):
                 addresses = {k: v for k, v in (("sms", phone), ("email", email), ("wechat", openid)) if v}
                 masked = {k: self._MASKS[k](v) for k, v in addresses.items()}
                 found[investor_id] = Recipient(investor_id, user_id, addresses, masked,
-                                               registered=registered_at is not None)
+                                               registered=registered_at is not None, name=name or "")
         return found
 
     def by_address(self, channel: str, address: str, *, session: Session) -> list[int]:

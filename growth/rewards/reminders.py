@@ -8,7 +8,7 @@ page may change it) that have no reminder yet, and queues one message each, keye
 workers, a reward is reminded once. The wording is the library's SMS template named by
 `reward_reminder_template` (its provider template code and parameters too), else `DEFAULT_TEXT`.
 Consent, frequency caps, quiet hours and the kill switch apply when delivery sends it, as for any
-marketing message.
+marketing message; the investor's name is queued as the slot delivery fills in (`channels.templates.NAME_SLOT`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from channels.adapters.port import Channel, MessageClass
 from channels.models import MessageTemplate, OutboxMessage
 from channels.outbox import NewMessage, enqueue_many
-from channels.templates import context, render
+from channels.templates import NAME_SLOT, context, render
 from growth.investors.models import Investor
 from growth.investors.rules import mask_phone
 from growth.rewards.models import Reward
@@ -83,7 +83,7 @@ def due(*, session: Session, now: datetime, within: timedelta, limit: int) -> li
 
 
 def _message(reward: Reward, investor: Investor, words: Wording, link: Callable[[int], str]) -> NewMessage:
-    variables = context(investor_name=investor.name or "", masked_phone=mask_phone(investor.phone),
+    variables = context(investor_name=NAME_SLOT, masked_phone=mask_phone(investor.phone),
                         unsubscribe_url=link(investor.id), **message_variables(reward))
     content: dict[str, Any] = {"text": render(words.text, variables)}
     if words.template_code:

@@ -14,6 +14,7 @@ from channels.delivery import Deliverer
 from channels.models import CapUsage, MessageTemplate, OutboxMessage
 from channels.rules import Cap, cap_period
 from channels.services import record_statement, store_override
+from channels.templates import NAME_SLOT
 from growth.audit.models import AuditEntry
 from growth.crm.models import CrmMessage, CrmTask
 from growth.db import get_db
@@ -126,7 +127,8 @@ def test_a_double_submit_sends_one_message_and_audits_it_once(app, client, login
     [message] = _outbox(app)
     assert (message.sender, message.channel, message.message_class, message.status) == (
         "crm", "sms", "marketing", "queued")
-    assert message.content["text"].startswith(f"{NAME}您好")  # the investor gets their own name
+    # Stored with the name slot, no name at rest: delivery fills in the investor's own name when it sends.
+    assert message.content["text"].startswith(f"{NAME_SLOT}您好") and NAME not in str(message.content)
     with get_db(app).session_scope() as s:
         [crm] = s.scalars(select(CrmMessage))
         assert (crm.agent_id, crm.investor_id, crm.outbox_id, crm.template_name) == (

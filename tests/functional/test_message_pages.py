@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event, select
 
 from channels.models import OutboxMessage, WechatMassJob
+from channels.templates import NAME_SLOT
 from growth.audit.models import AuditEntry
 from growth.db import get_db
 from tests.factories import make_investor, make_message
@@ -48,8 +49,8 @@ def wang(app):  # type: ignore[no-untyped-def]
             s, investor_id=investor.id, user_id="u_wang", campaign_id=7, status="failed", attempts=3,
             recipient_masked="+86 139****5678", error_code="isv.MOBILE_NUMBER_ILLEGAL",
             error=f"invalid mobile {NATIONAL}", provider="aliyun", created_at=T0, updated_at=T0,
-            content={"text": f"{NAME}您好，50元红包已到账。回T退订", "template_code": "SMS_1",
-                     "params": {"name": NAME}})
+            content={"text": f"{NAME_SLOT}您好，50元红包已到账。回T退订", "template_code": "SMS_1",
+                     "params": {"name": NAME_SLOT}})  # as stored: the name is filled in when it is sent
         return investor.id, message.id
 
 
@@ -117,6 +118,7 @@ def test_no_page_export_or_api_answer_shows_a_full_phone_or_the_name_to_a_role_w
     for where, text in answers.items():
         assert NATIONAL not in text, where
         assert NAME not in text, where
+        assert "\u2063" not in text, where  # nor the name slot as stored
     assert "139****5678" in answers["list"] and "139****5678" in answers["csv"]
     assert "****5678" in answers["detail"]  # the provider's error, with the number hidden
     assert 'id="content-hidden"' in answers["detail"]
@@ -126,10 +128,30 @@ def test_a_role_with_pii_sees_the_rendered_content_of_a_message(client, login, w
     _investor_id, message_id = wang
     login("agent")
     html = client.get(f"/messages/{message_id}").get_data(as_text=True)
-    assert f"{NAME}您好，50元红包已到账。回T退订" in html
-    assert 'id="content-hidden"' not in html
+    assert f"{NAME}您好，50元红包已到账。回T退订" in html  # the slot filled with the investor's name
+    assert f"<span class=\"mono\">name</span>: {NAME}" in html
+    assert 'id="content-hidden"' not in html and "\u2063" not in html
     assert NATIONAL in html  # the provider's error as it came
     assert "139****5678" in client.get("/messages").get_data(as_text=True)
+
+
+def test_the_message_page_shows_the_name_as_it_is_now_and_a_mass_send_as_it_went(app, client, login):
+    with get_db(app).session_scope(write=True) as s:
+        investor = make_investor(s, name="<b>李&四</b>")
+        mail = make_message(s, investor_id=investor.id, channel="email",
+                            content={"subject": f"{NAME_SLOT}，欢迎", "text": f"{NAME_SLOT}您好",
+                                     "html": f"<p>{NAME_SLOT}您好</p>"})
+        mass = make_message(s, investor_id=investor.id, channel="wechat",
+                            content={"wechat_kind": "mass", "text": f"{NAME_SLOT}您好，理财节来了"})
+        mail_id, mass_id = mail.id, mass.id
+    login("admin")
+    html = client.get(f"/messages/{mail_id}").get_data(as_text=True)
+    assert "&lt;b&gt;李&amp;四&lt;/b&gt;，欢迎" in html and "&lt;b&gt;李&amp;四&lt;/b&gt;您好" in html
+    # The HTML part holds the name escaped once; the frame's srcdoc attribute escapes it once more.
+    assert "&lt;p&gt;&amp;lt;b&amp;gt;李&amp;amp;四&amp;lt;/b&amp;gt;您好&lt;/p&gt;" in html
+    html = client.get(f"/messages/{mass_id}").get_data(as_text=True)
+    assert "<pre class=\"bg-light p-2 mb-0 text-wrap\">您好，理财节来了</pre>" in html  # one text for all: no name
+    assert "\u2063" not in html
 
 
 def test_email_html_is_shown_in_a_sandboxed_frame_and_never_inline(app, client, login):

@@ -12,6 +12,7 @@ from campaigns.consumer import consume_batch
 from campaigns.fulfilment import fulfil_due
 from campaigns.models import Campaign, CampaignMember
 from channels.models import OutboxMessage
+from channels.templates import NAME_SLOT, fill_name
 from growth.db import get_db
 from growth.events.processor import drain
 from growth.events.services import ingest
@@ -79,7 +80,7 @@ def test_the_reward_list_is_one_budget_grant_and_a_member_over_budget_gets_nothi
         webhooks = s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.channel == "webhook", OutboxMessage.campaign_id == cid))
     assert len(texts) == 3
-    assert texts[0]["text"] == "张三您好，50.00元抵扣红包已到账，2026-12-31前有效。"
+    assert texts[0]["text"] == f"{NAME_SLOT}您好，50.00元抵扣红包已到账，2026-12-31前有效。"  # delivery fills the name
     assert webhooks == 6  # reward.granted for each reward
 
 
@@ -151,7 +152,8 @@ def test_a_fallback_message_rides_with_the_message_before_it(app):
     assert len(rows) == 1
     channel, fallback, content = rows[0]
     assert (channel, fallback) == ("email", "sms")
-    assert content["fallbacks"][0]["content"]["text"] == "张三，欢迎"
+    assert content["fallbacks"][0]["content"]["text"] == f"{NAME_SLOT}，欢迎"
+    assert fill_name(content, "张三")["fallbacks"][0]["content"]["text"] == "张三，欢迎"
 
 
 def test_per_investor_limits_count_entries_across_the_campaign(app):

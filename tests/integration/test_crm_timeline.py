@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, text
 
+from channels.templates import NAME_SLOT
 from growth.crm import timeline
 from growth.crm.models import CrmCall, CrmNote
 from growth.db import Base, get_db
@@ -86,6 +87,21 @@ def test_message_texts_are_masked_names_phones_and_emails(app, rich):
     shown = " ".join(e.detail for e in messages)
     assert NAME not in shown and "三丰" not in shown and "13800138000" not in shown and EMAIL not in shown
     assert "张**" in shown and "****8000" in shown and "****@example.com" in shown
+
+
+def test_a_stored_name_slot_shows_as_the_masked_name_and_a_mass_send_without_a_name(app):
+    with get_db(app).session_scope(write=True) as s:
+        investor = make_investor(s, name=NAME)
+        make_message(s, investor_id=investor.id, created_at=NOW - DAY,
+                     content={"text": f"{NAME_SLOT}您好，红包已到账。回T退订"})
+        make_message(s, investor_id=investor.id, channel="wechat", created_at=NOW - 2 * DAY,
+                     content={"wechat_kind": "mass", "text": f"{NAME_SLOT}您好，理财节来了"})
+        investor_id = investor.id
+    with _read(app) as s:
+        shown = [e.detail for e in _page(app, s, investor_id).entries if e.kind == "message"]
+    assert any("张**您好，红包已到账。回T退订" in d for d in shown)
+    assert any(d.endswith("您好，理财节来了") and "张" not in d for d in shown)  # it went to everyone with ""
+    assert not any("\u2063" in d or NAME in d for d in shown)
 
 
 def test_kinds_filter_the_timeline(app, rich):

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from campaigns.scheduler import run_scheduler
 from channels.models import OutboxMessage
 from channels.template_library import TemplateDraft, create_template
+from channels.templates import NAME_SLOT
 from growth.db import get_db
 from growth.events.processor import drain
 from growth.rewards import jobs, reminders
@@ -65,6 +66,7 @@ def test_a_reward_about_to_expire_gets_one_marketing_reminder_however_often_the_
     texts = {m.investor_id: m.content["text"] for m in sent}
     assert "50.00" in texts[ids["u1"]] and last_day in texts[ids["u1"]] and "回T退订" in texts[ids["u1"]]
     assert "1.00%" in texts[ids["u2"]]
+    assert all(text.startswith(f"{NAME_SLOT}您好") for text in texts.values())  # delivery fills the name in
 
 
 def test_expired_used_and_distant_rewards_get_no_reminder(app, client):
