@@ -53,7 +53,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bulk import Table, load_pg, load_sqlite  # noqa: E402
-from harness import BenchError, add_common_options, wait_for_quiet  # noqa: E402
+from harness import (  # noqa: E402
+    BENCH_DATA_KEYS,
+    CONTACT_INDEX_COLUMNS,
+    BenchError,
+    add_common_options,
+    sealed_contact,
+    use_bench_keys,
+    wait_for_quiet,
+)
 
 SIZE = 1_000_000
 REQUESTS = 200
@@ -76,7 +84,7 @@ INVESTOR_COLUMNS = (
     "id", "platform_user_id", "referral_code", "phone", "phone_at", "name", "name_at", "email", "email_at",
     "registered_at", "kyc_verified_at", "card_bound_at", "first_deposit_at", "first_investment_at",
     "repeat_investment_at", "investment_count", "investment_total_fen", "holdings_fen", "deposit_total_fen",
-    "withdrawal_total_fen", "last_activity_at", "referrer_id", "referral_code_used",
+    "withdrawal_total_fen", "last_activity_at", "referrer_id", "referral_code_used", *CONTACT_INDEX_COLUMNS,
 )
 INVESTMENT_COLUMNS = ("investor_id", "investment_id", "product_id", "product_name", "term_days", "annual_rate_bp",
                       "amount_fen", "started_at", "maturity_date", "status", "reward_ids", "redeemed_fen",
@@ -106,8 +114,12 @@ def referral_codes(n: int) -> list[str]:
 
 
 def investor_rows(n: int, seed: int) -> Iterator[tuple[Any, ...]]:
-    """Yield N investor rows (INVESTOR_COLUMNS); ids 1..N, phones +86 13x… with every last-4 about N/10,000 times."""
+    """Yield N investor rows (INVESTOR_COLUMNS); ids 1..N, phones +86 13x… with every last-4 about N/10,000 times.
+
+    Phone, name and email are encrypted with the benchmark's data key, their search hashes beside them.
+    """
     rng = random.Random(seed)
+    ring = use_bench_keys()
     codes = referral_codes(n)
     for i in range(1, n + 1):
         registered = NOW - timedelta(seconds=rng.randrange(2 * 365 * 86400))
@@ -123,9 +135,10 @@ def investor_rows(n: int, seed: int) -> Iterator[tuple[Any, ...]]:
         email = f"user{i}@example.com" if rng.random() < 0.5 else None
         last = max(t for t in (registered, *steps) if t is not None)
         referrer = rng.randrange(1, i) if i > 1 and rng.random() < 0.25 else None  # a quarter came by referral
-        yield (i, f"u{i:07d}", codes[i - 1], f"+8613{i:09d}", registered, name, registered, email,
+        (phone_, name_, email_), index = sealed_contact(ring, f"+8613{i:09d}", name, email)
+        yield (i, f"u{i:07d}", codes[i - 1], phone_, registered, name_, registered, email_,
                registered if email else None, registered, kyc, card, deposit, first, repeat, count, total,
-               total // 2, total, 0, last, referrer, codes[referrer - 1] if referrer else None)
+               total // 2, total, 0, last, referrer, codes[referrer - 1] if referrer else None, *index)
 
 
 def investment_rows(investors: list[tuple[Any, ...]], seed: int) -> Iterator[tuple[Any, ...]]:
@@ -347,7 +360,7 @@ def run_one(kind: str, n: int, seed: int, requests: int, pg_url: str) -> dict[st
         instance = tempfile.mkdtemp(prefix="growth-bench-crm-i-")
         env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
         env.update({"GROWTH_DATABASE_URL": url, "GROWTH_SECRET_KEY": os.urandom(16).hex(),
-                    "PYTHONPATH": str(ROOT), "GROWTH_INSTANCE_PATH": instance})
+                    "PYTHONPATH": str(ROOT), "GROWTH_INSTANCE_PATH": instance, "GROWTH_DATA_KEYS": BENCH_DATA_KEYS})
         try:
             load_before = [round(x, 2) for x in os.getloadavg()]
             seeded = _child(env, "seed", n=n, seed=seed, kind=kind, url=url)

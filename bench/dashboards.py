@@ -52,7 +52,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from bulk import Table, load  # noqa: E402
 from crm import GIVEN, PG_DEFAULT, SURNAMES, fresh, referral_codes  # noqa: E402
 from economics import CHANNELS, CLICK_COLUMNS, REWARD_COLUMNS, channel_tables, reward_row  # noqa: E402
-from harness import BenchError, add_common_options, sqlite_text, wait_for_quiet  # noqa: E402
+from harness import (  # noqa: E402
+    CONTACT_INDEX_COLUMNS,
+    BenchError,
+    add_common_options,
+    sealed_contact,
+    sqlite_text,
+    use_bench_keys,
+    wait_for_quiet,
+)
+
+from growth.crypto import keyring  # noqa: E402
+from growth.events.rules import dump_payload  # noqa: E402
 
 SIZE = 1_000_000
 RUNS = 7
@@ -72,7 +83,7 @@ DERIVED_INVESTOR_COLUMNS = (
     "registered_at", "kyc_verified_at", "card_bound_at", "first_deposit_at", "first_investment_at",
     "repeat_investment_at", "investment_count", "investment_total_fen", "holdings_fen", "deposit_total_fen",
     "withdrawal_total_fen", "last_activity_at", "referrer_id", "referral_code_used", "channel_id", "click_id",
-    "channel_code_given", "device_id", "registration_ip",
+    "channel_code_given", "device_id", "registration_ip", *CONTACT_INDEX_COLUMNS,
 )
 EVENT_COLUMNS = ("seq", "event_id", "type", "occurred_at", "user_id", "payload", "received_at")
 DERIVED_INVESTMENT_COLUMNS = (
@@ -210,11 +221,12 @@ def generate_investor(rng: random.Random, i: int, codes: list[str], now: datetim
             (at.astimezone(SHANGHAI) + timedelta(days=term)).date(), status, "[]",
             fen if redeemed_at else 0, redeemed_at, fen if matured_at else 0, interest, matured_at))
     deposits = [m[4] for m in inv.movements if m[0] == "deposit"]
-    row = (i, uid, codes[i - 1], phone, registered, name, registered, email, registered if email else None,
+    (phone_, name_, email_), index = sealed_contact(keyring(), phone, name, email)  # stored encrypted
+    row = (i, uid, codes[i - 1], phone_, registered, name_, registered, email_, registered if email else None,
            registered, kyc, card, min(deposits) if deposits else None, starts[0] if starts else None,
            starts[1] if len(starts) > 1 else None, len(starts), totals["investment"], totals["holdings"],
            totals["deposit"], totals["withdrawal"], max(at for _t, at, _b in inv.events), referrer, rcode, channel,
-           click_id, code, f"d{i}", data["ip"])
+           click_id, code, f"d{i}", data["ip"], *index)
     return inv, row
 
 
@@ -241,7 +253,7 @@ def generate_part(first: int, last: int, codes: list[str], now: datetime, seed: 
             event_id = f"evt_{seq.event:09d}"
             payload = {"id": event_id, "type": type_, "occurred_at": at.astimezone(SHANGHAI).isoformat(),
                        "user": body.get("user") or {"id": inv.uid}, "data": body["data"]}
-            events.append((seq.event, event_id, type_, at, inv.uid, json.dumps(payload, ensure_ascii=False), at))
+            events.append((seq.event, event_id, type_, at, inv.uid, dump_payload(payload, keyring()), at))
         if rng.random() < 0.8:  # a click that brought nobody (yet)
             cid = rng.randrange(1, CHANNELS + 1)
             clicks.append((f"x{i}", cid, cid, now - timedelta(seconds=rng.randrange(2 * 365 * 86400)), "", "", ""))
@@ -810,6 +822,7 @@ def main(argv: list[str]) -> int:
     for key in [k for k in os.environ if k.startswith("GROWTH_")]:
         del os.environ[key]
     os.environ["GROWTH_INSTANCE_PATH"] = instance
+    use_bench_keys()  # contact data is seeded encrypted, as the app stores it
     now = datetime.now(UTC).replace(microsecond=0)
     results = []
     try:

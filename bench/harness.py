@@ -115,3 +115,33 @@ def run_seed_and_measure(argv: list[str], *, doc: str, pg_default: str, runs: in
                 print(f"{kind:10s} {label:{width}s} p50 {figures['p50']:8.1f} ms   max {figures['max']:8.1f} ms",
                       flush=True)
     return 0
+
+
+# --- personal data, encrypted as the app stores it (growth/crypto.py) ------------------------------------
+
+# A benchmark's own data key (32 fixed bytes): the seeding process, the apps it creates and its child processes all
+# read GROWTH_DATA_KEYS, so what the seed encrypts the app can read.
+BENCH_DATA_KEYS = "bench:YmVuY2gtZGF0YS1rZXktYmVuY2gtZGF0YS1rZXkt"
+CONTACT_INDEX_COLUMNS = ("phone_index", "phone_tail_index", "name_index", "email_index")
+
+
+def use_bench_keys() -> Any:
+    """Give this process (and the processes it starts) the benchmark's data key; return the key ring."""
+    from growth import crypto
+
+    os.environ["GROWTH_DATA_KEYS"] = BENCH_DATA_KEYS
+    ring = crypto.parse_keys(BENCH_DATA_KEYS)
+    crypto.configure(ring)
+    return ring
+
+
+def sealed_contact(ring: Any, phone: str | None, name: str | None, email: str | None
+                   ) -> tuple[tuple[str | None, str | None, str | None], tuple[str | None, ...]]:
+    """Return a profile's phone, name and email as stored (encrypted), and its search hashes (CONTACT_INDEX_COLUMNS)."""
+    from growth.investors.rules import search_index
+
+    sealed = tuple(None if v is None else ring.seal(v, f"investors.{f}")
+                   for f, v in (("phone", phone), ("name", name), ("email", email)))
+    index = {**search_index(ring, "phone", phone), **search_index(ring, "name", name),
+             **search_index(ring, "email", email)}
+    return (sealed[0], sealed[1], sealed[2]), tuple(index[c] for c in CONTACT_INDEX_COLUMNS)

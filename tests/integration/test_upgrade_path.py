@@ -55,7 +55,8 @@ def fill_first_schema(url: str) -> None:
         (2, "u_old_b", "OLDB0002", "+8613800000002", t(5), None, None, None, None, None, 0, 0, 0),
         (3, "u_old_c", "OLDC0003", "+8613800000003", t(6), t(6, 5), None, None, None, 1, 0, 0, 0),
     ]
-    events = [event("user.registered", "u_old_a", at(2), {"channel_code": "wx-ads"}, event_id="evt_old_1"),
+    events = [event("user.registered", "u_old_a", at(2), {"channel_code": "wx-ads"}, event_id="evt_old_1",
+                    phone="+8613800000001", name="老张"),
               event("user.kyc_verified", "u_old_a", at(2, 3), event_id="evt_old_2"),
               event("user.card_bound", "u_old_a", at(2, 4), event_id="evt_old_3"),
               event("funds.deposited", "u_old_a", at(3), {"deposit_id": "d_old_1", "amount": "5000.00"},
@@ -140,6 +141,7 @@ def test_a_database_of_the_first_schema_with_data_upgrades_to_head_and_the_app_w
             "investments", "platform_events", "staff_users", "audit_entries")}
         phone, channel = conn.execute(text(
             "SELECT phone, channel_id FROM investors WHERE platform_user_id = 'u_old_a'")).one()
+        logged = conn.scalar(text("SELECT payload FROM platform_events WHERE event_id = 'evt_old_1'"))
     engine.dispose()
     assert counts == {"acquisition_channels": 1, "tracking_links": 1, "clicks": 2, "channel_costs": 1,
                       "investors": 3, "funds_movements": 1, "investments": 1, "platform_events": 8,
@@ -147,6 +149,7 @@ def test_a_database_of_the_first_schema_with_data_upgrades_to_head_and_the_app_w
     # Stored encrypted since 0022 (a token of the current key), the same phone once opened.
     assert phone.startswith("test$") and "13800000001" not in phone and channel == 1
     assert crypto.keyring().open(phone, "investors.phone") == "+8613800000001"
+    assert "13800000001" not in logged and "老张" not in logged and '"$sealed":"test$' in logged  # the log too
 
     monkeypatch.setenv("GROWTH_INSTANCE_PATH", str(tmp_path / "instance"))
     config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
