@@ -121,7 +121,7 @@ def run_seed_and_measure(argv: list[str], *, doc: str, pg_default: str, runs: in
 
 # A benchmark's own data key (32 fixed bytes): the seeding process, the apps it creates and its child processes all
 # read GROWTH_DATA_KEYS, so what the seed encrypts the app can read.
-BENCH_DATA_KEYS = "bench:YmVuY2gtZGF0YS1rZXktYmVuY2gtZGF0YS1rZXkt"
+BENCH_DATA_KEYS = "bench:YmVuY2gtZGF0YS1rZXktYmVuY2gtZGF0YS1rZXktMzI"
 CONTACT_INDEX_COLUMNS = ("phone_index", "phone_tail_index", "name_index", "email_index")
 
 

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session
 
+from growth import crypto
 from growth.app import create_app
 from growth.auth import services as auth_services
 from growth.config import TestConfig
@@ -39,6 +40,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("sqlite_only"):
             kinds = [k for k in kinds if k == "sqlite"]
         metafunc.parametrize("db_kind", kinds, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def data_keys() -> None:
+    """Every test starts with the tests' data key (growth.crypto's ring is process-wide; a test that builds an app
+    with other keys, or runs a command that does, must not leave them to the next test)."""
+    crypto.configure(crypto.parse_keys(TestConfig.DATA_KEYS))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,13 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from growth.config import TestConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def product_env(**values: str) -> dict[str, str]:
-    """Return this environment without the test run's GROWTH_* variables, plus `values`."""
+    """Return this environment without the test run's GROWTH_* variables, plus `values`.
+
+    The product's processes get the tests' data key (unless `values` names one): the test reads what they
+    encrypt, and they read what the test's own app wrote.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
-    env.update(PYTHONUNBUFFERED="1", **values)
+    env.update(PYTHONUNBUFFERED="1", GROWTH_DATA_KEYS=TestConfig.DATA_KEYS)
+    env.update(values)
     return env
 
 

@@ -62,6 +62,17 @@ MAX_DEPTH = 32
 ENVELOPE_FIELDS = ("id", "type", "occurred_at", "user", "data")
 USER_FIELDS = ("id", "phone", "name", "email", "wechat_openid")
 PRODUCT_FIELDS = ("id", "name", "term_days", "annual_rate")
+DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    "user.registered": ("channel_code", "click_id", "referral_code", "device_id", "ip"),
+    "user.kyc_verified": (),
+    "user.card_bound": (),
+    "funds.deposited": ("deposit_id", "amount"),
+    "investment.created": ("investment_id", "amount", "product", "reward_ids"),
+    "investment.redeemed": ("investment_id", "amount"),
+    "investment.matured": ("investment_id", "amount", "interest"),
+    "funds.withdrawn": ("withdrawal_id", "amount"),
+    "user.consent_changed": ("channel", "granted"),
+}
 
 # A stored event's user.phone/name/email are encrypted together (growth.crypto) into one `user["$sealed"]` token:
 # the log holds no contact data in the clear. `open_payload` gives the event back as it was received.
@@ -98,24 +109,6 @@ def load_payload(text: str | bytes, ring: Keyring) -> dict[str, Any]:
 def dump_payload(payload: dict[str, Any], ring: Keyring) -> str:
     """Return an event as it is stored: its contact fields sealed, as JSON text."""
     return orjson.dumps(seal_payload(payload, ring)).decode()
-
-
-def sealed_key(payload: dict[str, Any], ring: Keyring) -> str | None:
-    """Return the id of the data key a stored event's contact fields were sealed with (None: nothing sealed)."""
-    user = payload.get("user")
-    return ring.key_of(user[SEALED]) if isinstance(user, dict) and SEALED in user else None
-
-DATA_FIELDS: dict[str, tuple[str, ...]] = {
-    "user.registered": ("channel_code", "click_id", "referral_code", "device_id", "ip"),
-    "user.kyc_verified": (),
-    "user.card_bound": (),
-    "funds.deposited": ("deposit_id", "amount"),
-    "investment.created": ("investment_id", "amount", "product", "reward_ids"),
-    "investment.redeemed": ("investment_id", "amount"),
-    "investment.matured": ("investment_id", "amount", "interest"),
-    "funds.withdrawn": ("withdrawal_id", "amount"),
-    "user.consent_changed": ("channel", "granted"),
-}
 
 
 @dataclass(slots=True, frozen=True)

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response, expect, sync_playwright
 
+from tests.processes import product_env
+
 CHROMIUM = os.environ.get("GROWTH_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -154,7 +156,7 @@ def staff() -> dict[str, Staff]:
 def base_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
     """Start `growth serve` on a fresh embedded database and yield its base URL."""
     instance = tmp_path_factory.mktemp("e2e-instance")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env = product_env()
     env.update(
         GROWTH_INSTANCE_PATH=str(instance),
         GROWTH_SECRET_KEY="e2e-secret-key-not-for-production",

@@ -23,10 +23,11 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from growth.config import TestConfig
+from growth.crypto import keyring
 from growth.db import get_db
 from growth.events.models import PlatformEvent
 from growth.events.openapi import build_openapi, openapi_of
-from growth.events.rules import MAX_BODY_BYTES, MAX_EVENTS
+from growth.events.rules import MAX_BODY_BYTES, MAX_EVENTS, load_payload
 from growth.timeutil import SHANGHAI
 from tests.events import event, investment, post_events, signed_headers
 from tests.factories import make_token
@@ -136,7 +137,7 @@ def test_an_empty_batch_is_answered_with_zero_counts(app, client):
     assert _conforms(response) == {"accepted": 0, "duplicates": 0, "rejected": []}
 
 
-def test_events_are_stored_verbatim_with_their_indexed_columns(app, client):
+def test_events_are_stored_verbatim_but_their_contact_fields_sealed_with_their_indexed_columns(app, client):
     sent = investment("u_10023", datetime(2026, 1, 30, 10, 15, tzinfo=UTC), "inv_77", amount="10000.00",
                       rate="0.0850", phone="13800138000", name="张三", email="z@example.com",
                       wechat_openid="oAbc", event_id="evt_verbatim")
@@ -145,7 +146,9 @@ def test_events_are_stored_verbatim_with_their_indexed_columns(app, client):
     response = post_events(client, [sent])
     assert _conforms(response)["accepted"] == 1
     (row,) = _stored(app)
-    assert orjson.loads(row.payload) == sent
+    assert load_payload(row.payload, keyring()) == sent  # as sent, once the contact fields are opened
+    assert orjson.loads(row.payload)["user"].keys() == {"id", "wechat_openid", "$sealed"}  # encrypted at rest
+    assert "13800138000" not in row.payload and "张三" not in row.payload and "z@example.com" not in row.payload
     assert (row.event_id, row.type, row.user_id) == ("evt_verbatim", "investment.created", "u_10023")
     assert row.occurred_at == datetime(2026, 1, 30, 10, 15, 0, 500000, tzinfo=UTC)
 
@@ -163,7 +166,7 @@ def test_fields_the_spec_does_not_define_are_dropped_before_an_event_is_stored(a
     response = post_events(client, [sent, registered])
     assert _conforms(response) == {"accepted": 2, "duplicates": 0, "rejected": []}
     stored = {row.event_id: row.payload for row in _stored(app)}
-    assert orjson.loads(stored["evt_extras"]) == expected
+    assert load_payload(stored["evt_extras"], keyring()) == expected
     assert orjson.loads(stored["evt_reg_extras"])["data"] == {"ip": "203.0.113.7"}
     for secret in ("110101199001011234", "6222021234567890123", "1101", "双十一", "trace"):
         assert all(secret not in payload for payload in stored.values())

@@ -45,7 +45,8 @@ def seed(db: Database, start: int, count: int) -> None:
 
 def check(url: str, instance: Path) -> tuple[int, str]:
     """Run `growth check` on a database as an operator would; return the exit code and output."""
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")}
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")} | {
+        "GROWTH_DATA_KEYS": TestConfig.DATA_KEYS}
     env.update(GROWTH_DATABASE_URL=url, GROWTH_INSTANCE_PATH=str(instance), GROWTH_SECRET_KEY="k" * 48,
                GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET)
     result = CliRunner().invoke(cli, ["check"], env=env, catch_exceptions=False)
@@ -77,7 +78,8 @@ def test_a_sqlite_backup_taken_while_a_writer_commits_restores_with_every_row_co
         while written[0] < 40_020:  # the writer is going
             stop.wait(0.01)
         before = written[0]
-        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")}
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")} | {
+        "GROWTH_DATA_KEYS": TestConfig.DATA_KEYS}
         env.update(GROWTH_DATABASE_URL=url, GROWTH_INSTANCE_PATH=str(tmp_path / "instance"))
         result = CliRunner().invoke(cli, ["backup", "--output", f"{tmp_path / 'backups'}/"], env=env,
                                     catch_exceptions=False)
@@ -113,7 +115,8 @@ def test_a_postgresql_backup_is_a_pg_dump_that_pg_restore_puts_into_an_empty_dat
     db = Database(database_url)
     seed(db, 0, 500)
     db.dispose()
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")}
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GROWTH_")} | {
+        "GROWTH_DATA_KEYS": TestConfig.DATA_KEYS}
     env.update(GROWTH_DATABASE_URL=database_url, GROWTH_INSTANCE_PATH=str(tmp_path / "instance"))
     target = tmp_path / "growth.dump"
     result = CliRunner().invoke(cli, ["backup", "-o", str(target)], env=env, catch_exceptions=False)

@@ -9,7 +9,6 @@ The access log holds no query string and no client address.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 from growth.config import TestConfig
 from tests.events import event, signed_headers
 from tests.integration.test_serve import wait_for
+from tests.processes import product_env
 
 pytestmark = pytest.mark.postgres_only
 
@@ -42,7 +42,7 @@ def _free_port() -> int:
 def test_gunicorn_with_the_profile_serves_pages_and_drains_an_in_flight_request_on_sigterm(database_url, tmp_path,
                                                                                          db_kind):
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env = product_env()
     env.update(GROWTH_BIND=f"127.0.0.1:{port}", GROWTH_WEB_WORKERS="2", GROWTH_WEB_THREADS="2",
                GROWTH_GRACEFUL_TIMEOUT=str(GRACEFUL), GROWTH_DATABASE_URL=database_url,
                GROWTH_INSTANCE_PATH=str(tmp_path / "instance"), GROWTH_SECRET_KEY="g" * 48,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from growth.observability.models import JobRun
 from growth.timeutil import utcnow
 from tests.events import event, post_events
 from tests.observability import scrape, value
+from tests.processes import product_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,7 +149,7 @@ sys.stdout.write(client.get("/metrics").get_data(as_text=True))
 def test_with_a_multiprocess_folder_the_request_metrics_are_merged_from_files_every_worker_writes(tmp_path):
     folder = tmp_path / "prometheus"
     folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env = product_env()
     env.update(PROMETHEUS_MULTIPROC_DIR=str(folder), GROWTH_INSTANCE_PATH=str(tmp_path / "instance"))
     runs = [subprocess.run([sys.executable, "-c", MULTIPROCESS_SCRIPT, str(tmp_path / f"db{n}.sqlite")], env=env,
                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True) for n in (1, 2)]

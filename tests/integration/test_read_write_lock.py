@@ -9,7 +9,6 @@ the write lock for the whole request and the posts queued behind them for second
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -32,6 +31,7 @@ from growth.migrate import upgrade
 from growth.models import import_all_models
 from tests.conftest import KINDS
 from tests.events import event, signed_headers
+from tests.processes import product_env
 
 pytestmark = pytest.mark.skipif("sqlite" not in KINDS, reason="the single write lock is SQLite's")
 
@@ -96,7 +96,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
     instance.mkdir()
     url = f"sqlite:///{instance / 'growth.db'}"
     token = _seed(url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env = product_env()
     env.update(GROWTH_INSTANCE_PATH=str(instance), GROWTH_SECRET_KEY="lock-test-secret",
                GROWTH_WEBHOOK_SECRET=WEBHOOK_SECRET, PYTHONUNBUFFERED="1")
     port = _free_port()

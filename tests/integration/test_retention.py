@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from flask import Flask
 from sqlalchemy import select, update
@@ -14,9 +13,11 @@ from sqlalchemy import select, update
 from campaigns import scheduler
 from channels.models import OutboxMessage
 from channels.services import retry_messages
+from growth.crypto import keyring
 from growth.db import get_db
 from growth.events.models import PlatformEvent
 from growth.events.processor import drain, reset_projections
+from growth.events.rules import load_payload
 from growth.investors.models import Investor
 from growth.privacy.jobs import RetentionSettings, apply_retention
 from growth.projections import projections_of
@@ -30,7 +31,8 @@ T0 = datetime(2025, 10, 1, 2, 0, tzinfo=UTC)
 
 def _payloads(app: Flask) -> dict[str, dict[str, Any]]:
     with get_db(app).session_scope() as s:
-        return {eid: orjson.loads(p) for eid, p in s.execute(select(PlatformEvent.event_id, PlatformEvent.payload))}
+        return {eid: load_payload(p, keyring())
+                for eid, p in s.execute(select(PlatformEvent.event_id, PlatformEvent.payload))}
 
 
 def _investors(app: Flask) -> dict[str, dict[str, Any]]:

@@ -34,6 +34,7 @@ from growth.config import TestConfig
 from growth.db import get_db
 from growth.events.processor import LEASE
 from tests.events import event, signed_headers
+from tests.processes import product_env
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # a 2-core machine shared with other test runs
@@ -117,7 +118,7 @@ def worker_child(server: Server) -> int:
 
 def _start(instance: Path, *args: str, env_extra: dict[str, str] | None = None) -> Server:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env = product_env()
     env.update(GROWTH_INSTANCE_PATH=str(instance), GROWTH_SECRET_KEY="serve-test-secret-key",
                GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET, PYTHONUNBUFFERED="1", **(env_extra or {}))
     log = instance / f"serve-{port}.log"

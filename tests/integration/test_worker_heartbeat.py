@@ -17,6 +17,7 @@ from growth.background import BackgroundRunner
 from growth.config import TestConfig
 from growth.observability.models import WorkerHeartbeat
 from tests.observability import stamped
+from tests.processes import product_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def test_a_background_runner_beats_while_it_runs_and_removes_its_heartbeat_when_
 
 def test_a_real_growth_worker_process_beats_and_removes_its_heartbeat_on_sigterm(app, session, database_url,
                                                                                 tmp_path, db_kind):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    env = product_env()
     env.update(GROWTH_DATABASE_URL=database_url, GROWTH_INSTANCE_PATH=str(tmp_path / "worker-instance"),
                GROWTH_SECRET_KEY="worker-test-secret", GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET,
                GROWTH_HEARTBEAT_SECONDS="0.5", PYTHONUNBUFFERED="1")

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from growth.crypto import DataKeyError, Keyring, new_key, parse_keys
+from growth.events.rules import dump_payload, load_payload, open_payload, seal_payload
 from growth.investors.rules import name_form, search_index
 
 # Fixed keys (test ids are the same in every pytest-xdist worker): 32 bytes each, base64url.
@@ -98,3 +99,20 @@ def test_the_search_index_of_a_phone_hashes_it_whole_and_its_tail_with_whether_t
     assert search_index(ring, "phone", None) == {"phone_index": None, "phone_tail_index": None}
     assert search_index(ring, "name", "Zhang San") == {"name_index": ring.blind(name_form("zhangsan"), "name")}
     assert search_index(ring, "wechat_openid", "o123") == {}
+
+
+def test_an_events_contact_fields_are_sealed_together_and_open_to_the_event_as_received():
+    ring = parse_keys(OLD)
+    sent = {"id": "e1", "type": "user.registered", "occurred_at": "2026-11-01T10:00:00+08:00",
+            "user": {"id": "u1", "phone": "+8613800138000", "name": "张三", "email": "z@example.com",
+                     "wechat_openid": "o-1"}, "data": {"channel_code": "wx"}}
+    stored = seal_payload(sent, ring)
+    assert set(stored["user"]) == {"id", "wechat_openid", "$sealed"} and stored["data"] == sent["data"]
+    assert "13800138000" not in str(stored) and "张三" not in str(stored)
+    assert stored["user"]["$sealed"].startswith("k2025$")
+    assert open_payload(stored, ring) == sent
+    assert load_payload(dump_payload(sent, ring), ring) == sent
+    plain = {"id": "e2", "type": "funds.deposited", "user": {"id": "u1"}, "data": {"amount": "1.00"}}
+    assert seal_payload(plain, ring) is plain and open_payload(plain, ring) is plain  # nothing to seal
+    with pytest.raises(DataKeyError):  # a token sealed for the log does not open as a column value
+        ring.open(stored["user"]["$sealed"], "investors.phone")

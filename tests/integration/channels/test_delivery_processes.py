@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from growth.investors.models import Investor
 from growth.investors.rules import referral_code_for
 from growth.migrate import upgrade
 from tests.fakes.aliyun_sms import FakeAliyunSms
-from tests.processes import stop_all
+from tests.processes import product_env, stop_all
 
 ROOT = Path(__file__).resolve().parents[3]
 NOTICE = {"text": "您的理财即将到期", "template_code": "SMS_200", "params": {"days": "3"}}
@@ -65,7 +64,7 @@ def _messages(db: Database, count: int) -> list[int]:
 
 
 def _worker(db: Database, fake: FakeAliyunSms, tmp_path: Path, name: str, **env: str) -> subprocess.Popen[bytes]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+    environ = product_env()
     environ.update(
         GROWTH_DATABASE_URL=db.url, GROWTH_INSTANCE_PATH=str(tmp_path / "instance"),
         GROWTH_SECRET_KEY="worker-test-secret", GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET,
