@@ -99,14 +99,6 @@ class Keyring:
         except (InvalidTag, binascii.Error, ValueError) as exc:
             raise DataKeyError(f"{purpose}: the value does not open with data key {key_id!r}") from exc
 
-    def key_of(self, token: str) -> str:
-        """Return the id of the key a token or hash was made with."""
-        return token.partition(_SEP)[0]
-
-    def is_current(self, token: str | None) -> bool:
-        """Tell whether a token or hash (None counts) was made with the current key."""
-        return token is None or self.key_of(token) == self.current.id
-
     def blind(self, value: str, purpose: str) -> str:
         """Return the keyed hash of a normalised value under the current key (what is stored)."""
         return self._blind(self.current, value, purpose)

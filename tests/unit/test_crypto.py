@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,13 +36,14 @@ def test_a_token_moved_to_another_column_or_altered_does_not_open():
     token = ring.seal("张三", "investors.name")
     with pytest.raises(DataKeyError, match="does not open"):
         ring.open(token, "investors.email")
-    body = token.split("$")[1]
-    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    key_id, body = token.split("$")
+    raw = bytearray(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    raw[14] ^= 1  # one bit of the ciphertext
+    flipped = f"{key_id}${base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
     with pytest.raises(DataKeyError, match="does not open"):
         ring.open(flipped, "investors.name")
     with pytest.raises(DataKeyError, match="not an encrypted value"):
         ring.open("+8613800138000", "investors.phone")  # a value stored in the clear is refused, not returned
-    assert body
 
 
 def test_a_token_of_a_key_no_longer_configured_says_which_key_it_needs():
@@ -54,7 +57,6 @@ def test_while_rotating_the_new_key_writes_and_every_key_reads_and_finds():
     token = old.seal("李四", "investors.name")
     assert both.open(token, "investors.name") == "李四"
     assert both.seal("李四", "investors.name").startswith("k2026$")
-    assert not both.is_current(token) and both.is_current(both.seal("x", "p")) and both.is_current(None)
     stored = old.blind("李四", "name")
     assert stored in both.blinds("李四", "name")  # a row not yet rotated is still found
     assert both.blind("李四", "name") != stored and both.blind("李四", "name").startswith("k2026$")
