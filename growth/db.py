@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     MetaData,
     Table,
+    and_,
     any_,
     bindparam,
     create_engine,
@@ -255,6 +256,22 @@ def among(column: Any, values: Sequence[Any], *, dialect: str) -> ColumnElement[
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     each = func.json_each(orjson.dumps(list(values)).decode()).table_valued("value")
     return column.in_(select(each.c.value))
+
+
+def among_ids(column: Any, ids: Sequence[int], *, dialect: str) -> ColumnElement[bool]:
+    """`among` for integer ids, bounded by their smallest and largest as well (same rows), on PostgreSQL.
+
+    The planner cannot tell how many rows `id = ANY(<5,000 ids>)` matches without statistics (a table
+    filled since its last ANALYZE, or autovacuum off): it then guesses the whole table and scans it, once
+    per statement and chunk — a fan-out over N investors read the members, rewards and investors tables
+    whole each chunk, so it slowed as they grew (bench/README.md, fan-out, 2026-12-04). A range of ids
+    is estimated small even without statistics, so the primary key is used; with statistics both agree.
+    The ids of one chunk are (nearly) consecutive, so the range holds few others.
+    """
+    matched = among(column, ids, dialect=dialect)
+    if dialect != "postgresql" or not ids:
+        return matched
+    return and_(matched, column.between(min(ids), max(ids)))
 
 
 # SQLite's limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32), with room to spare.
