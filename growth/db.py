@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     MetaData,
     Table,
+    and_,
     any_,
     bindparam,
     create_engine,
@@ -255,6 +256,21 @@ def among(column: Any, values: Sequence[Any], *, dialect: str) -> ColumnElement[
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     each = func.json_each(orjson.dumps(list(values)).decode()).table_valued("value")
     return column.in_(select(each.c.value))
+
+
+def among_ids(column: Any, ids: Sequence[int], *, dialect: str) -> ColumnElement[bool]:
+    """`among` for integer ids, bounded by their smallest and largest as well (same rows), on PostgreSQL.
+
+    PostgreSQL 15 prices `id = ANY(<5,000 ids>)` on an index as 5,000 descents and, for a table filled
+    since its last ANALYZE, often chose to read the whole table instead, once per statement and chunk: a
+    fan-out read its members, rewards and investors tables whole for every chunk, so it slowed as they
+    grew (bench/README.md, fan-out, 2026-12-04). The range is estimated small with or without statistics,
+    so the primary key is used. The ids of one chunk are (nearly) consecutive: the range holds few others.
+    """
+    matched = among(column, ids, dialect=dialect)
+    if dialect != "postgresql" or not ids:
+        return matched
+    return and_(matched, column.between(min(ids), max(ids)))
 
 
 # SQLite's limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32), with room to spare.

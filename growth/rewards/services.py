@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from channels.adapters.port import Channel, MessageClass
 from channels.outbox import NewMessage, enqueue, enqueue_from, enqueue_many, json_template
-from growth.db import among, insert_many, table_of, update_many
+from growth.db import among, among_ids, insert_many, table_of, update_many
 from growth.errors import Conflict, DomainError, Forbidden, NotFound
 from growth.investors.models import Investor
 from growth.money import bp_to_api, fen_to_api
@@ -249,7 +249,7 @@ def write_packs(*, session: Session, source: Select[Any], items: Sequence[tuple[
             e = _ENTRIES.c
             conn.execute(insert(_ENTRIES).from_select([e[name] for name in entry], select(
                 *(computed.get(name, literal(entry[name], e[name].type)) for name in entry)).where(
-                among(r.id, mine, dialect=conn.dialect.name))))
+                among_ids(r.id, mine, dialect=conn.dialect.name))))
         _webhooks_from(session, row, mine, now=now)
     return len(ids)
 
@@ -263,13 +263,13 @@ def _webhooks_from(session: Session, row: dict[str, Any], reward_ids: Sequence[i
     public = literal("rw_") + cast(r.id, String)
     cause = public + "|reward.granted"
     key = literal(model.key()[:-len(model.cause)]) + cause  # "c<campaign>|-|webhook|" + the reward's cause
+    # One lookup of the owner's platform user id per reward, not a join: see campaigns.fanout._enqueue.
+    user_id = select(investors.platform_user_id).where(investors.id == r.investor_id).scalar_subquery()
     content = json_template(dialect, model.content, {("data", "data", "id"): public,
-                                                     ("data", "data", "user_id"): investors.platform_user_id})
-    query = (select(key, literal(model.campaign_id), literal(model.sender), cause, literal(None),
-                    investors.platform_user_id, literal(str(model.channel)), literal(str(model.message_class)),
-                    content)
-             .select_from(_REWARDS.join(table_of(Investor), investors.id == r.investor_id))
-             .where(among(r.id, reward_ids, dialect=dialect)))
+                                                     ("data", "data", "user_id"): user_id})
+    query = (select(key, literal(model.campaign_id), literal(model.sender), cause, literal(None), user_id,
+                    literal(str(model.channel)), literal(str(model.message_class)), content)
+             .where(among_ids(r.id, reward_ids, dialect=dialect)))
     enqueue_from(query, session=session, now=now)
 
 
@@ -352,7 +352,7 @@ def _over_per_investor(session: Session, budget_id: int, packs: list[tuple[int, 
     u, investors = _BUDGET_USES.c, table_of(Investor).c
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     rows = select(literal(budget_id), investors.id, literal(1)).where(
-        among(investors.id, [investor for _i, investor in packs], dialect=dialect))
+        among_ids(investors.id, [investor for _i, investor in packs], dialect=dialect))
     stmt = insert_(_BUDGET_USES).from_select([u.budget_id, u.investor_id, u.used], rows).on_conflict_do_update(
         index_elements=[u.budget_id, u.investor_id], set_={"used": u.used + 1}, where=u.used < per_investor,
     ).returning(u.investor_id)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from growth.db import get_db, insert_many, update_many
+from growth.db import among, among_ids, get_db, insert_many, update_many
 from growth.investors.models import Investment, Investor
 
 T = Investment.__table__
@@ -56,3 +56,17 @@ def test_nothing_to_write_is_a_no_op(app):
     with get_db(app).session_scope(write=True) as s:
         assert insert_many(s.connection(), T, [], returning=("id",)) == []
         update_many(s.connection(), T, [])
+
+
+def test_among_ids_matches_exactly_the_rows_among_matches(app):
+    with get_db(app).session_scope(write=True) as s:
+        owner = _investor(s)
+        base = {"investor_id": owner, "status": "active", "reward_ids": [], "redeemed_fen": 0,
+                "matured_principal_fen": 0, "interest_fen": 0}
+        ids = sorted(row_id for (row_id,) in insert_many(
+            s.connection(), T, [{"investment_id": f"i{n}", **base} for n in range(8)], returning=("id",)))
+        dialect = s.get_bind().dialect.name
+        for wanted in ([ids[5], ids[1], ids[3]], [ids[2]], [], [ids[0], ids[7], 10**9]):
+            found = set(s.scalars(select(T.c.id).where(among_ids(T.c.id, wanted, dialect=dialect))))
+            assert found == set(s.scalars(select(T.c.id).where(among(T.c.id, wanted, dialect=dialect))))
+            assert found == set(wanted) & set(ids)
