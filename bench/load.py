@@ -484,12 +484,16 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "p99.9": rank(0.999), "max": ordered[-1]}
 
 
-def wait_processed(instance: Instance, expected: int) -> float | None:
-    """Wait until the processor's cursor reaches the log's last event; return the seconds it took (None: timeout)."""
+def wait_processed(instance: Instance, acknowledged: int) -> float | None:
+    """Wait until the processor's cursor reaches the log's last event; return the seconds it took (None: timeout).
+
+    `acknowledged` is how many events the server answered 200 for: at least those must be in the log
+    (a request the client gave up on may be stored or not).
+    """
     started = time.monotonic()
     while time.monotonic() - started < LAG_TIMEOUT:
         last, position = instance.target.progress()
-        if position >= last and instance.target.stored() >= expected:
+        if position >= last and instance.target.stored() >= acknowledged:
             return time.monotonic() - started
         time.sleep(0.05)
     return None
@@ -511,17 +515,19 @@ def run_once(kind: str, rate: float, seconds: float, args: argparse.Namespace, s
         stack = (pg_profile(instance, args.workers, args.threads) if kind == "pg" else embedded(instance))
         with stack as running:
             requests = http_requests(workload.events, instance.secret, tag, running.port)
+            warm_ok = 0
             if warm_n:
                 warm = run_client(running.port, requests[:warm_n], rate, max_connections=args.connections)
                 if warm.errors:
                     print(f"  warm-up errors: {warm.errors}", file=sys.stderr, flush=True)
-                wait_processed(instance, warm_n)
+                warm_ok = warm.ok
+                wait_processed(instance, warm.ok)
             meter = CpuMeter(running.roots, getattr(instance.target, "db_name", None))
             load = [round(x, 2) for x in os.getloadavg()]
             before = meter.sample()
             client = run_client(running.port, requests[warm_n:], rate, max_connections=args.connections)
             after = meter.sample()
-            lag = wait_processed(instance, warm_n + n)
+            lag = wait_processed(instance, warm_ok + client.ok)
             stored = instance.target.stored()
         load += [round(x, 2) for x in os.getloadavg()]
     finally:
