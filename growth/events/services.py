@@ -214,7 +214,9 @@ def commit_durably(session: Session) -> None:
     postgresql = session.get_bind().dialect.name == "postgresql"
     session.commit()
     if postgresql:
-        session.connection().exec_driver_sql("SELECT pg_logical_emit_message(true, 'growth.events', '')")
+        # Autocommit: the statement is its own transaction, one round trip instead of BEGIN, SELECT, COMMIT.
+        conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'growth.events', '')")
         session.commit()
 
 

@@ -33,6 +33,8 @@ def test_the_append_lock_is_let_go_before_the_flush_and_the_answer_waits_for_it(
 
     def on_execute(conn, cursor, statement, parameters, context, executemany):
         seen.append(statement.split("(")[0].strip())
+        if statement.startswith("SELECT pg_advisory_xact_lock"):  # in a transaction, even on the barrier's connection
+            assert not conn.connection.dbapi_connection.autocommit
         if statement.startswith(BARRIER):  # the appends' commit is in the WAL by now
             with psycopg.connect(plain, autocommit=True) as other:
                 inserted_up_to.append(other.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
@@ -52,6 +54,7 @@ def test_the_append_lock_is_let_go_before_the_flush_and_the_answer_waits_for_it(
         seen.clear()
         # A duplicate answer vouches for another request's commit: it waits for a flush too.
         assert post_events(client, [registered]).json == {"accepted": 0, "duplicates": 1, "rejected": []}
+        assert post_events(client, [{**registered, "id": "evt_2"}]).json["accepted"] == 1
     finally:
         sa_event.remove(engine, "before_cursor_execute", on_execute)
         sa_event.remove(engine, "connect", durable)
