@@ -400,11 +400,15 @@ class Stack:
 
 
 @contextlib.contextmanager
-def pg_profile(instance: Instance, workers: int, threads: int) -> Iterator[Stack]:
-    """Run gunicorn (deploy/gunicorn.conf.py) and one `growth worker` on the instance's database."""
+def pg_profile(instance: Instance, workers: int | None, threads: int | None) -> Iterator[Stack]:
+    """Run gunicorn (deploy/gunicorn.conf.py) and one `growth worker` on the instance's database.
+
+    Workers and threads not given are deploy/gunicorn.conf.py's defaults (2 × CPUs + 1 workers, at most 8; 4 threads).
+    """
     port = free_port()
-    env = {**instance.env, "PYTHONUNBUFFERED": "1", "GROWTH_BIND": f"{LOOPBACK}:{port}",
-           "GROWTH_WEB_WORKERS": str(workers), "GROWTH_WEB_THREADS": str(threads), "GROWTH_GRACEFUL_TIMEOUT": "5"}
+    env = {**instance.env, "PYTHONUNBUFFERED": "1", "GROWTH_BIND": f"{LOOPBACK}:{port}", "GROWTH_GRACEFUL_TIMEOUT": "5"}
+    env.update({name: str(value) for name, value in (("GROWTH_WEB_WORKERS", workers), ("GROWTH_WEB_THREADS", threads))
+                if value})
     procs: list[subprocess.Popen[bytes]] = []
     logs = [instance.dir / "gunicorn.log", instance.dir / "worker.log"]
     try:
@@ -549,7 +553,7 @@ def describe(r: RunReport) -> str:
     """Return one run as a few readable lines."""
     lat = r.latency_ms
     lag = "not reached" if r.processor_lag_s is None else f"{r.processor_lag_s:.2f} s"
-    profile = f" ({r.workers} workers × {r.threads} threads)" if r.workers else ""
+    profile = (f" ({r.workers or 'default'} workers × {r.threads or 'default'} threads)" if r.db == "pg" else "")
     return (f"{r.db}{profile}: target {r.rate:,.0f} req/s × {r.seconds:.0f} s → achieved {r.achieved_rate:,.1f} req/s, "
             f"{r.ok:,}/{r.requests:,} ok, errors {r.errors or 'none'}\n"
             f"  latency ms p50 {lat.get('p50', float('nan')):.1f}  p90 {lat.get('p90', float('nan')):.1f}  "
@@ -571,10 +575,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="requests/s (default 1,000)")
     parser.add_argument("--seconds", type=float, default=TARGET_SECONDS, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the same rate before the clock")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("GROWTH_WEB_WORKERS") or 3),
-                        help="gunicorn workers of the PostgreSQL profile")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("GROWTH_WEB_THREADS") or 4),
-                        help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, help="gunicorn workers of the PostgreSQL profile "
+                        "(default: deploy/gunicorn.conf.py's, 2 × CPUs + 1 and at most 8)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: the profile's, 4)")
     parser.add_argument("--connections", type=int, default=MAX_CONNECTIONS, help="client connections at most")
     parser.add_argument("--find-rate", action="store_true",
                         help=f"step the rate ({', '.join(map(str, FIND_RATES))} …) and report the highest held")
