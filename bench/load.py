@@ -67,7 +67,6 @@ OPEN_CONNECTIONS = 32  # opened before the clock starts
 # this long itself, so it never sends on a connection the server is closing at that moment.
 IDLE_DROP_SECONDS = 3.0
 LAG_TIMEOUT = 300.0
-PROCESS_START_TIMEOUT = 90.0
 
 
 # --- the client -------------------------------------------------------------------------------------
@@ -81,7 +80,6 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.closed = False
-        self.used = 0
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,7 +88,6 @@ class _Connection(asyncio.Protocol):
     def send(self, request: bytes) -> asyncio.Future[tuple[int, bytes]]:
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
-        self.used += 1
         self.transport.write(request)
         return self.waiter
 
@@ -102,7 +99,7 @@ class _Connection(asyncio.Protocol):
         head = bytes(self.buffer[:end]).lower()
         fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
         if b"content-length" not in fields:
-            self._fail(ConnectionError("answer without Content-Length"))
+            self.fail(ConnectionError("answer without Content-Length"))
             return
         length = int(fields[b"content-length"])
         if len(self.buffer) < end + 4 + length:
@@ -117,7 +114,8 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result((int(head[9:12]), body))
 
-    def _fail(self, err: Exception) -> None:
+    def fail(self, err: Exception) -> None:
+        """Close the connection; the request waiting on it (if any) fails with `err`."""
         self.closed = True
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
@@ -126,11 +124,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def eof_received(self) -> bool:
-        self._fail(ConnectionResetError("closed by the server before the answer"))
+        self.fail(ConnectionResetError("closed by the server before the answer"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(exc if isinstance(exc, Exception) else ConnectionResetError("connection lost"))
+        self.fail(exc if isinstance(exc, Exception) else ConnectionResetError("connection lost"))
 
 
 @dataclass
@@ -248,7 +246,7 @@ class OpenLoopClient:
         except TimeoutError:
             result.errors["timeout"] = result.errors.get("timeout", 0) + 1
             if conn is not None:
-                conn._fail(TimeoutError())
+                conn.fail(TimeoutError())
                 self.release(conn)
         except OSError as err:
             kind = "connection_reset" if isinstance(err, ConnectionResetError) else "connection_error"
