@@ -179,9 +179,9 @@ def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetim
     conn = session.connection()
     dumps = orjson.dumps
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": APPEND_LOCK_KEY})
-        if flush_later:
+        if flush_later:  # before the lock: every round trip made while holding it holds up every other append
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": APPEND_LOCK_KEY})
         batch = dumps([
             {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dumps(e.payload).decode()}
             for e in valid
