@@ -158,6 +158,7 @@ class Target:
     """One fresh database for one run: its URL for the app, and the raw-ceiling measurements."""
 
     name: str
+    _reader: Any = None  # the direct connection `progress` opens (sqlite3 or psycopg: both have execute)
 
     def app_env(self) -> dict[str, str]:
         """Return the GROWTH_* variables that point the app at this database."""
@@ -170,6 +171,11 @@ class Target:
     def progress(self) -> tuple[int, int]:
         """Return the log's last seq and the processor's cursor, read directly (costs the server nothing)."""
         raise NotImplementedError
+
+    def stored(self) -> int:
+        """Return how many events the log holds (after `progress`, on the same direct connection)."""
+        self.progress()
+        return int(self._reader.execute("SELECT count(*) FROM platform_events").fetchone()[0])
 
     def drop(self) -> None:
         """Remove the database."""
@@ -357,9 +363,9 @@ class Instance:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            self._wait_ready(proc, port, log_path)
+            self.wait_ready(proc, port, log_path)
             if background:
-                self._wait_worker(proc, log_path)
+                self.wait_worker(proc, log_path)
             try:
                 yield Server(port, proc.pid, time.perf_counter())
             except BenchError as err:
@@ -376,7 +382,8 @@ class Instance:
                     proc.wait()
 
     @staticmethod
-    def _wait_ready(proc: subprocess.Popen, port: int, log_path: Path) -> None:
+    def wait_ready(proc: subprocess.Popen, port: int, log_path: Path) -> None:
+        """Wait until a web server (`growth serve`, gunicorn) answers on `port`."""
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -394,8 +401,8 @@ class Instance:
         raise BenchError(f"the server did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{tail(log_path)}")
 
     @staticmethod
-    def _wait_worker(proc: subprocess.Popen, log_path: Path) -> None:
-        """Wait until `growth serve`'s worker child says it runs (it starts beside the web server)."""
+    def wait_worker(proc: subprocess.Popen, log_path: Path) -> None:
+        """Wait until `growth serve`'s worker child (or a `growth worker`) says it runs."""
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:

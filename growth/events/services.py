@@ -169,13 +169,19 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetime) -> int:
-    """Append events to the log, ignoring ids already stored; return how many were new."""
+def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetime, flush_later: bool = False) -> int:
+    """Append events to the log, ignoring ids already stored; return how many were new.
+
+    `flush_later` (PostgreSQL): the commit does not wait for its WAL flush, so the append lock is let go
+    without holding the next append for a disk flush; the caller must `commit_durably` before answering.
+    """
     if not valid:
         return 0
     conn = session.connection()
     ring = keyring()
     if conn.dialect.name == "postgresql":
+        if flush_later:  # before the lock: every round trip made while holding it holds up every other append
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": APPEND_LOCK_KEY})
         batch = orjson.dumps([
             {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dump_payload(e.payload, ring)}
@@ -191,11 +197,28 @@ def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetim
     return conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
 
 
-def ingest(events: Sequence[object], *, session: Session, now: datetime) -> IngestResult:
+def ingest(events: Sequence[object], *, session: Session, now: datetime, flush_later: bool = False) -> IngestResult:
     """Validate a batch and append its valid events; duplicates are counted, not stored."""
     valid, rejected = validate_all(events, now=now)
-    inserted = append_events(valid, session=session, now=now)
+    inserted = append_events(valid, session=session, now=now, flush_later=flush_later)
     return IngestResult(accepted=inserted, duplicates=len(valid) - inserted, rejected=rejected)
+
+
+def commit_durably(session: Session) -> None:
+    """Commit the appends, then wait until the database has flushed them: an answer promises durable events.
+
+    On PostgreSQL a second transaction writes a tiny WAL record (a transactional logical message) and
+    commits synchronously; its flush covers every commit before it, the appends' (`flush_later`) included,
+    and a duplicate's earlier commit by another request. Concurrent requests share such flushes (group
+    commit) outside the append lock, which a flush inside it serialised (bench/README.md, issue 13).
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    session.commit()
+    if postgresql:
+        # Autocommit: the statement is its own transaction, one round trip instead of BEGIN, SELECT, COMMIT.
+        conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'growth.events', '')")
+        session.commit()
 
 
 @dataclass(frozen=True)

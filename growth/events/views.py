@@ -67,7 +67,9 @@ def receive_events() -> Response:
         return _json({"error": str(err)}, 400)
     if len(events) > MAX_EVENTS:
         return _json({"error": f"more than {MAX_EVENTS} events in one request"}, 413)
-    result = services.ingest(events, session=request_session(), now=utcnow())
+    session = request_session()
+    result = services.ingest(events, session=session, now=utcnow(), flush_later=True)
+    services.commit_durably(session)
     count_received(accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected))
     response = _json(result.as_json())
     if result.accepted:
