@@ -180,9 +180,10 @@ def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetim
     conn = session.connection()
     ring = keyring()
     if conn.dialect.name == "postgresql":
-        if flush_later:  # before the lock: every round trip made while holding it holds up every other append
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": APPEND_LOCK_KEY})
+        # With `flush_later` the commit does not wait for the WAL flush; set in the lock's own statement, one round
+        # trip (every round trip made while holding the lock holds up every other append).
+        conn.exec_driver_sql("SELECT set_config('synchronous_commit', %(sync)s, true), pg_advisory_xact_lock(%(k)s)",
+                             {"k": APPEND_LOCK_KEY, "sync": "off" if flush_later else "on"})
         batch = orjson.dumps([
             {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dump_payload(e.payload, ring)}
             for e in valid
@@ -212,13 +213,22 @@ def commit_durably(session: Session) -> None:
     and a duplicate's earlier commit by another request. Concurrent requests share such flushes (group
     commit) outside the append lock, which a flush inside it serialised (bench/README.md, issue 13).
     """
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    session.commit()
-    if postgresql:
-        # Autocommit: the statement is its own transaction, one round trip instead of BEGIN, SELECT, COMMIT.
-        conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'growth.events', '')")
+    if session.get_bind().dialect.name != "postgresql":
         session.commit()
+        return
+    # On the connection the appends used, without handing it back to the pool and checking it out again (a
+    # pre-ping and an isolation-level change each): COMMIT, then the message in autocommit — its own transaction,
+    # one round trip — then the session's commit, which finds nothing left to commit on the server.
+    conn = session.connection()
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.commit()
+    raw.autocommit = True
+    try:
+        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'growth.events', '')")
+    finally:
+        raw.autocommit = False
+    session.commit()
 
 
 @dataclass(frozen=True)
