@@ -105,11 +105,17 @@ def worker_child(server: Server) -> int:
     """Wait for the server's single `growth worker` child and return its id."""
     def only_child() -> int | None:
         pids = children(server.proc.pid)
-        return pids[0] if len(pids) == 1 else None
+        if len(pids) != 1:
+            return None
+        try:
+            cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            return None
+        # Between its fork and its exec a child still shows the server's own command line: wait for the exec.
+        return pids[0] if b"worker" in cmdline else None
 
     pid = int(wait_for(only_child, START_TIMEOUT, "the worker child", server))  # type: ignore[arg-type]
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert b"worker" in cmdline and b"growth.cli" in cmdline
+    assert b"growth.cli" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     # "growth worker running: events-processor, message-delivery, …  (pid N; …": whatever the list holds.
     wait_for(lambda: re.search(rf"growth worker running: .*message-delivery.*  \(pid {pid};", server.output()),
              START_TIMEOUT, "the worker to be running", server)
