@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, Table, and_, bindparam, func, not_, or_, select, type_coerce, update
+from sqlalchemy import Column, ColumnElement, Table, and_, func, not_, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from growth.audit.services import record
@@ -119,10 +119,8 @@ def rotate(*, session_scope: Callable[[], AbstractContextManager[Session]],
                 rows = session.execute(query).mappings().all()
                 if not rows:
                     break
-                values = [_rewritten(target, dict(row)) for row in rows]
-                names = [n for n in values[0] if n != "_id"]
-                session.execute(update(t).where(t.c.id == bindparam("_id")).values({n: bindparam(n) for n in names}),
-                                values)
+                # update_many seals the encrypted columns on the way in, under the current key.
+                update_many(session.connection(), t, [_rewritten(target, dict(row)) for row in rows])
                 after = rows[-1]["id"]
             done += len(rows)
             progress(len(rows))
@@ -154,7 +152,7 @@ def _rotate_events(session_scope: Callable[[], AbstractContextManager[Session]],
 
 def _rewritten(target: Target, row: dict) -> dict:
     """The row's encrypted values sealed again (the type seals them on the way in) and its hashes recomputed."""
-    values = {"_id": row["id"], **{c.name: row[c.name] for c in target.sealed}}
+    values = {"id": row["id"], **{c.name: row[c.name] for c in target.sealed}}
     if target.hashes:
         for field in SEARCH_INDEX_OF:
             values.update(search_index(keyring(), field, row.get(field)))
