@@ -6,17 +6,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from campaigns import fanout, services
+from campaigns import fanout
 from campaigns.definition import parse
-from campaigns.fulfilment import fulfil_due
-from campaigns.models import Campaign, CampaignMember
-from campaigns.runner import select_chunk, task_campaign_run
+from campaigns.models import CampaignMember
 from channels.models import OutboxMessage
 from growth.db import get_db
 from growth.investors.models import Investor
 from growth.rewards.models import Reward, RewardEntry
+from tests.campaign_runs import run_to_end, scheduled_campaign
 from tests.factories import make_investor
 
 NOW = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
@@ -34,21 +33,11 @@ DOCUMENT = {
 
 
 def _campaign(app, document: dict[str, Any]) -> int:  # type: ignore[no-untyped-def]
-    with get_db(app).session_scope(write=True) as s:
-        c = services.create(document, session=s, actor_id=None, now=NOW - timedelta(days=3))
-        s.execute(update(Campaign).where(Campaign.id == c.id).values(status="scheduled"))
-        return c.id
+    return scheduled_campaign(app, document, NOW)
 
 
 def _run(app, cid: int) -> None:  # type: ignore[no-untyped-def]
-    with get_db(app).session_scope(write=True) as s:
-        task_campaign_run(s, NOW, cid)
-    for step in (lambda s: select_chunk(session=s, now=NOW, chunk=17),
-                 lambda s: fulfil_due(session=s, app=app, now=NOW, limit=13)):
-        while True:
-            with get_db(app).session_scope(write=True) as s:
-                if not step(s):
-                    break
+    run_to_end(app, cid, NOW, chunk=17, limit=13)
 
 
 def _written(app, cid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]

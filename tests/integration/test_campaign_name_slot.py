@@ -13,13 +13,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from campaigns import fanout, services
+from campaigns import fanout
 from campaigns.definition import parse
-from campaigns.fulfilment import fulfil_due
-from campaigns.models import Campaign
-from campaigns.runner import select_chunk, task_campaign_run
 from channels.adapters.port import Channel, MessageClass
 from channels.delivery import Deliverer
 from channels.models import OutboxMessage
@@ -28,6 +25,7 @@ from channels.services import record_statement
 from channels.templates import NAME_SLOT
 from growth.db import get_db
 from growth.investors.models import Investor
+from tests.campaign_runs import run_to_end, scheduled_campaign
 from tests.factories import make_investor
 from tests.fakes.aliyun_sms import FakeAliyunSms
 from tests.fakes.smtp import FakeSmtp
@@ -79,18 +77,8 @@ def _investors(app: Flask, channels: tuple[str, ...] = ("sms",)) -> dict[int, st
 
 
 def _run(app: Flask, document: dict[str, Any]) -> int:
-    with get_db(app).session_scope(write=True) as s:
-        campaign = services.create(document, session=s, actor_id=None, now=NOW - timedelta(days=3))
-        s.execute(update(Campaign).where(Campaign.id == campaign.id).values(status="scheduled"))
-        cid = campaign.id
-    with get_db(app).session_scope(write=True) as s:
-        task_campaign_run(s, NOW, cid)
-    for step in (lambda s: select_chunk(session=s, now=NOW, chunk=3),
-                 lambda s: fulfil_due(session=s, app=app, now=NOW, limit=3)):
-        while True:
-            with get_db(app).session_scope(write=True) as s:
-                if not step(s):
-                    break
+    cid = scheduled_campaign(app, document, NOW)
+    run_to_end(app, cid, NOW, chunk=3, limit=3)
     return cid
 
 
