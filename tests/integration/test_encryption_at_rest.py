@@ -59,7 +59,8 @@ def test_what_is_stored_holds_no_phone_name_or_email_and_every_value_names_its_k
     assert len(rows) == 3
     dump = " ".join(str(v) for row in rows for v in row[1:])
     # Needles a base64url token cannot hold by chance (a space, a dot, an @, CJK) or too long to (8 digits).
-    for needle in ("12345678", "87654321", "00001111", "王小明", "李", "Han Meimei", "Wang.XM", "li.lei", "@Example.com", "@example.org"):
+    for needle in ("12345678", "87654321", "00001111", "王小明", "李", "Han Meimei", "Wang.XM", "li.lei",
+                   "@Example.com", "@example.org"):
         assert needle not in dump, needle
     assert all(v.startswith("test$") for row in rows for v in row[1:] if v is not None)
     assert rows[2].email is None and rows[2].email_index is None  # nothing given, nothing stored
