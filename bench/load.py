@@ -9,7 +9,9 @@ Run from the project root (see bench/README.md, issue 13):
 Each run gets a fresh database (a temporary SQLite file, or a temporary PostgreSQL database `load_…` that is
 dropped afterwards) and the product's own processes on a free loopback port:
   pg      the PostgreSQL profile: `gunicorn -c deploy/gunicorn.conf.py wsgi:app` plus one `growth worker`;
-  sqlite  the embedded default: `growth serve` with its `growth worker` child (what `make run` starts).
+  sqlite  the embedded default: `growth serve` with its `growth worker` child (what `make run` starts);
+  ceiling the same gunicorn serving `bench/bare_app.py` instead of the product: it checks the signature and parses
+          the JSON, with no Flask and no database — what the web server, client and machine allow at all.
 
 Every request carries one event (demo data: registrations, KYC, deposits, investments … of many investors) and
 is built and signed before the clock starts. The client is open-loop: request i is due at start + i / rate
@@ -398,26 +400,31 @@ class Stack:
 
 
 @contextlib.contextmanager
-def pg_profile(instance: Instance, workers: int | None, threads: int | None) -> Iterator[Stack]:
+def pg_profile(instance: Instance, workers: int | None, threads: int | None, *, bare: bool = False) -> Iterator[Stack]:
     """Run gunicorn (deploy/gunicorn.conf.py) and one `growth worker` on the instance's database.
 
     Workers and threads not given are deploy/gunicorn.conf.py's defaults (2 × CPUs + 1 workers, at most 8; 4 threads).
+    `bare`: gunicorn serves `bench/bare_app.py` (no Flask, no database) and no worker runs: the HTTP ceiling.
     """
     port = free_port()
     env = {**instance.env, "PYTHONUNBUFFERED": "1", "GROWTH_BIND": f"{LOOPBACK}:{port}", "GROWTH_GRACEFUL_TIMEOUT": "5"}
     env.update({name: str(value) for name, value in (("GROWTH_WEB_WORKERS", workers), ("GROWTH_WEB_THREADS", threads))
                 if value})
     procs: list[subprocess.Popen[bytes]] = []
-    logs = [instance.dir / "gunicorn.log", instance.dir / "worker.log"]
+    web = ["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
+    if bare:
+        web[-1:] = ["--pythonpath", str(ROOT / "bench"), "bare_app:app"]
+    commands = [web] if bare else [web, ["growth.cli", "worker"]]
+    logs = [instance.dir / "gunicorn.log", instance.dir / "worker.log"][:len(commands)]
     try:
-        for log, args in zip(logs, (["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
-                                    ["growth.cli", "worker"]), strict=True):
+        for log, args in zip(logs, commands, strict=True):
             with open(log, "wb") as out:
                 procs.append(subprocess.Popen([sys.executable, "-m", *args], env=env, cwd=ROOT, stdout=out,
                                               stderr=subprocess.STDOUT))
         Instance.wait_ready(procs[0], port, logs[0])
-        Instance.wait_worker(procs[1], logs[1])
-        yield Stack(port, {"web": procs[0].pid, "worker": procs[1].pid}, logs)
+        if not bare:
+            Instance.wait_worker(procs[1], logs[1])
+        yield Stack(port, {"web": procs[0].pid} | ({} if bare else {"worker": procs[1].pid}), logs)
         for proc, log in zip(procs, logs, strict=True):
             if proc.poll() is not None:
                 raise BenchError(f"{log.stem} exited during the run:\n{tail(log)}")
@@ -508,13 +515,15 @@ def run_once(kind: str, rate: float, seconds: float, args: argparse.Namespace, s
     workload = make_workload(warm_n + n, args.seed)
     tag = f"ld{os.getpid()}{step}{int(time.time())}"
     relabel(workload, tag)
-    if kind == "sqlite":
+    if kind in ("sqlite", "ceiling"):  # the ceiling stores nothing: a SQLite file it never opens
         instance = Instance(SqliteTarget, tag)
     else:
         instance = Instance(lambda _dir: PostgresTarget(args.pg_url, f"load_{os.getpid()}_{step}"), tag)
     try:
-        instance.cli("db", "upgrade")
-        stack = (pg_profile(instance, args.workers, args.threads) if kind == "pg" else embedded(instance))
+        if kind != "ceiling":
+            instance.cli("db", "upgrade")
+        stack = (embedded(instance) if kind == "sqlite"
+                 else pg_profile(instance, args.workers, args.threads, bare=kind == "ceiling"))
         with stack as running:
             requests = http_requests(workload.events, instance.secret, tag, running.port)
             warm_ok = 0
@@ -523,14 +532,18 @@ def run_once(kind: str, rate: float, seconds: float, args: argparse.Namespace, s
                 if warm.errors:
                     print(f"  warm-up errors: {warm.errors}", file=sys.stderr, flush=True)
                 warm_ok = warm.ok
-                wait_processed(instance, warm.ok)
-            meter = CpuMeter(running.roots, getattr(instance.target, "db_name", None))
+                if kind != "ceiling":
+                    wait_processed(instance, warm.ok)
+            meter = CpuMeter(running.roots, None if kind == "ceiling" else getattr(instance.target, "db_name", None))
             load = [round(x, 2) for x in os.getloadavg()]
             before = meter.sample()
             client = run_client(running.port, requests[warm_n:], rate, max_connections=args.connections)
             after = meter.sample()
-            lag = wait_processed(instance, warm_ok + client.ok)
-            stored = instance.target.stored()
+            if kind == "ceiling":  # nothing is stored: every answered request counts as "stored"
+                lag, stored = 0.0, warm_ok + client.ok
+            else:
+                lag = wait_processed(instance, warm_ok + client.ok)
+                stored = instance.target.stored()
         load += [round(x, 2) for x in os.getloadavg()]
     finally:
         instance.close()
@@ -542,7 +555,7 @@ def run_once(kind: str, rate: float, seconds: float, args: argparse.Namespace, s
         cpu={k: round(v, 3) for k, v in CpuMeter.between(before, after).items()},
         client_cpu=round(client.client_cpu / client.duration, 3) if client.duration else 0.0,
         stored=stored, expected=warm_n + n, processor_lag_s=lag, load=load,
-        workers=args.workers if kind == "pg" else None, threads=args.threads if kind == "pg" else None)
+        workers=args.workers if kind != "sqlite" else None, threads=args.threads if kind != "sqlite" else None)
     report.passed = report.holds(rate)
     return report
 
@@ -551,7 +564,7 @@ def describe(r: RunReport) -> str:
     """Return one run as a few readable lines."""
     lat = r.latency_ms
     lag = "not reached" if r.processor_lag_s is None else f"{r.processor_lag_s:.2f} s"
-    profile = (f" ({r.workers or 'default'} workers × {r.threads or 'default'} threads)" if r.db == "pg" else "")
+    profile = (f" ({r.workers or 'default'} workers × {r.threads or 'default'} threads)" if r.db != "sqlite" else "")
     return (f"{r.db}{profile}: target {r.rate:,.0f} req/s × {r.seconds:.0f} s → achieved {r.achieved_rate:,.1f} req/s, "
             f"{r.ok:,}/{r.requests:,} ok, errors {r.errors or 'none'}\n"
             f"  latency ms p50 {lat.get('p50', float('nan')):.1f}  p90 {lat.get('p90', float('nan')):.1f}  "
@@ -569,7 +582,8 @@ def describe(r: RunReport) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--db", choices=("pg", "sqlite", "both"), default="both")
+    parser.add_argument("--db", choices=("pg", "sqlite", "both", "ceiling"), default="both",
+                        help="ceiling: gunicorn serving bench/bare_app.py (no Flask, no database)")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="requests/s (default 1,000)")
     parser.add_argument("--seconds", type=float, default=TARGET_SECONDS, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the same rate before the clock")

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from growth.db import Base
@@ -110,7 +110,12 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_campaign", "campaign_id", "id"),
         # /metrics: outbox depth by status and channel (index-only), and the send latency of recent sends.
         Index("ix_outbox_messages_status_channel", "status", "channel"),
-        Index("ix_outbox_messages_sent_at", "sent_at"),
+        # Only the rows that have one (a queued message has neither): a run queues hundreds of thousands, and
+        # every lookup compares the column with a value, which implies NOT NULL (migration 0023).
+        Index("ix_outbox_messages_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL"),
+              sqlite_where=text("sent_at IS NOT NULL")),
+        Index("ix_outbox_messages_provider_id", "provider_id", postgresql_where=text("provider_id IS NOT NULL"),
+              sqlite_where=text("provider_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -134,7 +139,7 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128))
 
     provider: Mapped[str | None] = mapped_column(String(32))
-    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)  # BizId, WeChat msgid / job id
+    provider_id: Mapped[str | None] = mapped_column(String(128))  # BizId, WeChat msgid / job id
     recipient_masked: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(500))
