@@ -6,6 +6,7 @@ House rule: services take `session` and flush; the request, job or processor bat
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    exc,
     func,
     insert,
     select,
@@ -89,6 +91,36 @@ _WRITER_OPTION = "growth_writer"
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
 
 
+# A pooled connection idle for longer than this is pinged before use; one in steady use is not (one round trip
+# less per request: the pre-ping was a tenth of the events API's database time, bench/README.md, issue 13).
+PING_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Test a pooled connection that sat idle before handing it out; replace it if the server dropped it.
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout. A server restart or an idle timeout shows on a
+    connection that waited in the pool, so only those are pinged (SQLAlchemy's "pessimistic" recipe with a
+    threshold); a connection that served a request a moment ago goes straight back to work. If the server dies
+    within that moment, the statement fails once and SQLAlchemy drops the whole pool (its optimistic handling).
+    """
+    @event.listens_for(engine, "checkin")
+    def _stamp(dbapi_connection: Any, record: Any) -> None:
+        record.info["growth_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("growth_checked_in")
+        if idle_since is None or time.monotonic() - idle_since <= PING_IDLE_SECONDS:
+            return  # new, or in steady use
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error:
+            alive = False
+        if not alive:
+            raise exc.DisconnectionError("the database dropped an idle pooled connection")  # the pool reconnects
+
+
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {synchronous!r}")
@@ -138,7 +170,6 @@ class Database:
             # No server-side prepared statements: a generic plan made while a table was still small
             # (a fresh install, a replay) kept scanning it whole once it had grown (bench/README.md).
             kwargs["connect_args"] = {"prepare_threshold": None}
-            kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
         self.url = url
@@ -146,6 +177,8 @@ class Database:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous)
+        else:
+            _ping_idle_connections(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         # Same pool, but every transaction begins as a writer (BEGIN IMMEDIATE on SQLite) when first used.
         self.writer_sessionmaker = sessionmaker(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -35,6 +38,11 @@ _SQLITE_INSERT = (
     "INSERT OR IGNORE INTO platform_events (event_id, type, occurred_at, user_id, payload, received_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+# Taken before the insert, released by the commit. `synchronous_commit` is set in the same statement: off for
+# `append_durably`, whose barrier flushes after the lock is let go.
+_PG_LOCK = "SELECT set_config('synchronous_commit', %(sync)s, true), pg_advisory_xact_lock(%(k)s)"
+# A tiny WAL record in a transaction of its own, committed synchronously: its flush covers every commit before it.
+_PG_BARRIER = "SELECT pg_logical_emit_message(true, 'growth.events', '')"
 # The batch travels as one JSON parameter serialised by orjson (C): psycopg dumps Python lists as
 # arrays in pure Python, which took ~2/3 of a request's time (bench/README.md).
 _PG_INSERT = (
@@ -169,27 +177,23 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetime, flush_later: bool = False) -> int:
-    """Append events to the log, ignoring ids already stored; return how many were new.
+def _pg_rows(valid: Sequence[ValidEvent]) -> str:
+    ring = keyring()
+    return orjson.dumps([
+        {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dump_payload(e.payload, ring)}
+        for e in valid
+    ]).decode()
 
-    `flush_later` (PostgreSQL): the commit does not wait for its WAL flush, so the append lock is let go
-    without holding the next append for a disk flush; the caller must `commit_durably` before answering.
-    """
+
+def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetime) -> int:
+    """Append events to the log in the session's transaction, ignoring ids already stored; return how many were new."""
     if not valid:
         return 0
     conn = session.connection()
-    ring = keyring()
     if conn.dialect.name == "postgresql":
-        # With `flush_later` the commit does not wait for the WAL flush; set in the lock's own statement, one round
-        # trip (every round trip made while holding the lock holds up every other append).
-        conn.exec_driver_sql("SELECT set_config('synchronous_commit', %(sync)s, true), pg_advisory_xact_lock(%(k)s)",
-                             {"k": APPEND_LOCK_KEY, "sync": "off" if flush_later else "on"})
-        batch = orjson.dumps([
-            {"i": e.event_id, "t": e.type, "o": e.occurred_at, "u": e.user_id, "p": dump_payload(e.payload, ring)}
-            for e in valid
-        ]).decode()
-        result = conn.exec_driver_sql(_PG_INSERT, {"received_at": now, "rows": batch})
-        return result.rowcount
+        conn.exec_driver_sql(_PG_LOCK, {"k": APPEND_LOCK_KEY, "sync": "on"})
+        return conn.exec_driver_sql(_PG_INSERT, {"received_at": now, "rows": _pg_rows(valid)}).rowcount
+    ring = keyring()
     received = _sqlite_time(now)
     rows = [
         (e.event_id, e.type, _sqlite_time(e.occurred_at), e.user_id, dump_payload(e.payload, ring), received)
@@ -198,37 +202,57 @@ def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetim
     return conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
 
 
-def ingest(events: Sequence[object], *, session: Session, now: datetime, flush_later: bool = False) -> IngestResult:
-    """Validate a batch and append its valid events; duplicates are counted, not stored."""
-    valid, rejected = validate_all(events, now=now)
-    inserted = append_events(valid, session=session, now=now, flush_later=flush_later)
-    return IngestResult(accepted=inserted, duplicates=len(valid) - inserted, rejected=rejected)
+def append_durably(valid: Sequence[ValidEvent], *, session: Session, now: datetime) -> int:
+    """Append events and commit; return once the database has them on disk (what a 200 of the API promises).
 
-
-def commit_durably(session: Session) -> None:
-    """Commit the appends, then wait until the database has flushed them: an answer promises durable events.
-
-    On PostgreSQL a second transaction writes a tiny WAL record (a transactional logical message) and
-    commits synchronously; its flush covers every commit before it, the appends' (`flush_later`) included,
-    and a duplicate's earlier commit by another request. Concurrent requests share such flushes (group
-    commit) outside the append lock, which a flush inside it serialised (bench/README.md, issue 13).
+    On PostgreSQL the append commits without waiting for its WAL flush, so the append lock (held until the
+    commit) is never held through a disk flush; a second, tiny transaction — a transactional logical message
+    — then commits synchronously, and its flush covers the append's commit before it (and a duplicate's
+    earlier commit by another request). Concurrent requests share such flushes (group commit). All of it
+    goes in ONE round trip (a psycopg pipeline): no client round trip is made while the lock is held, so a
+    busy web process cannot hold up every other append (bench/README.md, issue 13). The session must have
+    nothing else to commit: the statements run on its connection in autocommit mode.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        session.commit()
-        return
-    # On the connection the appends used, without handing it back to the pool and checking it out again (a
-    # pre-ping and an isolation-level change each): COMMIT, then the message in autocommit — its own transaction,
-    # one round trip — then the session's commit, which finds nothing left to commit on the server.
     conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        inserted = append_events(valid, session=session, now=now)
+        session.commit()
+        return inserted
+    if not valid:
+        return 0
     raw = conn.connection.dbapi_connection
-    assert raw is not None
-    raw.commit()
-    raw.autocommit = True
+    assert isinstance(raw, psycopg.Connection)
+    params = {"k": APPEND_LOCK_KEY, "sync": "off", "received_at": now, "rows": _pg_rows(valid)}
+    raw.autocommit = True  # the explicit BEGIN … COMMIT below, then the barrier in its own transaction
     try:
-        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'growth.events', '')")
+        with raw.pipeline():
+            raw.execute("BEGIN")
+            raw.execute(_PG_LOCK, params)
+            inserted = raw.execute(_PG_INSERT, params)
+            raw.execute("COMMIT")
+            raw.execute(_PG_BARRIER)
+    except BaseException:
+        if not raw.closed and raw.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                raw.execute("ROLLBACK")
+        raise
     finally:
-        raw.autocommit = False
-    session.commit()
+        if not raw.closed and raw.info.transaction_status == TransactionStatus.IDLE:
+            raw.autocommit = False
+    session.commit()  # nothing is left to commit on the server: this only ends the session's transaction
+    return inserted.rowcount
+
+
+def ingest(events: Sequence[object], *, session: Session, now: datetime, durably: bool = False) -> IngestResult:
+    """Validate a batch and append its valid events; duplicates are counted, not stored.
+
+    `durably`: commit, and return once the events are on disk (`append_durably`); otherwise they are appended
+    in the session's transaction, for the caller to commit.
+    """
+    valid, rejected = validate_all(events, now=now)
+    append = append_durably if durably else append_events
+    inserted = append(valid, session=session, now=now)
+    return IngestResult(accepted=inserted, duplicates=len(valid) - inserted, rejected=rejected)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,7 @@ def receive_events() -> Response:
     if len(events) > MAX_EVENTS:
         return _json({"error": f"more than {MAX_EVENTS} events in one request"}, 413)
     session = request_session()
-    result = services.ingest(events, session=session, now=utcnow(), flush_later=True)
-    services.commit_durably(session)
+    result = services.ingest(events, session=session, now=utcnow(), durably=True)
     count_received(accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected))
     response = _json(result.as_json())
     if result.accepted:

@@ -1,21 +1,22 @@
-"""The events API answers only once its appends are flushed, but the append lock is not held for the flush.
+"""The events API answers only once its appends are flushed; the append lock is never held for a flush or a round trip.
 
 On PostgreSQL every append takes one advisory lock until its transaction ends (seq order = commit order).
 A synchronous commit held that lock through its WAL flush, so appends could not share flushes: about 400
 single-event requests/s on the development disk, whatever the CPU (bench/README.md, issue 13). The append
-now commits without waiting (`synchronous_commit` off for its transaction, set in the lock's statement) and the
-request then commits a tiny WAL record synchronously on the same connection, outside it: that flush covers the
-appends' commit, so a 200 still means durable events (spec: "once the response is sent, accepted events are durable").
+now commits without waiting (`synchronous_commit` off for its transaction, set in the lock's statement) and a
+tiny WAL record is then committed synchronously in a transaction of its own: that flush covers the appends'
+commit, so a 200 still means durable events (spec: "once the response is sent, accepted events are durable").
+All of it is one pipeline: the lock is held for the server's work only, never for a client round trip.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy.engine import make_url
 
 from growth.db import get_db
 from tests.events import event, post_events
@@ -25,45 +26,77 @@ pytestmark = pytest.mark.postgres_only
 BARRIER = "SELECT pg_logical_emit_message"
 
 
-def test_the_append_lock_is_let_go_before_the_flush_and_the_answer_waits_for_it(app, client, database_url):
+class Recording(psycopg.Cursor):
+    """A cursor that notes each statement with how it was sent."""
+
+    log: list[dict[str, Any]] = []
+
+    def execute(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def, override]
+        conn = self.connection
+        Recording.log.append({"sql": " ".join(str(query).split())[:40], "params": params,
+                              "pipeline": conn._pipeline is not None, "autocommit": conn.autocommit})
+        return super().execute(query, params, **kwargs)
+
+
+@pytest.fixture
+def recorded(app):
+    """Record what the web requests send to the database, on connections committing synchronously as in production."""
     engine = get_db(app).engine
-    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    seen: list[str] = []
-    inserted_up_to: list[str] = []
 
-    def on_execute(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement.split("(")[0].strip())
-        if "pg_advisory_xact_lock" in statement:  # the append's commit will not wait for its flush
-            assert parameters["sync"] == "off" and not conn.connection.dbapi_connection.autocommit
-        if statement.startswith(BARRIER):  # the appends' commit is in the WAL by now
-            with psycopg.connect(plain, autocommit=True) as other:
-                inserted_up_to.append(other.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
-
-    def durable(dbapi_conn, record):  # the test databases turn synchronous commits off; production has them on
+    def connect(dbapi_conn, record):  # the test databases turn synchronous commits off; production has them on
         dbapi_conn.execute("SET synchronous_commit = on")
         dbapi_conn.commit()
+        dbapi_conn.cursor_factory = Recording
 
     engine.dispose()
-    sa_event.listen(engine, "connect", durable)
-    sa_event.listen(engine, "before_cursor_execute", on_execute)
-    sa_event.listen(engine, "commit", lambda conn: seen.append("COMMIT"))
+    sa_event.listen(engine, "connect", connect)
+    Recording.log = []
     try:
-        registered = event("user.registered", "u1", datetime(2026, 11, 1, 2, 0, tzinfo=UTC))
-        assert post_events(client, [registered]).json == {"accepted": 1, "duplicates": 0, "rejected": []}
-        first = list(seen)
-        seen.clear()
-        # A duplicate answer vouches for another request's commit: it waits for a flush too.
-        assert post_events(client, [registered]).json == {"accepted": 0, "duplicates": 1, "rejected": []}
-        assert post_events(client, [{**registered, "id": "evt_2"}]).json["accepted"] == 1
+        yield Recording.log
     finally:
-        sa_event.remove(engine, "before_cursor_execute", on_execute)
-        sa_event.remove(engine, "connect", durable)
+        sa_event.remove(engine, "connect", connect)
         engine.dispose()
 
-    appends = [s for s in first if s != "SELECT 1"]  # the pool's pre-ping
-    # The appends' COMMIT goes to the driver directly (no pool round trip): the barrier's hook checks it is in the WAL.
-    assert appends == ["SELECT set_config", "INSERT INTO platform_events", "SELECT pg_logical_emit_message", "COMMIT"]
-    assert "SELECT pg_logical_emit_message" in seen
-    with psycopg.connect(plain, autocommit=True) as other:
-        flushed = other.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (inserted_up_to[0],)).fetchone()[0]
-    assert flushed  # answered after the flush
+
+def _append(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    start = next(i for i, s in enumerate(log) if s["sql"] == "BEGIN")
+    return log[start:]
+
+
+def test_the_append_commits_without_a_flush_then_a_barrier_flushes_all_in_one_round_trip(app, client, recorded):
+    registered = event("user.registered", "u1", datetime(2026, 11, 1, 2, 0, tzinfo=UTC))
+    assert post_events(client, [registered]).json == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+    append = _append(recorded)
+    assert [s["sql"].split("(")[0].strip() for s in append] == [
+        "BEGIN", "SELECT set_config", "INSERT INTO platform_events", "COMMIT", BARRIER]
+    assert all(s["pipeline"] and s["autocommit"] for s in append)  # one round trip, explicit transactions
+    assert append[1]["params"]["sync"] == "off"  # the append's commit does not wait for its flush ...
+    # ... the barrier, after the COMMIT, runs in a transaction of its own with the connection's own setting: on.
+    with get_db(app).engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None and not raw.autocommit  # handed back to the pool as SQLAlchemy expects it
+        assert raw.execute("SHOW synchronous_commit").fetchone() == ("on",)
+
+
+def test_a_duplicate_answer_also_waits_for_a_flush(app, client, recorded):
+    registered = event("user.registered", "u1", datetime(2026, 11, 1, 2, 0, tzinfo=UTC))
+    post_events(client, [registered])
+    recorded.clear()
+    # It vouches for another request's commit, which may not be flushed yet.
+    assert post_events(client, [registered]).json == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert [s["sql"].split("(")[0].strip() for s in _append(recorded)][-1] == BARRIER
+    assert post_events(client, [{**registered, "id": "evt_2"}]).json["accepted"] == 1
+
+
+def test_a_failed_append_rolls_back_and_the_connection_serves_the_next_request(app, client, recorded, monkeypatch):
+    from growth.events import services
+
+    monkeypatch.setattr(services, "_PG_INSERT", services._PG_INSERT.replace("json_to_recordset", "no_such_function"))
+    registered = event("user.registered", "u1", datetime(2026, 11, 1, 2, 0, tzinfo=UTC))
+    assert post_events(client, [registered]).status_code == 500  # the platform sends it again
+    assert recorded[-1]["sql"] == "ROLLBACK"
+    monkeypatch.undo()
+    assert post_events(client, [registered]).json == {"accepted": 1, "duplicates": 0, "rejected": []}
+    with get_db(app).engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM platform_events").scalar() == 1
