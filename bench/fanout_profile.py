@@ -4,6 +4,7 @@ Run from the project root (see bench/README.md, fan-out, 2026-12-04):
 
     .venv/bin/python bench/fanout_profile.py 200000 --explain 2,39
     .venv/bin/python bench/fanout_profile.py 600000 --explain 100 --json out.json
+    .venv/bin/python bench/fanout_profile.py 200000 --drop-fks all      # what-if: the run without foreign-key checks
 
 Seeds a fresh database (`--db`, dropped afterwards unless `--keep`) as bench/fanout.py does, then runs
 the selection chunk by chunk in this process, timing every statement by SQLAlchemy's cursor events
@@ -57,6 +58,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE after seeding")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--drop-fks", default="", help="what-if: foreign keys to drop after seeding, comma-separated "
+                        "names (`all`: every one on the tables the run writes); the run's checks still hold")
     args = parser.parse_args()
     explain_at = {int(x) for x in args.explain.split(",") if x}
     with psycopg.connect(ADMIN, autocommit=True) as conn:
@@ -84,6 +87,16 @@ def main() -> int:
     if args.analyze:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute("ANALYZE")
+    if args.drop_fks:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            written = ("campaign_members", "reward_budget_uses", "rewards", "reward_entries", "outbox_messages")
+            found = conn.execute("SELECT conname, conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
+                                 "AND conrelid::regclass::text = ANY(%s)", (list(written),)).fetchall()
+            wanted = {name for name, _ in found} if args.drop_fks == "all" else set(args.drop_fks.split(","))
+            for name, table in found:
+                if name in wanted:
+                    conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")  # type: ignore[arg-type]
+            print(f"dropped {sorted(wanted & {n for n, _ in found})}", file=sys.stderr)
     app = create_app({"BACKGROUND_WORK": False})
     db = get_db(app)
     state: dict[str, Any] = {"chunk": 0, "current": defaultdict(float)}

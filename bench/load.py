@@ -11,7 +11,9 @@ dropped afterwards) and the product's own processes on a free loopback port:
   pg      the PostgreSQL profile: `gunicorn -c deploy/gunicorn.conf.py wsgi:app` plus one `growth worker`;
   sqlite  the embedded default: `growth serve` with its `growth worker` child (what `make run` starts);
   ceiling the same gunicorn serving `bench/bare_app.py` instead of the product: it checks the signature and parses
-          the JSON, with no Flask and no database — what the web server, client and machine allow at all.
+          the JSON, with no Flask and no database — what the web server, client and machine allow at all;
+  lean    `bench/bare_app.py` also validating and appending as the product does (one pipelined round trip on a
+          plain psycopg connection) on PostgreSQL, plus one `growth worker`: the contract's work and nothing else.
 
 Every request carries one event (demo data: registrations, KYC, deposits, investments … of many investors) and
 is built and signed before the clock starts. The client is open-loop: request i is due at start + i / rate
@@ -46,7 +48,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: growth is importable either way
 
-from harness import LOOPBACK, BenchError, free_port, tail, wait_for_quiet  # noqa: E402
+from harness import BENCH_DATA_KEYS, LOOPBACK, BenchError, free_port, tail, wait_for_quiet  # noqa: E402
 from ingest import (  # noqa: E402
     PG_DEFAULT,
     Instance,
@@ -315,12 +317,14 @@ def http_requests(events: list[dict[str, Any]], secret: str, tag: str, port: int
 
 
 def _cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds of a process and of its children that have exited (gunicorn recycles its workers
+    every ~10,000 requests: without theirs, a long run's web CPU came out far too low)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -400,11 +404,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def pg_profile(instance: Instance, workers: int | None, threads: int | None, *, bare: bool = False) -> Iterator[Stack]:
+def pg_profile(instance: Instance, workers: int | None, threads: int | None, *, app: str = "pg") -> Iterator[Stack]:
     """Run gunicorn (deploy/gunicorn.conf.py) and one `growth worker` on the instance's database.
 
     Workers and threads not given are deploy/gunicorn.conf.py's defaults (2 × CPUs + 1 workers, at most 8; 4 threads).
-    `bare`: gunicorn serves `bench/bare_app.py` (no Flask, no database) and no worker runs: the HTTP ceiling.
+    `app` "ceiling" or "lean": gunicorn serves `bench/bare_app.py` (see its docstring); "ceiling" runs no worker.
     """
     port = free_port()
     env = {**instance.env, "PYTHONUNBUFFERED": "1", "GROWTH_BIND": f"{LOOPBACK}:{port}", "GROWTH_GRACEFUL_TIMEOUT": "5"}
@@ -412,8 +416,11 @@ def pg_profile(instance: Instance, workers: int | None, threads: int | None, *, 
                 if value})
     procs: list[subprocess.Popen[bytes]] = []
     web = ["gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
-    if bare:
+    if app != "pg":
         web[-1:] = ["--pythonpath", str(ROOT / "bench"), "bare_app:app"]
+        env["BENCH_BARE_APPEND"] = "1" if app == "lean" else "0"
+        env["GROWTH_DATA_KEYS"] = BENCH_DATA_KEYS  # the bare app seals as the product does; the worker opens them
+    bare = app == "ceiling"
     commands = [web] if bare else [web, ["growth.cli", "worker"]]
     logs = [instance.dir / "gunicorn.log", instance.dir / "worker.log"][:len(commands)]
     try:
@@ -522,8 +529,7 @@ def run_once(kind: str, rate: float, seconds: float, args: argparse.Namespace, s
     try:
         if kind != "ceiling":
             instance.cli("db", "upgrade")
-        stack = (embedded(instance) if kind == "sqlite"
-                 else pg_profile(instance, args.workers, args.threads, bare=kind == "ceiling"))
+        stack = (embedded(instance) if kind == "sqlite" else pg_profile(instance, args.workers, args.threads, app=kind))
         with stack as running:
             requests = http_requests(workload.events, instance.secret, tag, running.port)
             warm_ok = 0
@@ -582,8 +588,8 @@ def describe(r: RunReport) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--db", choices=("pg", "sqlite", "both", "ceiling"), default="both",
-                        help="ceiling: gunicorn serving bench/bare_app.py (no Flask, no database)")
+    parser.add_argument("--db", choices=("pg", "sqlite", "both", "ceiling", "lean"), default="both",
+                        help="ceiling, lean: gunicorn serving bench/bare_app.py (no Flask; lean appends to PostgreSQL)")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="requests/s (default 1,000)")
     parser.add_argument("--seconds", type=float, default=TARGET_SECONDS, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the same rate before the clock")

@@ -187,7 +187,14 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     register_error_handlers(app)
     _register_template_helpers(app)
     _register_background_work(app)
+    _init_events_fast_lane(app)  # last: the outermost WSGI layer
     return app
+
+
+def _init_events_fast_lane(app: Flask) -> None:
+    from growth.events.endpoint import init_app
+
+    init_app(app)  # a plain signed event batch is answered without Flask's request machinery
 
 
 def _init_observability(app: Flask) -> None:
