@@ -6,7 +6,7 @@ the product's own settings (deploy/gunicorn.conf.py), it measures what the web s
 machine allow before any application work: the product cannot hold a rate this cannot.
 
 `--db lean` (BENCH_BARE_APPEND=1): the same, then validate the events and append them exactly as the product
-does on PostgreSQL (its own validation, sealing and statements, one pipelined round trip on a plain psycopg
+does on PostgreSQL (its own validation, sealing and statements, one round trip on a plain psycopg
 connection, durable before the answer), with a `growth worker` processing them: the events API with nothing
 but its contract's work, no Flask, no SQLAlchemy, no hooks. What this cannot hold, no Python implementation of
 the contract can hold on the same machine.
@@ -68,14 +68,8 @@ def _append(doc: Any) -> dict[str, Any]:
 
         configure(parse_keys(os.environ["GROWTH_DATA_KEYS"]))
         url = os.environ["GROWTH_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        _connection = psycopg.connect(url, autocommit=True, prepare_threshold=None)
+        _connection = psycopg.connect(url, prepare_threshold=None)
     now = datetime.now(UTC)
     valid, rejected = services.validate_all(split_envelope(doc) or [], now=now)
-    params = {"k": services.APPEND_LOCK_KEY, "sync": "off", "received_at": now, "rows": services._pg_rows(valid)}
-    with _connection.pipeline():
-        _connection.execute("BEGIN")
-        _connection.execute(services._PG_LOCK, params)
-        inserted = _connection.execute(services._PG_INSERT, params)
-        _connection.execute("COMMIT")
-        _connection.execute(services._PG_BARRIER)
-    return {"accepted": inserted.rowcount, "duplicates": len(valid) - inserted.rowcount, "rejected": rejected}
+    inserted = services.append_on(_connection, valid, now=now) if valid else 0
+    return {"accepted": inserted, "duplicates": len(valid) - inserted, "rejected": rejected}

@@ -12,7 +12,7 @@ dropped afterwards) and the product's own processes on a free loopback port:
   sqlite  the embedded default: `growth serve` with its `growth worker` child (what `make run` starts);
   ceiling the same gunicorn serving `bench/bare_app.py` instead of the product: it checks the signature and parses
           the JSON, with no Flask and no database — what the web server, client and machine allow at all;
-  lean    `bench/bare_app.py` also validating and appending as the product does (one pipelined round trip on a
+  lean    `bench/bare_app.py` also validating and appending as the product does (one round trip on a
           plain psycopg connection) on PostgreSQL, plus one `growth worker`: the contract's work and nothing else.
 
 Every request carries one event (demo data: registrations, KYC, deposits, investments … of many investors) and

@@ -6,7 +6,8 @@ single-event requests/s on the development disk, whatever the CPU (bench/README.
 now commits without waiting (`synchronous_commit` off for its transaction, set in the lock's statement) and a
 tiny WAL record is then committed synchronously in a transaction of its own: that flush covers the appends'
 commit, so a 200 still means durable events (spec: "once the response is sent, accepted events are durable").
-All of it is one pipeline: the lock is held for the server's work only, never for a client round trip.
+All of it is one statement string, one round trip: the lock is held for the server's work only, never for a
+client round trip.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ class Recording(psycopg.Cursor):
     log: list[dict[str, Any]] = []
 
     def execute(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def, override]
-        conn = self.connection
-        Recording.log.append({"sql": " ".join(str(query).split())[:40], "params": params,
-                              "pipeline": conn._pipeline is not None, "autocommit": conn.autocommit})
+        Recording.note(self, query, params)
         return super().execute(query, params, **kwargs)
+
+    @staticmethod
+    def note(cursor: psycopg.Cursor, query: Any, params: Any) -> None:
+        Recording.log.append({"sql": " ".join(str(query).split()), "params": params,
+                              "autocommit": cursor.connection.autocommit})
 
 
 @pytest.fixture
-def recorded(app):
+def recorded(app, monkeypatch):
     """Record what the web requests send to the database, on connections committing synchronously as in production."""
     engine = get_db(app).engine
 
@@ -48,6 +52,13 @@ def recorded(app):
         dbapi_conn.commit()
         dbapi_conn.cursor_factory = Recording
 
+    client_execute = psycopg.ClientCursor.execute
+
+    def client_side(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+        Recording.note(self, query, params)
+        return client_execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.ClientCursor, "execute", client_side)
     engine.dispose()
     sa_event.listen(engine, "connect", connect)
     Recording.log = []
@@ -58,9 +69,10 @@ def recorded(app):
         engine.dispose()
 
 
-def _append(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    start = next(i for i, s in enumerate(log) if s["sql"] == "BEGIN")
-    return log[start:]
+def _append(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the append's one round trip, split into its statements."""
+    sent = next(s for s in log if s["sql"].startswith("BEGIN;"))
+    return {**sent, "statements": [part.split("(")[0].strip() for part in sent["sql"].split("; ")]}
 
 
 def test_the_append_commits_without_a_flush_then_a_barrier_flushes_all_in_one_round_trip(app, client, recorded):
@@ -68,10 +80,10 @@ def test_the_append_commits_without_a_flush_then_a_barrier_flushes_all_in_one_ro
     assert post_events(client, [registered]).json == {"accepted": 1, "duplicates": 0, "rejected": []}
 
     append = _append(recorded)
-    assert [s["sql"].split("(")[0].strip() for s in append] == [
-        "BEGIN", "SELECT set_config", "INSERT INTO platform_events", "COMMIT", BARRIER]
-    assert all(s["pipeline"] and s["autocommit"] for s in append)  # one round trip, explicit transactions
-    assert append[1]["params"]["sync"] == "off"  # the append's commit does not wait for its flush ...
+    assert append["statements"] == [
+        "BEGIN", "SELECT set_config", "INSERT INTO platform_events", "COMMIT", BARRIER]  # one round trip
+    assert append["autocommit"]  # explicit transactions: the barrier commits on its own
+    assert append["params"]["sync"] == "off"  # the append's commit does not wait for its flush ...
     # ... the barrier, after the COMMIT, runs in a transaction of its own with the connection's own setting: on.
     with get_db(app).engine.connect() as conn:
         raw = conn.connection.dbapi_connection
@@ -85,14 +97,15 @@ def test_a_duplicate_answer_also_waits_for_a_flush(app, client, recorded):
     recorded.clear()
     # It vouches for another request's commit, which may not be flushed yet.
     assert post_events(client, [registered]).json == {"accepted": 0, "duplicates": 1, "rejected": []}
-    assert [s["sql"].split("(")[0].strip() for s in _append(recorded)][-1] == BARRIER
+    assert _append(recorded)["statements"][-1] == BARRIER
     assert post_events(client, [{**registered, "id": "evt_2"}]).json["accepted"] == 1
 
 
 def test_a_failed_append_rolls_back_and_the_connection_serves_the_next_request(app, client, recorded, monkeypatch):
     from growth.events import services
 
-    monkeypatch.setattr(services, "_PG_INSERT", services._PG_INSERT.replace("json_to_recordset", "no_such_function"))
+    monkeypatch.setattr(services, "_PG_APPEND_DURABLY",
+                        services._PG_APPEND_DURABLY.replace("json_to_recordset", "no_such_function"))
     registered = event("user.registered", "u1", datetime(2026, 11, 1, 2, 0, tzinfo=UTC))
     assert post_events(client, [registered]).status_code == 500  # the platform sends it again
     assert recorded[-1]["sql"] == "ROLLBACK"
