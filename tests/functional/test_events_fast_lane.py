@@ -76,15 +76,15 @@ def test_each_unusual_request_is_answered_by_the_view_with_its_body_intact(app, 
 
 def test_a_failing_append_is_retried_by_the_view_which_answers_as_it_would(app, client, monkeypatch):
     flask = _through_flask(app)
-    real = services.ingest
+    real = services.validate_all
     calls: list[int] = []
 
     def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("the database went away")
+            raise RuntimeError("the database went away")  # any failure on the way to the append
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "ingest", flaky)
+    monkeypatch.setattr(services, "validate_all", flaky)
     assert post_events(client, [event("user.registered", "u1", AT)]).json["accepted"] == 1
     assert len(calls) == 2 and flask == ["flask"]
