@@ -117,7 +117,6 @@ class EventsFastLane:
             wake_event(self.app).set()  # committed: an in-process processor may take them now
         return result
 
-
     def _append(self, events: list[object], now: datetime) -> services.IngestResult:
         """Validate and append durably; on PostgreSQL on a pooled psycopg connection, no SQLAlchemy session."""
         db = get_db(self.app)
