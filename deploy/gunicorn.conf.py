@@ -26,8 +26,11 @@ timeout = _int("GROWTH_WEB_TIMEOUT", 60)  # a worker silent this long is restart
 # and compose's stop_grace_period are longer (deploy/systemd/growth-web.service, deploy/compose.yaml).
 graceful_timeout = _int("GROWTH_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
-max_requests = 10_000  # recycle workers now and then (a slow leak in a library cannot grow for ever)
-max_requests_jitter = 1_000
+# Recycle workers now and then (a slow leak in a library cannot grow for ever), but rarely: a new worker imports
+# and builds the app (≈ 1.5 s of CPU) while the others carry its share. At 10,000 every worker restarted each
+# minute or two at 1,000 req/s, and those dips decided the load test's p99 (bench/README.md, issue 13).
+max_requests = 100_000
+max_requests_jitter = 10_000
 # The heartbeat file on a RAM disk: a worker blocked on a slow disk is not mistaken for a hung one.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (a heartbeat, no data)
 
