@@ -41,9 +41,11 @@ forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 proxy_protocol = False
 
-# Access log: method, path without the query string (it can carry phone numbers or tokens), status, size and
-# duration; no client address (personal data; the proxy in front keeps its own log if one is needed).
-accesslog = "-"
+# Access log: off unless GROWTH_WEB_ACCESS_LOG is on. The TLS proxy in front logs every request, and /metrics
+# counts and times them by endpoint; a second log line per request cost ≈ 0.1 ms of CPU, and at 1,000 event
+# requests/s on 2 cores that decided the load test's p99 (bench/README.md, issue 13). When on: method, path
+# without the query string (it can carry phone numbers or tokens), status, size and duration; no client address.
+accesslog = "-" if _env("GROWTH_WEB_ACCESS_LOG", "").strip().lower() in ("1", "on", "true", "yes") else None
 errorlog = "-"
 loglevel = "info"
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'

@@ -54,6 +54,7 @@ DEPLOY: dict[str, str] = {
     "WEB_THREADS": "gunicorn: threads per worker process (default 4)",
     "WEB_TIMEOUT": "gunicorn: seconds a request may take before its worker is restarted (default 60)",
     "GRACEFUL_TIMEOUT": "gunicorn: seconds in-flight requests get to finish on SIGTERM (default 30)",
+    "WEB_ACCESS_LOG": "gunicorn: 1 writes an access line per request to stdout (default off: the proxy logs them)",
 }
 
 _FAMILIES = ("REFERRAL_", "CRM_", "ECONOMICS_")  # from_env reads every Config key of these families

@@ -44,7 +44,7 @@ def test_gunicorn_with_the_profile_serves_pages_and_drains_an_in_flight_request_
     port = _free_port()
     env = product_env()
     env.update(GROWTH_BIND=f"127.0.0.1:{port}", GROWTH_WEB_WORKERS="2", GROWTH_WEB_THREADS="2",
-               GROWTH_GRACEFUL_TIMEOUT=str(GRACEFUL), GROWTH_DATABASE_URL=database_url,
+               GROWTH_WEB_ACCESS_LOG="1", GROWTH_GRACEFUL_TIMEOUT=str(GRACEFUL), GROWTH_DATABASE_URL=database_url,
                GROWTH_INSTANCE_PATH=str(tmp_path / "instance"), GROWTH_SECRET_KEY="g" * 48,
                GROWTH_WEBHOOK_SECRET=TestConfig.WEBHOOK_SECRET, PYTHONUNBUFFERED="1")
     log = tmp_path / "gunicorn.log"

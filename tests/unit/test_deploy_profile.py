@@ -74,3 +74,13 @@ def test_the_systemd_units_stop_with_sigterm_and_wait_longer_than_the_drain():
     assert number(worker, r"TimeoutStopSec=(\d+)") > number(worker, r"GROWTH_WORKER_STOP_SECONDS=(\d+)")
     assert "ExecStart=/opt/growth/.venv/bin/growth worker" in worker
     assert "gunicorn -c /opt/growth/deploy/gunicorn.conf.py wsgi:app" in web
+
+
+def test_gunicorn_writes_an_access_log_only_when_asked(monkeypatch):
+    import runpy
+
+    monkeypatch.delenv("GROWTH_WEB_ACCESS_LOG", raising=False)
+    assert runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))["accesslog"] is None  # the proxy logs requests
+    monkeypatch.setenv("GROWTH_WEB_ACCESS_LOG", "1")
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    assert settings["accesslog"] == "-" and "%(q)s" not in settings["access_log_format"]  # no query string
