@@ -123,7 +123,13 @@ def register_system_job(job_id: str, every_seconds: float, task: str) -> None:
 
 def build_scheduler(app: Flask) -> BackgroundScheduler:
     """Return a scheduler whose jobs live in the app's database (not started)."""
-    store = SQLAlchemyJobStore(engine=get_db(app).engine, tablename=JOBS_TABLE)
+    db = get_db(app)
+    store = SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE)
+    # The store creates its table when started, on a connection of its own; on a fresh SQLite file that raced the
+    # other background workers' writes ("database is locked" on the first `make run`). Created here as a writer
+    # (BEGIN IMMEDIATE waits for the lock), the store then finds it.
+    with db.session_scope(write=True) as session:
+        store.jobs_t.create(session.connection(), checkfirst=True)
     return BackgroundScheduler(jobstores={"default": store}, timezone=SHANGHAI,
                                job_defaults=dict(MISFIRE_POLICY))
 
