@@ -122,7 +122,7 @@ def register_system_job(job_id: str, every_seconds: float, task: str) -> None:
 
 
 def build_scheduler(app: Flask) -> BackgroundScheduler:
-    """Return a scheduler whose jobs live in the app's database (not started)."""
+    """Return a scheduler whose jobs live in the app's database (not started; its table created if missing)."""
     db = get_db(app)
     store = SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE)
     # The store creates its table when started, on a connection of its own; on a fresh SQLite file that raced the

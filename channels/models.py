@@ -94,6 +94,12 @@ HOLD_LABELS = {"registration": _l("等待注册信息"), "quiet_hours": _l("免�
                "rate": _l("限速"), "kill_switch": _l("营销一键暂停")}
 
 
+def _only_present(column: str) -> dict[str, Any]:
+    """The options of a partial index holding only the rows where `column` is set, on both databases."""
+    where = text(f"{column} IS NOT NULL")
+    return {"postgresql_where": where, "sqlite_where": where}
+
+
 class OutboxMessage(Base):
     """One message to one investor over one channel for one cause; written in its cause's transaction.
 
@@ -112,10 +118,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_channel", "status", "channel"),
         # Only the rows that have one (a queued message has neither): a run queues hundreds of thousands, and
         # every lookup compares the column with a value, which implies NOT NULL (migration 0023).
-        Index("ix_outbox_messages_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL"),
-              sqlite_where=text("sent_at IS NOT NULL")),
-        Index("ix_outbox_messages_provider_id", "provider_id", postgresql_where=text("provider_id IS NOT NULL"),
-              sqlite_where=text("provider_id IS NOT NULL")),
+        Index("ix_outbox_messages_sent_at", "sent_at", **_only_present("sent_at")),
+        Index("ix_outbox_messages_provider_id", "provider_id", **_only_present("provider_id")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

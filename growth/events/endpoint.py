@@ -20,7 +20,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -108,7 +107,7 @@ class EventsFastLane:
         if len(events) > MAX_EVENTS:
             raise Unusual
         try:
-            result = self._append(events, now)
+            result = services.ingest_durably(events, db=get_db(self.app), now=now)
         except Exception:
             log.warning("events fast lane: the append failed; the view answers the request", exc_info=True)
             raise Unusual from None
@@ -116,22 +115,6 @@ class EventsFastLane:
         if result.accepted:
             wake_event(self.app).set()  # committed: an in-process processor may take them now
         return result
-
-    def _append(self, events: list[object], now: datetime) -> services.IngestResult:
-        """Validate and append durably; on PostgreSQL on a pooled psycopg connection, no SQLAlchemy session."""
-        db = get_db(self.app)
-        if db.dialect != "postgresql":
-            with db.session_scope(write=True) as session:
-                return services.ingest(events, session=session, now=now, durably=True)
-        valid, rejected = services.validate_all(events, now=now)
-        inserted = 0
-        if valid:
-            pooled = db.engine.raw_connection()  # the pool's checkout: a connection idle for long is pinged first
-            try:
-                inserted = services.append_on(pooled.dbapi_connection, valid, now=now)  # type: ignore[arg-type]
-            finally:
-                pooled.close()  # back to the pool
-        return services.IngestResult(accepted=inserted, duplicates=len(valid) - inserted, rejected=rejected)
 
 
 def _length(environ: dict[str, Any]) -> int | None:

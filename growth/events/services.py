@@ -7,7 +7,7 @@ import binascii
 import contextlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificati
 from werkzeug.datastructures import Headers
 
 from growth.crypto import keyring
+from growth.db import Database
 from growth.events.models import PlatformEvent, ProcessorCursor
 from growth.events.rules import ValidEvent, dump_payload, split_envelope, validate_event
 
@@ -206,29 +207,28 @@ def append_events(valid: Sequence[ValidEvent], *, session: Session, now: datetim
     return conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
 
 
-def append_durably(valid: Sequence[ValidEvent], *, session: Session, now: datetime) -> int:
-    """Append events and commit; return once the database has them on disk (what a 200 of the API promises).
+def append_durably(valid: Sequence[ValidEvent], *, db: Database, now: datetime) -> int:
+    """Append events in a transaction of their own; return once the database has them on disk (what a 200 promises).
 
     On PostgreSQL the append commits without waiting for its WAL flush, so the append lock (held until the
     commit) is never held through a disk flush; a second, tiny transaction — a transactional logical message
     — then commits synchronously, and its flush covers the append's commit before it (and a duplicate's
     earlier commit by another request). Concurrent requests share such flushes (group commit). All of it
-    goes in ONE round trip (`append_on`): no client round trip is made while the lock is held, so a busy web
-    process cannot hold up every other append (bench/README.md, issue 13). The session must have nothing else
-    to commit: the statements run on its connection in autocommit mode.
+    goes in ONE round trip (`append_on`) on a pooled connection, no ORM session: no client round trip is made
+    while the lock is held, so a busy web process cannot hold up every other append (bench/README.md, issue 13).
     """
-    conn = session.connection()
-    if conn.dialect.name != "postgresql":
-        inserted = append_events(valid, session=session, now=now)
-        session.commit()
-        return inserted
     if not valid:
         return 0
-    raw = conn.connection.dbapi_connection
-    assert isinstance(raw, psycopg.Connection)
-    inserted = append_on(raw, valid, now=now)
-    session.commit()  # nothing is left to commit on the server: this only ends the session's transaction
-    return inserted
+    if db.dialect != "postgresql":
+        with db.session_scope(write=True) as session:  # SQLite: synchronous FULL, the commit is on disk
+            return append_events(valid, session=session, now=now)
+    pooled = db.engine.raw_connection()  # the pool's checkout: a connection idle for long is pinged first
+    try:
+        raw = pooled.dbapi_connection
+        assert isinstance(raw, psycopg.Connection)
+        return append_on(raw, valid, now=now)
+    finally:
+        pooled.close()  # back to the pool
 
 
 def append_on(raw: psycopg.Connection, valid: Sequence[ValidEvent], *, now: datetime) -> int:
@@ -255,15 +255,21 @@ def append_on(raw: psycopg.Connection, valid: Sequence[ValidEvent], *, now: date
             raw.autocommit = False
 
 
-def ingest(events: Sequence[object], *, session: Session, now: datetime, durably: bool = False) -> IngestResult:
-    """Validate a batch and append its valid events; duplicates are counted, not stored.
+def ingest(events: Sequence[object], *, session: Session, now: datetime) -> IngestResult:
+    """Validate a batch and append its valid events in the session's transaction, for the caller to commit."""
+    return _appended(events, now, lambda valid: append_events(valid, session=session, now=now))
 
-    `durably`: commit, and return once the events are on disk (`append_durably`); otherwise they are appended
-    in the session's transaction, for the caller to commit.
-    """
+
+def ingest_durably(events: Sequence[object], *, db: Database, now: datetime) -> IngestResult:
+    """Validate a batch and append its valid events durably in a transaction of their own (the events API)."""
+    return _appended(events, now, lambda valid: append_durably(valid, db=db, now=now))
+
+
+def _appended(events: Sequence[object], now: datetime,
+              append: Callable[[list[ValidEvent]], int]) -> IngestResult:
+    """Validate, append the valid events; duplicates are counted, not stored."""
     valid, rejected = validate_all(events, now=now)
-    append = append_durably if durably else append_events
-    inserted = append(valid, session=session, now=now)
+    inserted = append(valid)
     return IngestResult(accepted=inserted, duplicates=len(valid) - inserted, rejected=rejected)
 
 

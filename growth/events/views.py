@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from swagger_ui_bundle import swagger_ui_path
 
 from growth.auth.permissions import Permission, public, require
-from growth.db import request_session
+from growth.db import get_db, request_session
 from growth.events import services
 from growth.events.endpoint import verifiers_of
 from growth.events.openapi import served_openapi
@@ -57,8 +57,7 @@ def receive_events() -> Response:
         return _json({"error": str(err)}, 400)
     if len(events) > MAX_EVENTS:
         return _json({"error": f"more than {MAX_EVENTS} events in one request"}, 413)
-    session = request_session()
-    result = services.ingest(events, session=session, now=utcnow(), durably=True)
+    result = services.ingest_durably(events, db=get_db(), now=utcnow())
     count_received(accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected))
     response = _json(result.as_json())
     if result.accepted:
