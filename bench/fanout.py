@@ -38,6 +38,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -111,13 +112,29 @@ def child_seed(n: int) -> dict[str, Any]:
         return {"campaign_id": campaign.id}
 
 
+def select_all(db: Any, campaign_id: int) -> None:
+    """One of the runner's threads (`campaigns.runner`): take steps until the campaign's run is selected."""
+    from sqlalchemy import select
+
+    from campaigns.models import CampaignRun
+    from campaigns.runner import select_chunk
+
+    while True:
+        with db.session_scope(write=True) as session:
+            if select_chunk(session=session, now=NOW):
+                continue
+            if session.scalar(select(CampaignRun.status).where(CampaignRun.campaign_id == campaign_id)) != "selecting":
+                return
+        time.sleep(0.01)  # the run's last chunks are another thread's
+
+
 def child_run(campaign_id: int) -> dict[str, Any]:
     """Run the campaign as the workers do, phase by phase, timed, sampling the resident set."""
     from campaigns import segments
     from campaigns.definition import parse
     from campaigns.fulfilment import fulfil_due
     from campaigns.models import Campaign
-    from campaigns.runner import select_chunk, task_campaign_run
+    from campaigns.runner import runner_threads, task_campaign_run
     from growth.app import create_app
     from growth.db import get_db
 
@@ -136,10 +153,11 @@ def child_run(campaign_id: int) -> dict[str, Any]:
         mark = time.perf_counter()
         with db.session_scope(write=True) as session:
             task_campaign_run(session, NOW, campaign_id)
-        while True:
-            with db.session_scope(write=True) as session:
-                if not select_chunk(session=session, now=NOW):
-                    break
+        threads = [threading.Thread(target=select_all, args=(db, campaign_id)) for _ in range(runner_threads(app))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         seconds["selection"] = time.perf_counter() - mark
         mark = time.perf_counter()
         due = NOW + timedelta(seconds=1)
@@ -309,10 +327,12 @@ def fresh(kind: str, pg_url: str) -> Iterator[Sqlite | Postgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_one(kind: str, n: int, pg_url: str) -> dict[str, Any]:
+def run_one(kind: str, n: int, pg_url: str, threads: int | None = None) -> dict[str, Any]:
     """Seed, run and check one database; measure the ceiling of the same rows."""
     with fresh(kind, pg_url) as target:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTH_")}
+        if threads is not None:
+            env["GROWTH_CAMPAIGN_RUNNER_THREADS"] = str(threads)
         env.update({"GROWTH_DATABASE_URL": target.url, "GROWTH_SECRET_KEY": os.urandom(16).hex(),
                     "PYTHONPATH": str(ROOT), "GROWTH_INSTANCE_PATH": tempfile.mkdtemp(prefix="growth-bench-i-")})
         load_before = [round(x, 2) for x in os.getloadavg()]
@@ -376,6 +396,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT))
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--threads", type=int, help="the runner's threads (GROWTH_CAMPAIGN_RUNNER_THREADS; default: "
+                        "the product's, one on SQLite)")
     parser.add_argument("--wait-load", type=float, default=0.0, help="wait for a 1-minute load below this first")
     parser.add_argument("--max-wait", type=float, default=600.0)
     args = parser.parse_args(argv)
@@ -391,7 +413,7 @@ def main(argv: list[str]) -> int:
         if args.wait_load:
             wait_for_quiet(args.wait_load, args.max_wait)
         print(f"{kind}: {n:,} investors …", file=sys.stderr, flush=True)
-        results.append(run_one(kind, n, args.pg_url))
+        results.append(run_one(kind, n, args.pg_url, args.threads))
     print(report(results))
     print(f"\n{platform.python_version()} · sqlite {sqlite3.sqlite_version} · {os.cpu_count()} CPUs")
     if args.json:

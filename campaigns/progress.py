@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from campaigns.models import CampaignMember, CampaignRun
+from campaigns.models import CampaignMember, CampaignRun, CampaignRunChunk
 from growth.rewards import services as rewards
 from growth.rewards.models import RewardBudget
 from growth.timeutil import as_utc
@@ -83,11 +83,18 @@ def progress(campaign_id: int, *, session: Session) -> Progress:
     rows = session.scalars(select(r).where(r.campaign_id == campaign_id)
                            .order_by(r.scheduled_for.desc()).limit(RUNS_SHOWN)).all()
     fulfilled: dict[int | None, int] = {}
+    selected = {run.id: run.selected for run in rows}
     if rows:
         fulfilled = {run_id: n for run_id, n in session.execute(
             select(m.run_id, func.count()).where(m.run_id.in_([run.id for run in rows]), m.status != "pending")
             .group_by(m.run_id))}
-    runs = [RunProgress(run.id, run.scheduled_for, run.status, run.selected, fulfilled.get(run.id, 0),
+        # A run still selecting counts its members by its chunks done (it adds them up when it finishes).
+        selecting = [run.id for run in rows if run.status == "selecting"]
+        if selecting:
+            c = CampaignRunChunk
+            selected.update(session.execute(select(c.run_id, func.sum(c.selected))
+                                            .where(c.run_id.in_(selecting), c.done.is_(True)).group_by(c.run_id)))
+    runs = [RunProgress(run.id, run.scheduled_for, run.status, int(selected[run.id] or 0), fulfilled.get(run.id, 0),
                         run.started_at, run.finished_at) for run in rows]
     return Progress(runs, run_count, int(members or 0), int(waiting or 0))
 

@@ -5,10 +5,14 @@ per (campaign, scheduled time) — the latest fire time of the campaign's schedu
 no scheduler was up is made once when one comes back, if still inside the window — and starts the
 campaign (scheduled → running). `campaigns-sync` keeps those jobs in step with the campaigns.
 
-The runner (one active per database, lease "campaign-runner") selects each run's audience as one
-streamed query, a chunk per transaction: the chunk's members (holdout decided by the stable hash, the
-entry rule applied) and the run's keyset position commit together, so a run killed halfway resumes
-where it stopped and nobody enters twice (members are unique per campaign, investor and entry key).
+The runner (one active per database, lease "campaign-runner", with `CAMPAIGN_RUNNER_THREADS` threads)
+selects each run's audience in chunks, each a span of investor ids (`campaign_run_chunks`). One short
+transaction claims the next span under the run's row lock and moves the run's keyset position past it;
+another fulfils it: the segment's query over the span, the members (holdout decided by the stable hash,
+the entry rule applied) and the chunk marked done commit together, under a lock on the chunk's row alone
+(SKIP LOCKED), so several threads fulfil one run at once. A run killed halfway resumes where it stopped,
+a claimed chunk nobody finished is taken up again, and nobody enters twice (members are unique per
+campaign, investor and entry key).
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import fanout, rules, segments
 from campaigns.definition import Definition, parse, window_contains
-from campaigns.models import Campaign, CampaignMember, CampaignRun
+from campaigns.models import Campaign, CampaignMember, CampaignRun, CampaignRunChunk
 from campaigns.scheduler import add_job, current_scheduler, latest_fire, schedule_trigger
 from campaigns.services import log_step
 from growth.db import get_db, insert_many, table_of
+from growth.investors.models import Investor
 from growth.locks import claim, new_holder_id, release
 from growth.timeutil import as_utc, utcnow
 
@@ -35,6 +40,8 @@ log = logging.getLogger("campaigns.runner")
 LEASE = "campaign-runner"
 SCHEDULED = ("scheduled", "running")
 _MEMBERS = table_of(CampaignMember)
+_CHUNKS = table_of(CampaignRunChunk)
+CLAIM_AT_ONCE = 1_000  # chunks one claim makes at most (5,000,000 investor ids at the default chunk)
 
 
 def _step(session: Session, campaign: Campaign, action: str, now: datetime, note: str | None = None) -> None:
@@ -103,10 +110,31 @@ def _finish_if_done(session: Session, campaign: Campaign, definition: Definition
 
 
 def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK) -> int:
-    """Select the next chunk of the oldest unfinished run; return how many members it looked at (0: none left)."""
+    """Do the runner's next step; return how many investors it handled (0: nothing to do now).
+
+    The step is to fulfil a claimed chunk no other transaction holds, or else to claim the next chunk of the
+    oldest unfinished run (or to finish that run when all its chunks are done).
+    """
+    piece = session.scalar(
+        select(CampaignRunChunk).join(CampaignRun, CampaignRun.id == CampaignRunChunk.run_id)
+        .join(Campaign, Campaign.id == CampaignRun.campaign_id)
+        .where(CampaignRunChunk.done.is_(False), CampaignRun.status == "selecting", Campaign.status == "running")
+        .order_by(CampaignRunChunk.id).limit(1).with_for_update(of=CampaignRunChunk, skip_locked=True))
+    if piece is not None:
+        return _fulfil(session, piece, now)
+    return _claim(session, now, chunk)
+
+
+def _claim(session: Session, now: datetime, chunk: int) -> int:
+    """Claim the chunks of the oldest unfinished run up to the highest investor id; finish it when none is left.
+
+    Every span up to the highest id is claimed at once (at most CLAIM_AT_ONCE), so the runner's threads
+    spend their transactions fulfilling; investors who register meanwhile get spans of their own at the
+    next claim, once those are done.
+    """
     run = session.scalar(select(CampaignRun).join(Campaign, Campaign.id == CampaignRun.campaign_id)
                          .where(CampaignRun.status == "selecting", Campaign.status.in_(("running", "cancelled")))
-                         .order_by(CampaignRun.id).limit(1))
+                         .order_by(CampaignRun.id).limit(1).with_for_update(of=CampaignRun))
     if run is None:
         return 0
     campaign = session.get(Campaign, run.campaign_id)
@@ -114,17 +142,41 @@ def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK
     if campaign.status == "cancelled":
         run.status, run.finished_at = "cancelled", now
         return 1
+    # A chunk is a span of investor ids, not of the audience: claiming reads nothing but the highest id, and
+    # fulfilling runs the segment's query over the span alone, which the primary key serves whatever the
+    # planner guesses of the segment (bench/README.md, the fan-out).
+    top = session.scalar(select(func.max(Investor.id))) or 0
+    if run.after_investor_id < top:
+        ends = [*range(run.after_investor_id + chunk, top, chunk), top][:CLAIM_AT_ONCE]
+        starts = [run.after_investor_id, *ends[:-1]]
+        insert_many(session.connection(), _CHUNKS, [
+            {"run_id": run.id, "after_investor_id": after, "through_investor_id": through, "selected": 0,
+             "done": False} for after, through in zip(starts, ends, strict=True)])
+        run.after_investor_id = ends[-1]
+        return len(ends)
+    chunks = CampaignRunChunk
+    if session.scalar(select(func.count()).where(chunks.run_id == run.id, chunks.done.is_(False))):
+        return 0  # the last chunks are being fulfilled by other threads: the run finishes after them
+    run.selected = session.scalar(select(func.coalesce(func.sum(chunks.selected), 0))
+                                  .where(chunks.run_id == run.id)) or 0
+    run.status, run.finished_at = "selected", now
+    _finish_if_done(session, campaign, definition=parse(campaign.definition), run=run, now=now)
+    return 1
+
+
+def _fulfil(session: Session, piece: CampaignRunChunk, now: datetime) -> int:
+    """Enter a claimed chunk's members (holdout by the stable hash, the entry rule applied) and mark it done."""
+    run = session.get(CampaignRun, piece.run_id)
+    assert run is not None
+    campaign = session.get(Campaign, run.campaign_id)
+    assert campaign is not None
     definition = parse(campaign.definition)
     at = as_utc(run.scheduled_for)
-    batch = next(segments.stream(definition.audience, session=session, now=at, after_id=run.after_investor_id,
-                                 chunk=chunk), [])
-    if not batch:
-        run.status, run.finished_at = "selected", now
-        _finish_if_done(session, campaign, definition, run, now)
-        return 1
+    batch = segments.members_between(definition.audience, session=session, now=at,
+                                     after_id=piece.after_investor_id, through_id=piece.through_investor_id)
     every = definition.entry.every_days
     latest: dict[int, datetime] = {}
-    if every:
+    if every and batch:
         ids = [m.investor_id for m in batch]
         for investor_id, entered in session.execute(
                 select(CampaignMember.investor_id, CampaignMember.entered_at)
@@ -141,33 +193,74 @@ def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK
                      "run_id": run.id, "event_seq": None, "investment_id": None, "holdout": holdout,
                      "entered_at": at, "status": "holdout" if holdout else "pending", "due_at": now,
                      "created_at": now, "fulfilled_at": None, "rewards_granted": 0})
-    if fanout.in_sql(definition):  # fulfilled as they enter: members, grants and messages in this transaction
+    if not rows:
+        selected = 0
+    elif fanout.in_sql(definition):  # fulfilled as they enter: members, grants and messages in this transaction
         selected = fanout.fulfil_chunk(session, campaign, definition, rows, now=now)
     else:  # fulfilment renders their messages
         selected = len(insert_many(session.connection(), _MEMBERS, rows, returning=("id",), skip_conflicts=True))
-    run.after_investor_id = batch[-1].investor_id
-    run.selected += selected
-    return len(batch)
+    piece.selected, piece.done = selected, True
+    return max(1, len(batch))
+
+
+def runner_threads(app: Flask) -> int:
+    """Return how many threads the elected runner uses: the setting, one on SQLite (one writer at a time)."""
+    if get_db(app).engine.dialect.name == "sqlite":
+        return 1
+    return max(1, int(app.config.get("CAMPAIGN_RUNNER_THREADS", 1)))
 
 
 def run_campaign_runner(app: Flask, stop: threading.Event) -> None:
-    """Background worker: stand by for the runner lease, then select runs chunk by chunk."""
+    """Background worker: stand by for the runner lease, then select runs chunk by chunk.
+
+    While it holds the lease, `CAMPAIGN_RUNNER_THREADS - 1` more threads take chunks too: each step locks
+    only its own chunk (or, to claim one, the run's row for a moment), so they never do the same work.
+    """
     db = get_db(app)
     holder = new_holder_id()
     ttl = timedelta(seconds=app.config["LEADER_LEASE_SECONDS"])
     idle = app.config.get("CAMPAIGN_RUNNER_IDLE_SECONDS", 1.0)
-    leading = False
+    leading = threading.Event()
+    done_helping = threading.Event()
+    helpers = [threading.Thread(target=_help, args=(app, leading, done_helping, idle), daemon=True,
+                                name=f"campaign-runner-{n + 2}") for n in range(runner_threads(app) - 1)]
+    for helper in helpers:
+        helper.start()
     try:
         while not stop.is_set():
             with db.session_scope(write=True) as session:
                 now = utcnow()
-                leading = claim(LEASE, holder, session=session, now=now, ttl=ttl)
-                done = select_chunk(session=session, now=now) if leading else 0
-            if not leading:
+                if claim(LEASE, holder, session=session, now=now, ttl=ttl):
+                    leading.set()
+                else:
+                    leading.clear()
+                done = select_chunk(session=session, now=now) if leading.is_set() else 0
+            if not leading.is_set():
                 stop.wait(ttl.total_seconds() / 3)
             elif not done:
                 stop.wait(idle)
     finally:
-        if leading:
+        done_helping.set()
+        for helper in helpers:
+            helper.join(timeout=ttl.total_seconds())
+        if leading.is_set():
+            leading.clear()
             with db.session_scope(write=True) as session:
                 release(LEASE, holder, session=session)
+
+
+def _help(app: Flask, leading: threading.Event, done: threading.Event, idle: float) -> None:
+    """A helper thread of the elected runner: take chunks while this process holds the lease."""
+    db = get_db(app)
+    while not done.is_set():
+        if not leading.is_set():
+            done.wait(idle)
+            continue
+        try:
+            with db.session_scope(write=True) as session:
+                stepped = select_chunk(session=session, now=utcnow())
+        except Exception:  # a failed chunk rolls back and waits for the next try, like the main thread's
+            log.exception("campaign runner helper: a step failed; trying again in %.0f s", idle)
+            stepped = 0
+        if not stepped:
+            done.wait(idle)

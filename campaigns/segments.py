@@ -137,6 +137,13 @@ def stream(audience: Audience, *, session: Session, now: datetime, after_id: int
         after_id = members[-1].investor_id
 
 
+def members_between(audience: Audience, *, session: Session, now: datetime, after_id: int,
+                    through_id: int) -> list[Member]:
+    """Return the audience's members with ids in (after_id, through_id], in id order: a run's claimed chunk."""
+    rows = session.execute(members_query(audience, now=now).where(Investor.id > after_id, Investor.id <= through_id))
+    return [Member(investor_id, user_id) for investor_id, user_id in rows]
+
+
 def in_holdout(campaign_id: int, user_id: str, percent: int) -> bool:
     """Tell whether an investor is in a campaign's holdout: a stable hash of (campaign, platform user id).
 

@@ -127,7 +127,9 @@ class OutboxMessage(Base):
     campaign_id: Mapped[int | None]
     sender: Mapped[str] = mapped_column(String(64))  # campaign / reward / crm / system …
     cause: Mapped[str] = mapped_column(String(200))  # trigger event id, run id, reward id …
-    investor_id: Mapped[int | None] = mapped_column(ForeignKey("investors.id"))
+    # No foreign key to investors: they are never deleted (erasure anonymises them in place), and a campaign
+    # run queues hundreds of thousands of messages, each then a row lock on its investor (bench/README.md).
+    investor_id: Mapped[int | None]
     user_id: Mapped[str | None] = mapped_column(String(200), index=True)  # the platform's user id (API)
     channel: Mapped[str] = mapped_column(String(16))
     message_class: Mapped[str] = mapped_column(String(16))

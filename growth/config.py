@@ -101,6 +101,9 @@ class Config:
     PROCESSOR_IDLE_SECONDS = 5.0  # an idle processor renews its lease and looks again at least this often
     PROCESSOR_POLL_SECONDS = 0.1  # ... and checks the log's last seq this often (a read, no write lock)
     LEADER_LEASE_SECONDS = 15
+    # Threads of the elected campaign runner fulfilling one run's chunks at once, each on its own connection
+    # (PostgreSQL; SQLite has one writer at a time, so it always uses one). About one per database core.
+    CAMPAIGN_RUNNER_THREADS = 2
     PUBLIC_BASE_URL = "http://127.0.0.1:5000"
     REDIS_URL: str | None = None  # shared rate limits and tokens across machines; unset = the database
     CHANNEL_ENV: dict[str, str] = {}  # replaced at start, never changed in place
@@ -184,6 +187,9 @@ class Config:
             if raw:
                 values[key] = _at_least(key, raw, float if key.endswith("_SECONDS") else int,
                                         0 if key.endswith("_DAYS") else 1)
+        raw = os.environ.get(PREFIX + "CAMPAIGN_RUNNER_THREADS", "").strip()
+        if raw:
+            values["CAMPAIGN_RUNNER_THREADS"] = _at_least("CAMPAIGN_RUNNER_THREADS", raw, int, 1)
         values["READY_REQUIRES_WORKER"] = _env_bool("READY_REQUIRES_WORKER", cls.READY_REQUIRES_WORKER)
         for key in ("HEARTBEAT_SECONDS", "READY_HEARTBEAT_SECONDS"):
             if os.environ.get(PREFIX + key, "").strip():

@@ -32,6 +32,8 @@ _CORE: dict[str, str] = {
     "DELIVERY_IDLE_SECONDS": "how often an idle delivery worker looks for due messages",
     "DELIVERY_LEASE_SECONDS": "a claimed message whose worker died is taken over after this",
     "WORKER_STOP_SECONDS": "how long `growth worker` gives its threads to finish on SIGTERM before exiting",
+    "CAMPAIGN_RUNNER_THREADS": "threads of the elected campaign runner fulfilling a run's chunks at once (PostgreSQL; "
+                               "about one per database core; SQLite always uses one)",
     "REDIS_URL": "redis://host:6379/0 for rate limits and the WeChat token shared across machines; unset: the database",
     "INSTANCE_PATH": "folder of the SQLite database, the generated secrets and backups (default ./instance)",
     "HEARTBEAT_SECONDS": "how often each `growth worker` refreshes its heartbeat row",

@@ -108,8 +108,8 @@ class RewardBudgetUse(Base):
     __table_args__ = (UniqueConstraint("budget_id", "investor_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    budget_id: Mapped[int] = mapped_column(ForeignKey("reward_budgets.id"))
-    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"), index=True)
+    budget_id: Mapped[int]  # no foreign keys: see Reward.budget_id
+    investor_id: Mapped[int] = mapped_column(index=True)
     used: Mapped[int] = mapped_column(default=0)
 
 
@@ -127,10 +127,14 @@ class Reward(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), unique=True)  # the grant's idempotency key
-    investor_id: Mapped[int] = mapped_column(ForeignKey("investors.id"))
+    investor_id: Mapped[int]  # no foreign key: see budget_id (and investors are never deleted)
     kind: Mapped[str] = mapped_column(String(24))
     status: Mapped[str] = mapped_column(String(16), default="granted")
-    budget_id: Mapped[int] = mapped_column(ForeignKey("reward_budgets.id"), index=True)
+    # No foreign keys to the budget and the investor: a grant takes its budget row (UPDATE … WHERE it fits) in
+    # the same transaction, for investors it has read; neither is ever deleted (erasure anonymises an investor
+    # in place). A run writes thousands of rewards per chunk: a check per row was a lookup and a row lock on
+    # the parent each, and the runner's threads share-locked the one budget (bench/README.md, the fan-out).
+    budget_id: Mapped[int] = mapped_column(index=True)
     # No foreign key yet: the campaigns issue adds the campaigns table and the constraint.
     campaign_id: Mapped[int | None] = mapped_column(index=True)
 

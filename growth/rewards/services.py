@@ -218,6 +218,57 @@ def take_packs(*, session: Session, investor_ids: Sequence[int], items: Sequence
     return outcome
 
 
+@dataclass
+class PackCount:
+    """What `count_packs` counted: the packs refused by the per-investor limit, and what the rest take."""
+
+    refused: dict[int, str]
+    grants: int
+    amount_fen: int
+    per_investor: int | None
+
+
+def count_packs(*, session: Session, investor_ids: Sequence[int], items: Sequence[tuple[str, Terms]],
+                budget: RewardBudget) -> PackCount:
+    """Count one pack per investor against the per-investor limit only, leaving the budget's totals alone.
+
+    The other half of `take_packs` for a caller that writes thousands of packs per transaction beside
+    others doing the same: it takes the totals with `settle_packs` as its LAST statement, so the budget's
+    row is locked only from there to the commit, not for the whole transaction. Run both inside a
+    savepoint: when `settle_packs` says the totals do not fit, roll it back and grant with `take_packs`,
+    which takes what fits, in order.
+    """
+    if len(set(investor_ids)) != len(investor_ids):
+        raise ValueError("a grant of packs needs distinct investors")
+    each = sum(_pack_values(session, budget, items))
+    b = _BUDGETS.c
+    per_investor = session.scalar(select(b.per_investor).where(b.id == budget.id))
+    packs = list(enumerate(investor_ids))
+    over = set() if per_investor is None else _over_per_investor(session, budget.id, packs, per_investor)
+    grants = len(packs) - len(over)
+    return PackCount({i: "per_investor" for i in over}, grants, grants * each, per_investor)
+
+
+def settle_packs(*, session: Session, budget: RewardBudget, counted: PackCount) -> bool:
+    """Take what `count_packs` counted from the budget's totals in one UPDATE; tell whether it fitted.
+
+    It does not fit when a limit would be passed, or when the per-investor limit changed since it was read.
+    """
+    b = _BUDGETS.c
+    if not counted.grants:
+        return True
+    taken = session.connection().execute(
+        update(_BUDGETS)
+        .where(b.id == budget.id,
+               b.per_investor.is_(None) if counted.per_investor is None else b.per_investor == counted.per_investor,
+               or_(b.max_grants.is_(None), b.used_grants + counted.grants <= b.max_grants),
+               or_(b.max_amount_fen.is_(None), b.used_amount_fen + counted.amount_fen <= b.max_amount_fen))
+        .values(used_grants=b.used_grants + counted.grants, used_amount_fen=b.used_amount_fen + counted.amount_fen)
+    ).rowcount
+    session.expire(budget)
+    return taken == 1
+
+
 def write_packs(*, session: Session, source: Select[Any], items: Sequence[tuple[str, Terms]], budget: RewardBudget,
                 actor: str, now: datetime, campaign_id: int | None = None, note: str | None = None) -> int:
     """Write the packs `take_packs` took with INSERT … SELECT statements (no row through Python); return how many.

@@ -222,3 +222,105 @@ def test_a_rate_boost_with_no_bound_under_an_amount_limit_is_out_of_budget_and_o
     # 10,000.00 × 1 % × 30 / 365 ≈ 8.22 of the 1,000.00 limit each: all three fit
     assert by_campaign == {unbounded: ["budget_exhausted"] * 3, bounded: ["done"] * 3}
     assert bounds == {1_000_000}
+
+
+def _select_in_threads(app, threads: int, chunk: int) -> None:  # type: ignore[no-untyped-def]
+    """Run the runner's step in several threads at once (as its helper threads do) until no run is selecting."""
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while True:
+                with get_db(app).session_scope(write=True) as s:
+                    if select_chunk(session=s, now=NOW, chunk=chunk):
+                        continue
+                    if not s.scalar(select(func.count()).where(CampaignRun.status == "selecting")):
+                        return
+                time.sleep(0.01)  # the last chunks are another thread's
+        except BaseException as err:
+            failed.append(err)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(60)
+    assert not failed, failed
+    assert not any(thread.is_alive() for thread in pool)
+
+
+def _outcome(app, cid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from campaigns.models import CampaignTransition
+    from growth.rewards.models import RewardBudget
+
+    with get_db(app).session_scope() as s:
+        members = s.execute(select(CampaignMember.investor_id, CampaignMember.status)
+                            .where(CampaignMember.campaign_id == cid)).all()
+        return {
+            "members": members,
+            "rewards": list(s.scalars(select(Reward.investor_id).where(Reward.campaign_id == cid))),
+            "sms": list(s.scalars(select(OutboxMessage.investor_id).where(OutboxMessage.campaign_id == cid,
+                                                                          OutboxMessage.channel == "sms"))),
+            "used": s.scalar(select(RewardBudget.used_grants).where(RewardBudget.owner_key == str(cid))),
+            "finishes": s.scalar(select(func.count()).where(CampaignTransition.campaign_id == cid,
+                                                            CampaignTransition.action == "finish")),
+            "run": s.execute(select(CampaignRun.status, CampaignRun.selected)
+                             .where(CampaignRun.campaign_id == cid)).one(),
+        }
+
+
+VOUCHER = {"kind": "voucher", "amount": "20.00", "valid_days": 30}
+SMS = {"channel": "sms", "text": "{{ investor.name }}您好，{{ reward.amount }}元红包已到账。回T退订"}
+
+
+@pytest.mark.postgres_only
+def test_runner_threads_fulfil_one_run_together_and_everyone_gets_one_grant_and_one_message(app):
+    investors(app, 60)
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[VOUCHER], messages=[SMS], holdout_percent=10,
+                    budget={"max_grants": 1000, "per_investor": 1})
+    run_task(app, cid)
+    _select_in_threads(app, threads=3, chunk=4)
+    got = _outcome(app, cid)
+    treated = sorted(i for i, status in got["members"] if status == "done")
+    held = [i for i, status in got["members"] if status == "holdout"]
+    assert len(got["members"]) == 60 and len({i for i, _ in got["members"]}) == 60
+    assert len(treated) + len(held) == 60 and held  # 10 % of 60: a few, by the stable hash
+    assert sorted(got["rewards"]) == treated and sorted(got["sms"]) == treated
+    assert got["used"] == len(treated)
+    assert got["run"] == ("selected", 60) and got["finishes"] == 1
+
+
+@pytest.mark.postgres_only
+def test_runner_threads_stop_exactly_at_the_budget(app):
+    investors(app, 40)
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[VOUCHER], messages=[SMS],
+                    budget={"max_grants": 13})
+    run_task(app, cid)
+    _select_in_threads(app, threads=3, chunk=5)
+    got = _outcome(app, cid)
+    statuses = sorted(status for _, status in got["members"])
+    assert statuses == ["budget_exhausted"] * 27 + ["done"] * 13
+    done = sorted(i for i, status in got["members"] if status == "done")
+    assert sorted(got["rewards"]) == done == sorted(got["sms"]) and got["used"] == 13
+
+
+def test_a_claimed_chunk_whose_fulfilment_failed_is_fulfilled_by_the_next_step(app):
+    from campaigns.models import CampaignRunChunk
+
+    investors(app, 12)
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[VOUCHER], messages=[SMS])
+    run_task(app, cid)
+    with get_db(app).session_scope(write=True) as s:
+        assert select_chunk(session=s, now=NOW, chunk=5) == 3  # claims every span of 5 ids up to the highest
+    with pytest.raises(RuntimeError), get_db(app).session_scope(write=True) as s:
+        select_chunk(session=s, now=NOW, chunk=5)  # fulfils the first …
+        raise RuntimeError("killed before the chunk committed")
+    with get_db(app).session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(CampaignMember)) == 0
+        assert s.scalars(select(CampaignRunChunk.done)).all() == [False] * 3
+    select_all(app, chunk=5)
+    got = _outcome(app, cid)
+    assert len(got["members"]) == 12 and sorted(got["rewards"]) == sorted(i for i, _ in got["members"])
+    assert len(got["sms"]) == 12 and got["used"] == 12 and got["run"] == ("selected", 12)
+    with get_db(app).session_scope() as s:
+        assert set(s.scalars(select(CampaignRunChunk.done))) == {True}

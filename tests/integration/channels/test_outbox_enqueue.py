@@ -57,3 +57,17 @@ def test_a_message_no_worker_could_send_is_refused_before_anything_is_queued(app
         assert "template message" in str(exc)
     else:
         raise AssertionError("a WeChat message without a kind was queued")
+
+
+def test_a_template_filled_by_the_database_keeps_every_value_as_text_exactly(app, session, db_kind):
+    from sqlalchemy import literal
+
+    from channels.outbox import json_template
+
+    template = {"type": "reward.granted", "data": {"data": {"id": "-", "note": "不变 \"quoted\" \\ /"}}, "n": [1, 2]}
+    awkward = 'rw_1 "q" \\ \n\t 中文 \u2028 {"x": 1}'
+    document = json_template(db_kind, template, {("data", "data", "id"): literal(awkward),
+                                                 ("data", "data", "user_id"): literal("u_42")})
+    got = session.scalar(select(document))
+    assert got == {"type": "reward.granted", "data": {"data": {"id": awkward, "note": "不变 \"quoted\" \\ /",
+                                                               "user_id": "u_42"}}, "n": [1, 2]}
