@@ -14,8 +14,9 @@ afterwards), migrated with `growth.migrate.upgrade`:
      one per investor; one marketing SMS with the investor's name, the amount and the last day). Untimed.
   2. A child process (the app built and warmed before the clock, its RSS sampled every 5 ms) does what
      the workers do, timed phase by phase: the audience count (one SQL query); the scheduled job
-     recording the run (`task_campaign_run`); the runner selecting the audience chunk by chunk
-     (`select_chunk`: the streamed segment query, holdout by hash, members inserted); fulfilment
+     recording the run (`task_campaign_run`); the runner's threads (`CAMPAIGN_RUNNER_THREADS`, `--threads`;
+     one on SQLite) taking steps (`select_chunk`: chunks of investor ids claimed, then each fulfilled —
+     the segment's query over the span, holdout by hash, members, grants and messages); fulfilment
      (`fulfil_due` until nothing is due: the grants of packs through the ledger — budget, per-investor
      counts, rewards, entries, `reward.granted` webhooks — and the rendered SMS, all in the outbox).
   3. Checks: N members, the holdout ≈ 10 % and given nothing, every treated investor exactly one
@@ -167,7 +168,8 @@ def child_run(campaign_id: int) -> dict[str, Any]:
                     break
         seconds["fulfilment"] = time.perf_counter() - mark
         seconds["run"] = seconds["selection"] + seconds["fulfilment"]
-    return {"audience": audience_size, "seconds": seconds, "rss_start_mb": rss.start / 1024,
+    return {"audience": audience_size, "threads": runner_threads(app), "seconds": seconds,
+            "rss_start_mb": rss.start / 1024,
             "rss_peak_mb": rss.peak / 1024}
 
 
@@ -380,7 +382,9 @@ def report(results: list[dict[str, Any]]) -> str:
         # The fan-out path fulfils members as it selects them: nothing is left for the fulfilment worker.
         fulfilment = (f"{s['fulfilment']:.1f} s ({n / s['fulfilment']:,.0f}/s)" if s["fulfilment"] >= 0.05
                       else "— (fused with selection)")
-        lines.append(f"| {r['db']} | {n:,} | {s['audience count']:.2f} s | {s['selection']:.1f} s "
+        threads = r.get("threads", 1)
+        db = f"{r['db']} ({threads} threads)" if threads > 1 else r["db"]
+        lines.append(f"| {db} | {n:,} | {s['audience count']:.2f} s | {s['selection']:.1f} s "
                      f"({n / s['selection']:,.0f}/s) | {fulfilment} "
                      f"| **{rate:,.0f}** | {ceiling_text} | {rate / best:.2f} | {r['rss_peak_mb']:.0f} MB | {met} "
                      f"| {' / '.join(map(str, r['load'][:3]))} → {' / '.join(map(str, r['load'][3:]))} |")
