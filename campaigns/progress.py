@@ -92,8 +92,9 @@ def progress(campaign_id: int, *, session: Session) -> Progress:
         selecting = [run.id for run in rows if run.status == "selecting"]
         if selecting:
             c = CampaignRunChunk
-            selected.update(session.execute(select(c.run_id, func.sum(c.selected))
-                                            .where(c.run_id.in_(selecting), c.done.is_(True)).group_by(c.run_id)))
+            selected.update((run_id, n) for run_id, n in session.execute(
+                select(c.run_id, func.sum(c.selected)).where(c.run_id.in_(selecting), c.done.is_(True))
+                .group_by(c.run_id)))
     runs = [RunProgress(run.id, run.scheduled_for, run.status, int(selected[run.id] or 0), fulfilled.get(run.id, 0),
                         run.started_at, run.finished_at) for run in rows]
     return Progress(runs, run_count, int(members or 0), int(waiting or 0))

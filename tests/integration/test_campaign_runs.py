@@ -324,3 +324,18 @@ def test_a_claimed_chunk_whose_fulfilment_failed_is_fulfilled_by_the_next_step(a
     assert len(got["sms"]) == 12 and got["used"] == 12 and got["run"] == ("selected", 12)
     with get_db(app).session_scope() as s:
         assert set(s.scalars(select(CampaignRunChunk.done))) == {True}
+
+
+def test_a_run_still_selecting_shows_the_members_of_its_chunks_done(app):
+    from campaigns.progress import progress
+
+    investors(app, 12)
+    cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[VOUCHER], messages=[SMS])
+    run_task(app, cid)
+    for _step in range(3):  # the claim of three spans, then two of them fulfilled
+        with get_db(app).session_scope(write=True) as s:
+            select_chunk(session=s, now=NOW, chunk=5)
+    with get_db(app).session_scope() as s:
+        shown = progress(cid, session=s)
+    assert [(r.status, r.selected, r.fulfilled) for r in shown.runs] == [("selecting", 10, 10)]
+    assert shown.in_progress and shown.members == 10

@@ -340,7 +340,7 @@ def lease_pid(app: Flask, name: str) -> int | None:
 
 
 def members_waiting_on_a_lock(app: Flask) -> int:
-    """Count the sessions whose INSERT of campaign members waits for a row lock (the run, held by the test)."""
+    """Count the sessions whose INSERT of campaign members waits for a lock (the run, on the test's member row)."""
     with get_db(app).engine.connect() as conn:
         return int(conn.scalar(text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
@@ -387,15 +387,19 @@ def test_the_profile_under_load_processes_every_event_once_and_sends_every_messa
     assert len(sms.sent) == len(investors) and len(hooks.deliveries) == len(investors)  # nothing in flight
     phases["first wave settled"] = time.monotonic() - started
 
-    # 2. The test holds one investor's row: the run's INSERT of members waits there, half written.
+    # 2. The test holds one investor's entry into the run (its member row, not committed): the run's INSERT of
+    #    the chunk's members waits there for the test's transaction, half written.
     with db.session_scope() as s:
         locked_id, locked_user = s.execute(select(Investor.id, Investor.platform_user_id).order_by(Investor.id)
                                            .offset(N // 2).limit(1)).one()
     lock = db.engine.connect()
     try:
         held = lock.begin()
-        lock.execute(text("SELECT id FROM investors WHERE id = :id FOR UPDATE"), {"id": locked_id})
         run_id = approved(profile.url, tokens, run_doc(datetime.now(UTC) + timedelta(seconds=3)))
+        lock.execute(text(
+            "INSERT INTO campaign_members (campaign_id, investor_id, entry_key, cause, holdout, entered_at, status, "
+            "rewards_granted, due_at, created_at) VALUES (:c, :i, 'once', 'test', false, now(), 'pending', 0, now(), "
+            "now())"), {"c": run_id, "i": locked_id})
         # campaigns-sync picks the campaign up within 15 s, then the run is due
         wait_for(lambda: members_waiting_on_a_lock(app), TIMEOUT, "the run to wait for the locked investor", profile)
         phases["run waiting on the lock"] = time.monotonic() - started
