@@ -148,9 +148,10 @@ class CampaignRun(Base):
 class CampaignRunChunk(Base):
     """One chunk of a run's audience, (after_investor_id, through_investor_id]: claimed, then fulfilled.
 
-    The runner claims the next chunk under the run's row lock (a short transaction: the bounds, found by
-    the audience query) and fulfils it in another, which locks only this row (SKIP LOCKED): so several
-    runner threads fulfil a run's chunks at once, and a chunk left behind by a crash is taken up again.
+    The runner claims the spans up to the highest investor id under the run's row lock (a short transaction
+    that reads nothing but that id) and fulfils each in another, which locks only the chunk's row (SKIP
+    LOCKED): so several runner threads fulfil a run's chunks at once, and a chunk left behind by a crash is
+    taken up again.
     """
 
     __tablename__ = "campaign_run_chunks"

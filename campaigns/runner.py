@@ -7,12 +7,12 @@ campaign (scheduled → running). `campaigns-sync` keeps those jobs in step with
 
 The runner (one active per database, lease "campaign-runner", with `CAMPAIGN_RUNNER_THREADS` threads)
 selects each run's audience in chunks, each a span of investor ids (`campaign_run_chunks`). One short
-transaction claims the next span under the run's row lock and moves the run's keyset position past it;
-another fulfils it: the segment's query over the span, the members (holdout decided by the stable hash,
-the entry rule applied) and the chunk marked done commit together, under a lock on the chunk's row alone
-(SKIP LOCKED), so several threads fulfil one run at once. A run killed halfway resumes where it stopped,
-a claimed chunk nobody finished is taken up again, and nobody enters twice (members are unique per
-campaign, investor and entry key).
+transaction claims the spans up to the highest investor id under the run's row lock and moves the run's
+keyset position past them; each is then fulfilled in a transaction of its own: the segment's query over
+the span, the members (holdout decided by the stable hash, the entry rule applied) and the chunk marked
+done commit together, under a lock on the chunk's row alone (SKIP LOCKED), so several threads fulfil one
+run at once. A run killed halfway resumes where it stopped, a claimed chunk nobody finished is taken up
+again, and nobody enters twice (members are unique per campaign, investor and entry key).
 """
 
 from __future__ import annotations
