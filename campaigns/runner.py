@@ -110,7 +110,7 @@ def _finish_if_done(session: Session, campaign: Campaign, definition: Definition
 
 
 def select_chunk(*, session: Session, now: datetime, chunk: int = segments.CHUNK) -> int:
-    """Do the runner's next step; return how many investors it handled (0: nothing to do now).
+    """Do the runner's next step; return how much it did (investors looked at, chunks claimed; 0: nothing now).
 
     The step is to fulfil a claimed chunk no other transaction holds, or else to claim the next chunk of the
     oldest unfinished run (or to finish that run when all its chunks are done).
@@ -205,9 +205,7 @@ def _fulfil(session: Session, piece: CampaignRunChunk, now: datetime) -> int:
 
 def runner_threads(app: Flask) -> int:
     """Return how many threads the elected runner uses: the setting, one on SQLite (one writer at a time)."""
-    if get_db(app).engine.dialect.name == "sqlite":
-        return 1
-    return max(1, int(app.config.get("CAMPAIGN_RUNNER_THREADS", 1)))
+    return 1 if get_db(app).engine.dialect.name == "sqlite" else int(app.config["CAMPAIGN_RUNNER_THREADS"])
 
 
 def run_campaign_runner(app: Flask, stop: threading.Event) -> None:
@@ -230,14 +228,15 @@ def run_campaign_runner(app: Flask, stop: threading.Event) -> None:
         while not stop.is_set():
             with db.session_scope(write=True) as session:
                 now = utcnow()
-                if claim(LEASE, holder, session=session, now=now, ttl=ttl):
-                    leading.set()
-                else:
-                    leading.clear()
-                done = select_chunk(session=session, now=now) if leading.is_set() else 0
-            if not leading.is_set():
+                held = claim(LEASE, holder, session=session, now=now, ttl=ttl)
+                done = select_chunk(session=session, now=now) if held else 0
+            if held:  # the helpers follow the lease once its renewal has committed
+                leading.set()
+            else:
+                leading.clear()
                 stop.wait(ttl.total_seconds() / 3)
-            elif not done:
+                continue
+            if not done:
                 stop.wait(idle)
     finally:
         done_helping.set()

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, String, cast, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, String, cast, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -151,8 +151,7 @@ def grant_packs(*, session: Session, packs: Sequence[Pack], items: Sequence[tupl
     twice). Investors must be distinct. Each reward gets its `granted` entry (and `paid`, for cash), its
     derived status and cost, and its `reward.granted` webhook, all in the caller's transaction.
     """
-    if len({p.investor_id for p in packs}) != len(packs):
-        raise ValueError("a grant of packs needs distinct investors")
+    _distinct([p.investor_id for p in packs])
     for pack in packs:
         if len(pack.keys) != len(items) or not items:
             raise ValueError("a pack needs one key per reward")
@@ -208,14 +207,18 @@ def take_packs(*, session: Session, investor_ids: Sequence[int], items: Sequence
     Returns the refused, by index, with the limit each hit. The others' packs must be written in the same
     transaction by `write_packs`: for a caller that makes its members and their rewards in one go.
     """
-    if len(set(investor_ids)) != len(investor_ids):
-        raise ValueError("a grant of packs needs distinct investors")
+    _distinct(investor_ids)
     outcome = PackOutcome()
     if investor_ids:
         values = _pack_values(session, budget, items)
         _take_packs(session, budget, list(enumerate(investor_ids)), sum(values), outcome)
         session.expire(budget)
     return outcome
+
+
+def _distinct(investor_ids: Sequence[int]) -> None:
+    if len(set(investor_ids)) != len(investor_ids):
+        raise ValueError("a grant of packs needs distinct investors")
 
 
 @dataclass
@@ -238,8 +241,7 @@ def count_packs(*, session: Session, investor_ids: Sequence[int], items: Sequenc
     savepoint: when `settle_packs` says the totals do not fit, roll it back and grant with `take_packs`,
     which takes what fits, in order.
     """
-    if len(set(investor_ids)) != len(investor_ids):
-        raise ValueError("a grant of packs needs distinct investors")
+    _distinct(investor_ids)
     each = sum(_pack_values(session, budget, items))
     b = _BUDGETS.c
     per_investor = session.scalar(select(b.per_investor).where(b.id == budget.id))
@@ -254,19 +256,26 @@ def settle_packs(*, session: Session, budget: RewardBudget, counted: PackCount) 
 
     It does not fit when a limit would be passed, or when the per-investor limit changed since it was read.
     """
-    b = _BUDGETS.c
     if not counted.grants:
         return True
-    taken = session.connection().execute(
-        update(_BUDGETS)
-        .where(b.id == budget.id,
-               b.per_investor.is_(None) if counted.per_investor is None else b.per_investor == counted.per_investor,
-               or_(b.max_grants.is_(None), b.used_grants + counted.grants <= b.max_grants),
-               or_(b.max_amount_fen.is_(None), b.used_amount_fen + counted.amount_fen <= b.max_amount_fen))
-        .values(used_grants=b.used_grants + counted.grants, used_amount_fen=b.used_amount_fen + counted.amount_fen)
-    ).rowcount
+    b = _BUDGETS.c
+    same_limit = b.per_investor.is_(None) if counted.per_investor is None else b.per_investor == counted.per_investor
+    taken = _take_totals(session, budget, counted.grants, counted.amount_fen, same_limit)
     session.expire(budget)
-    return taken == 1
+    return taken
+
+
+def _take_totals(session: Session, budget: RewardBudget, grants: int, amount_fen: int,
+                 *also: ColumnElement[bool]) -> bool:
+    """Add grants and amount to the budget's totals in one UPDATE if they fit its limits (and `also` holds)."""
+    b = _BUDGETS.c
+    return session.connection().execute(
+        update(_BUDGETS)
+        .where(b.id == budget.id, *also,
+               or_(b.max_grants.is_(None), b.used_grants + grants <= b.max_grants),
+               or_(b.max_amount_fen.is_(None), b.used_amount_fen + amount_fen <= b.max_amount_fen))
+        .values(used_grants=b.used_grants + grants, used_amount_fen=b.used_amount_fen + amount_fen)
+    ).rowcount == 1
 
 
 def write_packs(*, session: Session, source: Select[Any], items: Sequence[tuple[str, Terms]], budget: RewardBudget,
@@ -361,13 +370,7 @@ def _take_packs(session: Session, budget: RewardBudget, fresh: list[tuple[int, i
     b = _BUDGETS.c
     n = len(fresh)
     while n:
-        taken = conn.execute(
-            update(_BUDGETS)
-            .where(b.id == budget.id,
-                   or_(b.max_grants.is_(None), b.used_grants + n <= b.max_grants),
-                   or_(b.max_amount_fen.is_(None), b.used_amount_fen + n * each <= b.max_amount_fen))
-            .values(used_grants=b.used_grants + n, used_amount_fen=b.used_amount_fen + n * each)).rowcount
-        if taken == 1:
+        if _take_totals(session, budget, n, n * each):
             break
         row = conn.execute(select(b.max_grants, b.used_grants, b.max_amount_fen, b.used_amount_fen)
                            .where(b.id == budget.id)).one()

@@ -12,13 +12,14 @@ from sqlalchemy import func, select, update
 
 from campaigns import services
 from campaigns.fulfilment import fulfil_due
-from campaigns.models import Campaign, CampaignMember, CampaignRun
+from campaigns.models import Campaign, CampaignMember, CampaignRun, CampaignRunChunk, CampaignTransition
+from campaigns.progress import progress
 from campaigns.runner import select_chunk, task_campaign_run
 from campaigns.scheduler import run_scheduler
 from campaigns.segments import in_holdout
 from channels.models import OutboxMessage
 from growth.db import get_db
-from growth.rewards.models import Reward
+from growth.rewards.models import Reward, RewardBudget
 from tests.factories import make_investor
 
 NOW = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
@@ -250,9 +251,6 @@ def _select_in_threads(app, threads: int, chunk: int) -> None:  # type: ignore[n
 
 
 def _outcome(app, cid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    from campaigns.models import CampaignTransition
-    from growth.rewards.models import RewardBudget
-
     with get_db(app).session_scope() as s:
         members = s.execute(select(CampaignMember.investor_id, CampaignMember.status)
                             .where(CampaignMember.campaign_id == cid)).all()
@@ -305,8 +303,6 @@ def test_runner_threads_stop_exactly_at_the_budget(app):
 
 
 def test_a_claimed_chunk_whose_fulfilment_failed_is_fulfilled_by_the_next_step(app):
-    from campaigns.models import CampaignRunChunk
-
     investors(app, 12)
     cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[VOUCHER], messages=[SMS])
     run_task(app, cid)
@@ -327,8 +323,6 @@ def test_a_claimed_chunk_whose_fulfilment_failed_is_fulfilled_by_the_next_step(a
 
 
 def test_a_run_still_selecting_shows_the_members_of_its_chunks_done(app):
-    from campaigns.progress import progress
-
     investors(app, 12)
     cid = scheduled(app, {"at": "2026-12-03T10:00:00+08:00"}, rewards=[VOUCHER], messages=[SMS])
     run_task(app, cid)
