@@ -39,7 +39,8 @@ test: $(VENV)/.installed-dev browser services
 
 ## Debian's Chromium (and CJK fonts) for the Playwright browser tests; never `playwright install`.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	@{ command -v chromium && fc-list :lang=zh-cn family | grep -q .; } >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 ## PostgreSQL (127.0.0.1:5432, database `test`) and Redis, started if they are down.
